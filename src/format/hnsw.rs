@@ -1,0 +1,156 @@
+//! The HNSW graph's compressed adjacency (format-spec/09-hnsw.md).
+//!
+//! A neighbour list is the sorted slot ids, written as a LEB128 varint of
+//! the first id then varint deltas. Level-0 lists live in the node record
+//! (`n_adj_len` bytes at `ch_adj_offset`); upper-level lists live in the
+//! collection's upper file in fixed-size [`UpperRecord`]s. Decoding reads
+//! straight from the map, is bounded by [`MAX_NEIGHBOURS`] and by the byte
+//! length, and rejects overlong varints and ids past `ch_slots`.
+
+use super::{layout, Layout, Le16, Le32};
+use crate::error::{Expected, FsError, Result};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// Most neighbours a list may hold (2 * the largest M, 256).
+pub const MAX_NEIGHBOURS: usize = 512;
+/// Highest level a node may have. Why 16: with M >= 4 the expected number of
+/// nodes at level 16 is n / 4^16, i.e. none below 4 billion nodes.
+pub const MAX_LEVEL: u8 = 16;
+/// Longest LEB128 encoding of a u32.
+pub const MAX_VARINT: usize = 5;
+
+/// One upper-level list, format-spec/09 §9.4.
+#[derive(Debug, Clone, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct UpperRecord {
+    pub u_slot: Le32,
+    pub u_level: u8,
+    pub u_flags: u8,
+    pub u_adj_len: Le16,
+    pub u_checksum: Le32,
+    pub u_reserved: Le32,
+}
+
+const _: () = assert!(core::mem::size_of::<UpperRecord>() == 16);
+
+/// Encode sorted, distinct ids into `out`; returns the bytes written, or
+/// `None` if they do not fit (the caller keeps fewer neighbours).
+pub fn encode_neighbours(sorted: &[u32], out: &mut [u8]) -> Option<usize> {
+    let mut pos = 0;
+    let mut prev = 0u32;
+    for (i, &id) in sorted.iter().enumerate() {
+        let delta = if i == 0 { id } else { id.checked_sub(prev)?.checked_sub(1)? };
+        let mut v = delta;
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            *out.get_mut(pos)? = if v == 0 { byte } else { byte | 0x80 };
+            pos += 1;
+            if v == 0 {
+                break;
+            }
+        }
+        prev = id;
+    }
+    Some(pos)
+}
+
+/// Iterates the ids of an encoded list; yields an error and stops on a bad
+/// varint, an id past `slots`, or more than [`MAX_NEIGHBOURS`] ids.
+pub struct NeighbourIter<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    prev: Option<u32>,
+    count: usize,
+    slots: u64,
+    base: u64,
+}
+
+impl<'a> NeighbourIter<'a> {
+    /// Decode `bytes` (found at image offset `base`); ids must be < `slots`.
+    pub fn new(bytes: &'a [u8], slots: u64, base: u64) -> Self {
+        NeighbourIter { bytes, pos: 0, prev: None, count: 0, slots, base }
+    }
+
+    fn bad(&mut self, field: &'static str, exp: Expected, act: u64) -> Option<Result<u32>> {
+        let at = self.base + self.pos as u64;
+        self.pos = self.bytes.len();
+        Some(Err(FsError::corrupt("adjacency list", at, field, exp, act)))
+    }
+}
+
+impl Iterator for NeighbourIter<'_> {
+    type Item = Result<u32>;
+
+    fn next(&mut self) -> Option<Result<u32>> {
+        if self.pos >= self.bytes.len() {
+            return None;
+        }
+        if self.count >= MAX_NEIGHBOURS {
+            return self.bad("count", Expected::AtMost(MAX_NEIGHBOURS as u64), self.count as u64 + 1);
+        }
+        let mut v: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let Some(&b) = self.bytes.get(self.pos) else {
+                return self.bad("varint", Expected::Known, 0);
+            };
+            self.pos += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift >= 7 * MAX_VARINT as u32 {
+                return self.bad("varint", Expected::AtMost(MAX_VARINT as u64), u64::from(shift / 7 + 1));
+            }
+        }
+        let id = match self.prev {
+            None => v,
+            Some(p) => u64::from(p) + 1 + v,
+        };
+        if id >= self.slots {
+            return self.bad("neighbour id", Expected::Below(self.slots), id);
+        }
+        self.prev = Some(id as u32);
+        self.count += 1;
+        Some(Ok(id as u32))
+    }
+}
+
+/// Field layouts for the spec-offset test.
+pub fn layouts() -> Vec<Layout> {
+    vec![layout("UpperRecord", 16, crate::layout_of!(UpperRecord { u_slot, u_level, u_flags, u_adj_len, u_checksum, u_reserved }))]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_compression() {
+        let ids = [3u32, 4, 200, 70_000, 1_000_000];
+        let mut buf = [0u8; 64];
+        let n = encode_neighbours(&ids, &mut buf).unwrap();
+        assert!(n < ids.len() * 4);
+        let back: Vec<u32> = NeighbourIter::new(&buf[..n], 2_000_000, 0).map(|r| r.unwrap()).collect();
+        assert_eq!(back, ids);
+    }
+
+    #[test]
+    fn unsorted_or_too_long_input_is_refused() {
+        let mut buf = [0u8; 4];
+        assert_eq!(encode_neighbours(&[5, 5], &mut buf), None);
+        assert_eq!(encode_neighbours(&[1, 2, 3, 4, 5], &mut buf), None);
+    }
+
+    #[test]
+    fn ids_past_slots_and_overlong_varints_are_errors() {
+        let mut buf = [0u8; 8];
+        let n = encode_neighbours(&[10], &mut buf).unwrap();
+        assert!(NeighbourIter::new(&buf[..n], 10, 0).next().unwrap().is_err());
+        let bad = [0xffu8; 8];
+        let e = NeighbourIter::new(&bad, u64::MAX, 50).next().unwrap().unwrap_err();
+        assert_eq!(e.corruption().unwrap().field, "varint");
+    }
+}

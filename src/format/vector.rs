@@ -1,0 +1,269 @@
+//! Vector collections and vector blocks (format-spec/08-vectors.md).
+//!
+//! The catalogue is the hidden regular file of inode 2 (`s_vx_catalog_ino`):
+//! a [`CatalogHeader`] then an rkyv-archived `Vec<CollectionRecord>`
+//! (validated on access). Each collection owns a hidden, extent-mapped
+//! *node file*: block 0 is its [`CollectionHeader`] (mutable counters),
+//! then fixed-stride node records, each a [`NodeHeader`], the vector (element
+//! type as declared, 32-byte aligned) and the level-0 compressed adjacency
+//! (format-spec/09-hnsw.md), so a search touches one place per node.
+
+use super::{checksum, layout, Layout, Le16, Le32, Le64, BLOCK_SIZE};
+use crate::error::{Expected, FsError, Result};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// `cat_magic`: "VXCT".
+pub const CATALOG_MAGIC: u32 = 0x5443_5856;
+/// `ch_magic`: "VXCH".
+pub const COLLECTION_MAGIC: u32 = 0x4843_5856;
+/// Largest dimension a collection may declare.
+pub const MAX_DIM: u32 = 65_536;
+/// Longest collection name.
+pub const MAX_COLLECTION_NAME: usize = 64;
+/// Most collections per image (bounds catalogue walks).
+pub const MAX_COLLECTIONS: usize = 1024;
+/// Alignment of vectors inside node records (AVX-512 loads).
+pub const VECTOR_ALIGN: usize = 32;
+
+/// Distance metric codes (`metric`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Metric {
+    L2 = 1,
+    Cosine = 2,
+    InnerProduct = 3,
+}
+
+/// Element type codes (`elem_type`), the kernel module's numbering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ElemType {
+    F32 = 1,
+    F16 = 2,
+    Int8 = 3,
+}
+
+impl Metric {
+    pub fn from_code(c: u8) -> Option<Metric> {
+        [Metric::L2, Metric::Cosine, Metric::InnerProduct].into_iter().find(|m| *m as u8 == c)
+    }
+    pub fn parse(s: &str) -> Option<Metric> {
+        match s.to_ascii_lowercase().as_str() {
+            "l2" | "euclidean" => Some(Metric::L2),
+            "cosine" | "cos" => Some(Metric::Cosine),
+            "ip" | "dot" | "inner_product" => Some(Metric::InnerProduct),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::L2 => "l2",
+            Metric::Cosine => "cosine",
+            Metric::InnerProduct => "ip",
+        }
+    }
+}
+
+impl ElemType {
+    pub fn from_code(c: u8) -> Option<ElemType> {
+        [ElemType::F32, ElemType::F16, ElemType::Int8].into_iter().find(|t| *t as u8 == c)
+    }
+    pub fn parse(s: &str) -> Option<ElemType> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "float32" => Some(ElemType::F32),
+            "f16" | "float16" => Some(ElemType::F16),
+            "i8" | "int8" => Some(ElemType::Int8),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            ElemType::F32 => "f32",
+            ElemType::F16 => "f16",
+            ElemType::Int8 => "int8",
+        }
+    }
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            ElemType::F32 => 4,
+            ElemType::F16 => 2,
+            ElemType::Int8 => 1,
+        }
+    }
+}
+
+/// Header of the catalogue file, format-spec/08 §8.2.
+#[derive(Debug, Clone, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct CatalogHeader {
+    pub cat_magic: Le32,
+    pub cat_version: Le32,
+    pub cat_len: Le32,
+    pub cat_checksum: Le32,
+    pub cat_generation: Le64,
+    pub cat_next_id: Le32,
+    pub cat_reserved: Le32,
+}
+
+/// One collection's description (rkyv-archived in the catalogue),
+/// format-spec/08 §8.3. Immutable after creation; counters live in the
+/// [`CollectionHeader`].
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct CollectionRecord {
+    pub id: u32,
+    pub name: String,
+    pub dim: u32,
+    pub metric: u8,
+    pub elem_type: u8,
+    pub int8_scale: f32,
+    pub m: u16,
+    pub ef_construction: u16,
+    pub node_ino: u32,
+    pub created: i64,
+}
+
+/// Block 0 of a collection's node file, format-spec/08 §8.4.
+#[derive(Debug, Clone, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct CollectionHeader {
+    pub ch_magic: Le32,
+    pub ch_collection_id: Le32,
+    pub ch_dim: Le32,
+    pub ch_elem_type: u8,
+    pub ch_metric: u8,
+    pub ch_m: Le16,
+    pub ch_node_stride: Le32,
+    pub ch_vector_offset: Le32,
+    pub ch_adj_offset: Le32,
+    pub ch_adj_capacity: Le32,
+    pub ch_count: Le64,
+    pub ch_slots: Le64,
+    pub ch_free_head: Le64,
+    pub ch_entry_slot: Le64,
+    pub ch_max_level: Le32,
+    pub ch_upper_ino: Le32,
+    pub ch_upper_stride: Le32,
+    pub ch_upper_records: Le32,
+    pub ch_int8_scale: Le32,
+    pub ch_checksum: Le32,
+}
+
+/// Header of every node record, format-spec/08 §8.5.
+#[derive(Debug, Clone, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct NodeHeader {
+    pub n_owner_ino: Le32,
+    pub n_level: u8,
+    pub n_flags: u8,
+    pub n_adj_len: Le16,
+    pub n_upper_ref: Le32,
+    pub n_next_free: Le32,
+    pub n_checksum: Le32,
+    pub n_reserved: [u8; 12],
+}
+
+const _: () = assert!(core::mem::size_of::<CatalogHeader>() == 32);
+const _: () = assert!(core::mem::size_of::<CollectionHeader>() == 88);
+const _: () = assert!(core::mem::size_of::<NodeHeader>() == 32);
+
+/// `n_flags`: the slot holds a live vector.
+pub const NODE_LIVE: u8 = 0x01;
+/// `n_flags`: deleted, awaiting neighbour repair before reuse.
+pub const NODE_DELETED: u8 = 0x02;
+
+/// The fixed record geometry of a collection (format-spec/08 §8.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeGeometry {
+    pub vector_offset: u32,
+    pub adj_offset: u32,
+    pub adj_capacity: u32,
+    pub stride: u32,
+}
+
+/// Record geometry for a collection: header, vector padded to 32 bytes,
+/// adjacency of `2*m` neighbours at 3 bytes average (varint deltas), the
+/// whole rounded to 32 bytes. Records never straddle a block when they fit
+/// in one; larger records start on a block boundary.
+pub fn node_geometry(dim: u32, elem: ElemType, m: u16) -> NodeGeometry {
+    let align = |x: usize, a: usize| x.div_ceil(a) * a;
+    let vector_offset = core::mem::size_of::<NodeHeader>();
+    let vec_bytes = align(dim as usize * elem.size(), VECTOR_ALIGN);
+    let adj_offset = vector_offset + vec_bytes;
+    let adj_capacity = align(2 * usize::from(m) * 3 + 8, 8);
+    let mut stride = align(adj_offset + adj_capacity, VECTOR_ALIGN);
+    if stride > BLOCK_SIZE {
+        stride = align(stride, BLOCK_SIZE);
+    }
+    NodeGeometry {
+        vector_offset: vector_offset as u32,
+        adj_offset: adj_offset as u32,
+        adj_capacity: adj_capacity as u32,
+        stride: stride as u32,
+    }
+}
+
+/// Checksum of a collection header (seed, node inode, all but ch_checksum).
+pub fn collection_header_checksum(bytes: &[u8], node_ino: u32, seed: u32) -> u32 {
+    checksum::csum_skipping(seed, u64::from(node_ino), bytes, 84)
+}
+
+/// Parse and check a collection header found at image offset `offset`.
+pub fn parse_collection_header(bytes: &[u8], offset: u64, node_ino: u32, seed: Option<u32>) -> Result<&CollectionHeader> {
+    let (h, _) = CollectionHeader::ref_from_prefix(bytes)
+        .map_err(|_| FsError::corrupt("collection header", offset, "size", Expected::AtLeast(88), bytes.len() as u64))?;
+    let bad = |off: u64, field, exp, act: u64| FsError::corrupt("collection header", offset + off, field, exp, act);
+    if h.ch_magic.get() != COLLECTION_MAGIC {
+        return Err(bad(0, "ch_magic", Expected::Eq(COLLECTION_MAGIC.into()), h.ch_magic.get().into()));
+    }
+    if let Some(seed) = seed {
+        let want = collection_header_checksum(&bytes[..88], node_ino, seed);
+        if h.ch_checksum.get() != want {
+            return Err(bad(84, "ch_checksum", Expected::Eq(want.into()), h.ch_checksum.get().into()));
+        }
+    }
+    if h.ch_dim.get() == 0 || h.ch_dim.get() > MAX_DIM {
+        return Err(bad(8, "ch_dim", Expected::Within(1, MAX_DIM.into()), h.ch_dim.get().into()));
+    }
+    Ok(h)
+}
+
+/// Field layouts for the spec-offset test.
+pub fn layouts() -> Vec<Layout> {
+    vec![
+        layout("CatalogHeader", 32, crate::layout_of!(CatalogHeader { cat_magic, cat_version, cat_len, cat_checksum, cat_generation, cat_next_id, cat_reserved })),
+        layout("CollectionHeader", 88, crate::layout_of!(CollectionHeader {
+            ch_magic, ch_collection_id, ch_dim, ch_elem_type, ch_metric, ch_m, ch_node_stride,
+            ch_vector_offset, ch_adj_offset, ch_adj_capacity, ch_count, ch_slots, ch_free_head,
+            ch_entry_slot, ch_max_level, ch_upper_ino, ch_upper_stride, ch_upper_records,
+            ch_int8_scale, ch_checksum
+        })),
+        layout("NodeHeader", 32, crate::layout_of!(NodeHeader { n_owner_ino, n_level, n_flags, n_adj_len, n_upper_ref, n_next_free, n_checksum, n_reserved })),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_keeps_vectors_aligned_and_records_within_blocks() {
+        for dim in [1u32, 3, 128, 384, 1000, 65_536] {
+            for elem in [ElemType::F32, ElemType::F16, ElemType::Int8] {
+                let g = node_geometry(dim, elem, 16);
+                assert_eq!(g.vector_offset as usize % VECTOR_ALIGN, 0);
+                assert_eq!(g.stride as usize % VECTOR_ALIGN, 0);
+                assert!(g.adj_offset as usize >= g.vector_offset as usize + dim as usize * elem.size());
+                let s = g.stride as usize;
+                assert!(BLOCK_SIZE % s == 0 || s % BLOCK_SIZE == 0 || s < BLOCK_SIZE, "dim {dim}");
+            }
+        }
+    }
+
+    #[test]
+    fn metric_and_type_names_parse() {
+        assert_eq!(Metric::parse("cosine"), Some(Metric::Cosine));
+        assert_eq!(ElemType::parse("int8"), Some(ElemType::Int8));
+        assert_eq!(Metric::from_code(9), None);
+    }
+}
