@@ -14,3 +14,4 @@ pub mod image;
 pub mod layout;
 pub mod read;
 pub mod mkfs;
+pub mod check;

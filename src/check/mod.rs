@@ -1,0 +1,87 @@
+//! fsck: checks every invariant of an image that can be checked offline
+//! (format-spec chapters 2-11) and reports each problem with its location.
+//! Shared by `fsck.vexfs`, the fuzzers and the tests. Repair comes later.
+//!
+//! Memory is proportional to the image (one bit per block and per inode,
+//! a link counter per inode), as in e2fsck; the mount never uses this.
+
+mod bitmaps;
+mod tree;
+
+use crate::error::FsError;
+use crate::image::Image;
+use std::fmt;
+
+/// One problem: where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// e.g. "inode 12", "block 300", "block bitmap".
+    pub location: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// What a check found.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub problems: Vec<Problem>,
+    pub inodes_checked: u64,
+    pub directories: u64,
+    pub files: u64,
+    pub blocks_in_use: u64,
+}
+
+/// Most problems recorded before the check stops listing (the count of a
+/// badly damaged image is still reported as "more").
+pub const MAX_PROBLEMS: usize = 10_000;
+
+impl Report {
+    pub(crate) fn add(&mut self, location: impl Into<String>, message: impl Into<String>) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(Problem { location: location.into(), message: message.into() });
+        }
+    }
+
+    pub(crate) fn add_err(&mut self, location: impl Into<String>, e: &FsError) {
+        self.add(location, e.to_string());
+    }
+
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Options for a check run.
+#[derive(Default)]
+pub struct CheckOptions<'a> {
+    /// Called with (phase name, done, total) as the check progresses.
+    pub progress: Option<&'a mut dyn FnMut(&str, u64, u64)>,
+}
+
+/// Check an opened image.
+pub fn check(img: &Image, opts: CheckOptions<'_>) -> Report {
+    let mut report = Report::default();
+    let mut progress = opts.progress;
+    let mut tick = |phase: &str, done: u64, total: u64| {
+        if let Some(p) = progress.as_mut() {
+            p(phase, done, total);
+        }
+    };
+    let mut state = tree::State::new(img);
+    tick("inodes", 0, 1);
+    state.scan_inodes(&mut report, &mut tick);
+    tick("directories", 0, 1);
+    state.walk_tree(&mut report);
+    state.check_hidden(&mut report);
+    state.check_links(&mut report);
+    tick("bitmaps", 0, 1);
+    bitmaps::check(img, &state, &mut report);
+    bitmaps::check_rings(img, &mut report);
+    report.inodes_checked = state.inodes_in_use;
+    report
+}
