@@ -3,7 +3,7 @@
 use super::Report;
 use crate::format::inode::{FileType, InodeNo, S_IFMT};
 use crate::format::vector::{self, CatalogHeader, CollectionRecord};
-use crate::format::{bitmap, checksum, features, BLOCK_SIZE_U64, CATALOG_INO, ROOT_INO};
+use crate::format::{bitmap, features, BLOCK_SIZE_U64, CATALOG_INO, ROOT_INO};
 use crate::image::Image;
 use crate::read::Mapping;
 use zerocopy::FromBytes;
@@ -255,13 +255,13 @@ impl<'a> State<'a> {
         let len = h.cat_len.get() as usize;
         let payload = rest.get(..len);
         let seed = self.img.geometry().csum_seed;
-        if h.cat_magic.get() != vector::CATALOG_MAGIC || payload.is_none() {
-            report.add("collection catalogue", "bad cat_magic or cat_len past the end of the file");
+        if h.cat_magic.get() != vector::CATALOG_MAGIC || h.cat_version.get() != 1 || payload.is_none() {
+            report.add("collection catalogue", "bad cat_magic or cat_version, or cat_len past the end of the file");
             return None;
         }
         let payload = payload?;
         if let Some(seed) = seed {
-            if checksum::structure_csum(seed, CATALOG_INO.into(), &[payload]) != h.cat_checksum.get() {
+            if vector::catalog_checksum(&bytes, payload, seed) != h.cat_checksum.get() {
                 report.add("collection catalogue", "cat_checksum does not match");
                 return None;
             }

@@ -182,7 +182,7 @@ impl Superblock {
                 sb.s_magic.get() as u64,
             ));
         }
-        if sb.ro_compat() & super::features::RO_COMPAT_METADATA_CSUM != 0 {
+        if sb.is_checksummed() {
             let want = sb.compute_checksum();
             if sb.s_checksum.get() != want {
                 return Err(FsError::corrupt(
@@ -195,6 +195,13 @@ impl Superblock {
             }
         }
         Ok(sb)
+    }
+
+    /// The superblock checksum is verified when metadata_csum is set *or*
+    /// `s_checksum_type` says CRC-32, so that a single flipped bit cannot
+    /// switch checking off (format-spec/13-checksums.md).
+    pub fn is_checksummed(&self) -> bool {
+        self.ro_compat() & super::features::RO_COMPAT_METADATA_CSUM != 0 || self.s_checksum_type == CSUM_TYPE_CRC32
     }
 
     /// CRC-32 of bytes 0..1020 (format-spec/13-checksums.md).

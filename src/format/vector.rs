@@ -203,6 +203,13 @@ pub fn node_geometry(dim: u32, elem: ElemType, m: u16) -> NodeGeometry {
     }
 }
 
+/// Checksum of the catalogue: seed, inode 2, the 32-byte header without
+/// `cat_checksum` (bytes 12..16), then the `cat_len` archive bytes.
+pub fn catalog_checksum(header: &[u8], payload: &[u8], seed: u32) -> u32 {
+    let h = header.get(..32).unwrap_or(header);
+    checksum::structure_csum(seed, u64::from(super::CATALOG_INO), &[h.get(..12).unwrap_or(h), h.get(16..).unwrap_or(&[]), payload])
+}
+
 /// Checksum of a collection header (seed, node inode, all but ch_checksum).
 pub fn collection_header_checksum(bytes: &[u8], node_ino: u32, seed: u32) -> u32 {
     checksum::csum_skipping(seed, u64::from(node_ino), bytes, 84)

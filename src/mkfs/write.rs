@@ -232,9 +232,9 @@ impl Builder<'_> {
         h.cat_magic.set(vector::CATALOG_MAGIC);
         h.cat_version.set(1);
         h.cat_len.set(archived.len() as u32);
-        h.cat_checksum.set(checksum::structure_csum(self.seed, u64::from(CATALOG_INO), &[&archived]));
         h.cat_generation.set(1);
         h.cat_next_id.set(records.len() as u32 + 1);
+        h.cat_checksum.set(vector::catalog_checksum(h.as_bytes(), &archived, self.seed));
         let size = 32 + archived.len() as u64;
         let blocks = size.div_ceil(BLOCK_SIZE_U64);
         let b = self.alloc_blocks(blocks)?;
