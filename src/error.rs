@@ -128,13 +128,7 @@ pub type Result<T> = std::result::Result<T, FsError>;
 
 impl FsError {
     /// Build a corruption error.
-    pub fn corrupt(
-        structure: &'static str,
-        offset: u64,
-        field: &'static str,
-        expected: Expected,
-        actual: u64,
-    ) -> Self {
+    pub fn corrupt(structure: &'static str, offset: u64, field: &'static str, expected: Expected, actual: u64) -> Self {
         FsError::Corrupt(Corruption {
             structure,
             offset,

@@ -6,7 +6,9 @@
 use crate::error::{Expected, FsError, Result};
 use crate::format::bitmap::{BITS_PER_KERNEL_BLOCK, BITS_PER_TAILED_BLOCK};
 use crate::format::features::{self, Access, Features};
-use crate::format::inode::{InodeNo, BASE_INODE_SIZE, KERNEL_INODES_PER_BLOCK, LARGE_INODES_PER_BLOCK, LARGE_INODE_SIZE};
+use crate::format::inode::{
+    InodeNo, BASE_INODE_SIZE, KERNEL_INODES_PER_BLOCK, LARGE_INODES_PER_BLOCK, LARGE_INODE_SIZE,
+};
 use crate::format::superblock::Superblock;
 use crate::format::{checksum, BLOCK_SIZE_U64};
 
@@ -76,9 +78,14 @@ impl Geometry {
             return Err(bad(4, "s_block_size", Expected::Eq(4096), sb.s_block_size.get().into()));
         }
         let blocks_count = sb.blocks_count();
-        let needed = blocks_count.checked_mul(BLOCK_SIZE_U64).ok_or_else(|| bad(8, "s_blocks_count", Expected::Below(1 << 52), blocks_count))?;
+        let needed = blocks_count
+            .checked_mul(BLOCK_SIZE_U64)
+            .ok_or_else(|| bad(8, "s_blocks_count", Expected::Below(1 << 52), blocks_count))?;
         if needed > image_len {
-            return Err(FsError::Truncated { needed, actual: image_len });
+            return Err(FsError::Truncated {
+                needed,
+                actual: image_len,
+            });
         }
         let g = if features.is_kernel_layout() {
             Self::kernel(sb, features, access, blocks_count)?
@@ -91,14 +98,29 @@ impl Geometry {
 
     fn kernel(sb: &Superblock, features: Features, access: Access, blocks_count: u64) -> Result<Geometry> {
         if !(KERNEL_ROOT_DIR_BLOCK + 1..=KERNEL_MAX_BLOCKS).contains(&blocks_count) {
-            return Err(bad(8, "s_blocks_count", Expected::Within(KERNEL_ROOT_DIR_BLOCK + 1, KERNEL_MAX_BLOCKS), blocks_count));
+            return Err(bad(
+                8,
+                "s_blocks_count",
+                Expected::Within(KERNEL_ROOT_DIR_BLOCK + 1, KERNEL_MAX_BLOCKS),
+                blocks_count,
+            ));
         }
         if usize::from(sb.s_inode_size.get()) != BASE_INODE_SIZE {
-            return Err(bad(84, "s_inode_size", Expected::Eq(BASE_INODE_SIZE as u64), sb.s_inode_size.get().into()));
+            return Err(bad(
+                84,
+                "s_inode_size",
+                Expected::Eq(BASE_INODE_SIZE as u64),
+                sb.s_inode_size.get().into(),
+            ));
         }
         let inodes_count = sb.s_inodes_count.get();
         if u64::from(inodes_count) > KERNEL_INODES || inodes_count == 0 {
-            return Err(bad(16, "s_inodes_count", Expected::Within(1, KERNEL_INODES), inodes_count.into()));
+            return Err(bad(
+                16,
+                "s_inodes_count",
+                Expected::Within(1, KERNEL_INODES),
+                inodes_count.into(),
+            ));
         }
         Ok(Geometry {
             features,
@@ -107,11 +129,17 @@ impl Geometry {
             inodes_count,
             inode_size: BASE_INODE_SIZE,
             inodes_per_block: KERNEL_INODES_PER_BLOCK,
-            block_bitmap: Region { start: KERNEL_BITMAP_BLOCK, blocks: 1 },
+            block_bitmap: Region {
+                start: KERNEL_BITMAP_BLOCK,
+                blocks: 1,
+            },
             block_summary: Region::default(),
             inode_bitmap: Region::default(),
             inode_summary: Region::default(),
-            inode_table: Region { start: KERNEL_INODE_TABLE_START, blocks: KERNEL_INODE_TABLE_BLOCKS },
+            inode_table: Region {
+                start: KERNEL_INODE_TABLE_START,
+                blocks: KERNEL_INODE_TABLE_BLOCKS,
+            },
             journal: Region::default(),
             events: Region::default(),
             first_data_block: KERNEL_ROOT_DIR_BLOCK,
@@ -123,18 +151,40 @@ impl Geometry {
 
     fn v1(sb: &Superblock, features: Features, access: Access, blocks_count: u64) -> Result<Geometry> {
         if sb.s_vx_layout_version.get() != crate::format::superblock::LAYOUT_VERSION_1 {
-            return Err(bad(640, "s_vx_layout_version", Expected::Eq(1), sb.s_vx_layout_version.get().into()));
+            return Err(bad(
+                640,
+                "s_vx_layout_version",
+                Expected::Eq(1),
+                sb.s_vx_layout_version.get().into(),
+            ));
         }
         if sb.s_log_block_size.get() != 2 {
-            return Err(bad(28, "s_log_block_size", Expected::Eq(2), sb.s_log_block_size.get().into()));
+            return Err(bad(
+                28,
+                "s_log_block_size",
+                Expected::Eq(2),
+                sb.s_log_block_size.get().into(),
+            ));
         }
         let large = features.has_incompat(features::INCOMPAT_LARGE_INODE);
         let inode_size = if large { LARGE_INODE_SIZE } else { BASE_INODE_SIZE };
         if usize::from(sb.s_inode_size.get()) != inode_size {
-            return Err(bad(84, "s_inode_size", Expected::Eq(inode_size as u64), sb.s_inode_size.get().into()));
+            return Err(bad(
+                84,
+                "s_inode_size",
+                Expected::Eq(inode_size as u64),
+                sb.s_inode_size.get().into(),
+            ));
         }
-        let inodes_per_block = if large { LARGE_INODES_PER_BLOCK } else { KERNEL_INODES_PER_BLOCK };
-        let r = |start: &crate::format::Le64, blocks: &crate::format::Le64| Region { start: start.get(), blocks: blocks.get() };
+        let inodes_per_block = if large {
+            LARGE_INODES_PER_BLOCK
+        } else {
+            KERNEL_INODES_PER_BLOCK
+        };
+        let r = |start: &crate::format::Le64, blocks: &crate::format::Le64| Region {
+            start: start.get(),
+            blocks: blocks.get(),
+        };
         let csum = features.has_ro_compat(features::RO_COMPAT_METADATA_CSUM);
         let g = Geometry {
             features,
@@ -156,7 +206,12 @@ impl Geometry {
             hash_seed: sb.s_hash_seed[0].get(),
         };
         if csum && sb.s_checksum_seed.get() != checksum::image_seed(&sb.s_uuid) {
-            return Err(bad(624, "s_checksum_seed", Expected::Eq(checksum::image_seed(&sb.s_uuid).into()), sb.s_checksum_seed.get().into()));
+            return Err(bad(
+                624,
+                "s_checksum_seed",
+                Expected::Eq(checksum::image_seed(&sb.s_uuid).into()),
+                sb.s_checksum_seed.get().into(),
+            ));
         }
         g.check_regions()?;
         Ok(g)
@@ -169,14 +224,55 @@ impl Geometry {
         let need_bb = self.blocks_count.div_ceil(per_leaf);
         let need_ib = u64::from(self.inodes_count).div_ceil(per_leaf);
         let checks: [(&'static str, u64, Region, u64); 8] = [
-            ("s_vx_block_summary_start", 664, self.block_summary, need_bb.div_ceil(per_leaf)),
+            (
+                "s_vx_block_summary_start",
+                664,
+                self.block_summary,
+                need_bb.div_ceil(per_leaf),
+            ),
             ("s_vx_block_bitmap_start", 648, self.block_bitmap, need_bb),
-            ("s_vx_inode_summary_start", 696, self.inode_summary, need_ib.div_ceil(per_leaf)),
+            (
+                "s_vx_inode_summary_start",
+                696,
+                self.inode_summary,
+                need_ib.div_ceil(per_leaf),
+            ),
             ("s_vx_inode_bitmap_start", 680, self.inode_bitmap, need_ib),
-            ("s_vx_inode_table_start", 712, self.inode_table, u64::from(self.inodes_count).div_ceil(self.inodes_per_block)),
-            ("s_vx_journal_start", 728, self.journal, if self.features.has_compat(features::COMPAT_HAS_JOURNAL) { crate::format::journal::MIN_JOURNAL_BLOCKS } else { 0 }),
-            ("s_vx_event_start", 744, self.events, if self.features.has_ro_compat(features::RO_COMPAT_EVENTS) { crate::format::events::MIN_EVENT_BLOCKS } else { 0 }),
-            ("s_vx_first_data_block", 760, Region { start: self.first_data_block, blocks: 1 }, 1),
+            (
+                "s_vx_inode_table_start",
+                712,
+                self.inode_table,
+                u64::from(self.inodes_count).div_ceil(self.inodes_per_block),
+            ),
+            (
+                "s_vx_journal_start",
+                728,
+                self.journal,
+                if self.features.has_compat(features::COMPAT_HAS_JOURNAL) {
+                    crate::format::journal::MIN_JOURNAL_BLOCKS
+                } else {
+                    0
+                },
+            ),
+            (
+                "s_vx_event_start",
+                744,
+                self.events,
+                if self.features.has_ro_compat(features::RO_COMPAT_EVENTS) {
+                    crate::format::events::MIN_EVENT_BLOCKS
+                } else {
+                    0
+                },
+            ),
+            (
+                "s_vx_first_data_block",
+                760,
+                Region {
+                    start: self.first_data_block,
+                    blocks: 1,
+                },
+                1,
+            ),
         ];
         let mut next_free = 1u64;
         for (field, off, region, min_blocks) in checks {
@@ -186,8 +282,18 @@ impl Geometry {
             if region.blocks == 0 {
                 continue;
             }
-            if region.start < next_free || region.start.checked_add(region.blocks).is_none_or(|e| e > self.blocks_count) {
-                return Err(bad(off, field, Expected::Within(next_free, self.blocks_count.saturating_sub(region.blocks)), region.start));
+            if region.start < next_free
+                || region
+                    .start
+                    .checked_add(region.blocks)
+                    .is_none_or(|e| e > self.blocks_count)
+            {
+                return Err(bad(
+                    off,
+                    field,
+                    Expected::Within(next_free, self.blocks_count.saturating_sub(region.blocks)),
+                    region.start,
+                ));
             }
             next_free = region.end();
         }
@@ -196,16 +302,36 @@ impl Geometry {
 
     fn check_counts(&self, sb: &Superblock) -> Result<()> {
         if self.inodes_count == 0 || u64::from(self.inodes_count) > self.inode_table.blocks * self.inodes_per_block {
-            return Err(bad(16, "s_inodes_count", Expected::Within(1, self.inode_table.blocks * self.inodes_per_block), self.inodes_count.into()));
+            return Err(bad(
+                16,
+                "s_inodes_count",
+                Expected::Within(1, self.inode_table.blocks * self.inodes_per_block),
+                self.inodes_count.into(),
+            ));
         }
         if sb.free_blocks() > self.blocks_count {
-            return Err(bad(12, "s_free_blocks", Expected::AtMost(self.blocks_count), sb.free_blocks()));
+            return Err(bad(
+                12,
+                "s_free_blocks",
+                Expected::AtMost(self.blocks_count),
+                sb.free_blocks(),
+            ));
         }
         if sb.s_free_inodes.get() > self.inodes_count {
-            return Err(bad(20, "s_free_inodes", Expected::AtMost(self.inodes_count.into()), sb.s_free_inodes.get().into()));
+            return Err(bad(
+                20,
+                "s_free_inodes",
+                Expected::AtMost(self.inodes_count.into()),
+                sb.s_free_inodes.get().into(),
+            ));
         }
         if self.first_ino < 2 || self.first_ino > self.inodes_count {
-            return Err(bad(80, "s_first_ino", Expected::Within(2, self.inodes_count.into()), self.first_ino.into()));
+            return Err(bad(
+                80,
+                "s_first_ino",
+                Expected::Within(2, self.inodes_count.into()),
+                self.first_ino.into(),
+            ));
         }
         Ok(())
     }
@@ -233,7 +359,11 @@ impl Geometry {
 
     /// Bits per bitmap block in this layout.
     pub fn bits_per_bitmap_block(&self) -> u64 {
-        if self.is_kernel_layout() { BITS_PER_KERNEL_BLOCK } else { BITS_PER_TAILED_BLOCK }
+        if self.is_kernel_layout() {
+            BITS_PER_KERNEL_BLOCK
+        } else {
+            BITS_PER_TAILED_BLOCK
+        }
     }
 
     /// Every metadata region, for fsck and inspect.

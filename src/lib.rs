@@ -10,8 +10,8 @@ pub mod error;
 pub mod format;
 
 pub use error::{FsError, Result};
+pub mod check;
 pub mod image;
 pub mod layout;
-pub mod read;
 pub mod mkfs;
-pub mod check;
+pub mod read;

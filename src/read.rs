@@ -32,9 +32,15 @@ impl Image {
 
     /// Validate a raw inode number from disk.
     pub fn inode_no(&self, n: u32) -> Result<InodeNo> {
-        self.geometry()
-            .inode_no(n)
-            .ok_or_else(|| FsError::corrupt("inode reference", 0, "inode", Expected::Within(1, self.geometry().inodes_count.into()), n.into()))
+        self.geometry().inode_no(n).ok_or_else(|| {
+            FsError::corrupt(
+                "inode reference",
+                0,
+                "inode",
+                Expected::Within(1, self.geometry().inodes_count.into()),
+                n.into(),
+            )
+        })
     }
 
     /// Every mapped run of a file's data, in logical order, with each
@@ -43,7 +49,10 @@ impl Image {
         let mut out = Vec::new();
         if view.base.flags() & EXTENTS_FL != 0 {
             self.walk_extents(ino, view, &mut out)?;
-        } else if view.base.file_type().is_some_and(|t| matches!(t, FileType::Regular | FileType::Directory))
+        } else if view
+            .base
+            .file_type()
+            .is_some_and(|t| matches!(t, FileType::Regular | FileType::Directory))
             || self.is_slow_symlink(view)
         {
             self.direct_mappings(view, &mut out)?;
@@ -51,7 +60,13 @@ impl Image {
         for m in &out {
             let end = m.physical.checked_add(m.len);
             if !self.geometry().is_data_block(m.physical) || end.is_none_or(|e| e > self.geometry().blocks_count) {
-                return Err(FsError::corrupt("file mapping", self.geometry().inode_offset(ino), "block", Expected::Within(self.geometry().first_data_block, self.geometry().blocks_count - 1), m.physical));
+                return Err(FsError::corrupt(
+                    "file mapping",
+                    self.geometry().inode_offset(ino),
+                    "block",
+                    Expected::Within(self.geometry().first_data_block, self.geometry().blocks_count - 1),
+                    m.physical,
+                ));
             }
         }
         Ok(out)
@@ -64,7 +79,12 @@ impl Image {
     fn direct_mappings(&self, view: &InodeView<'_>, out: &mut Vec<Mapping>) -> Result<()> {
         for (i, b) in view.base.i_block.iter().enumerate().take(DIRECT_BLOCKS) {
             if b.get() != 0 {
-                out.push(Mapping { logical: i as u64, physical: b.get().into(), len: 1, unwritten: false });
+                out.push(Mapping {
+                    logical: i as u64,
+                    physical: b.get().into(),
+                    len: 1,
+                    unwritten: false,
+                });
             }
         }
         Ok(())
@@ -83,7 +103,13 @@ impl Image {
         while let Some((block, want_depth)) = stack.pop() {
             steps += 1;
             if steps > g.blocks_count {
-                return Err(FsError::corrupt("extent tree", root_off, "nodes", Expected::AtMost(g.blocks_count), steps));
+                return Err(FsError::corrupt(
+                    "extent tree",
+                    root_off,
+                    "nodes",
+                    Expected::AtMost(g.blocks_count),
+                    steps,
+                ));
             }
             let bytes = self.block(block)?;
             let node = extent::parse_tree_block(bytes, block, ino.get(), g.csum_seed)?;
@@ -92,31 +118,73 @@ impl Image {
         out.sort_by_key(|m| m.logical);
         for w in out.windows(2) {
             if w[0].logical + w[0].len > w[1].logical {
-                return Err(FsError::corrupt("extent tree", root_off, "ee_block", Expected::AtLeast(w[0].logical + w[0].len), w[1].logical));
+                return Err(FsError::corrupt(
+                    "extent tree",
+                    root_off,
+                    "ee_block",
+                    Expected::AtLeast(w[0].logical + w[0].len),
+                    w[1].logical,
+                ));
             }
         }
         Ok(())
     }
 
-    fn visit_node(&self, node: &extent::ExtentNode<'_>, offset: u64, want_depth: u16, out: &mut Vec<Mapping>, stack: &mut Vec<(u64, u16)>) -> Result<()> {
+    fn visit_node(
+        &self,
+        node: &extent::ExtentNode<'_>,
+        offset: u64,
+        want_depth: u16,
+        out: &mut Vec<Mapping>,
+        stack: &mut Vec<(u64, u16)>,
+    ) -> Result<()> {
         let depth = node.depth();
         if want_depth != u16::MAX && depth != want_depth {
-            return Err(FsError::corrupt("extent node", offset + 6, "eh_depth", Expected::Eq(want_depth.into()), depth.into()));
+            return Err(FsError::corrupt(
+                "extent node",
+                offset + 6,
+                "eh_depth",
+                Expected::Eq(want_depth.into()),
+                depth.into(),
+            ));
         }
         if depth == 0 {
             for e in node.extents() {
                 if e.is_empty() || u64::from(e.ee_block.get()) + u64::from(e.len()) > MAX_LOGICAL_BLOCKS {
-                    return Err(FsError::corrupt("extent", offset, "ee_len", Expected::Within(1, 32768), e.len().into()));
+                    return Err(FsError::corrupt(
+                        "extent",
+                        offset,
+                        "ee_len",
+                        Expected::Within(1, 32768),
+                        e.len().into(),
+                    ));
                 }
-                out.push(Mapping { logical: e.ee_block.get().into(), physical: e.start(), len: e.len().into(), unwritten: e.is_unwritten() });
+                out.push(Mapping {
+                    logical: e.ee_block.get().into(),
+                    physical: e.start(),
+                    len: e.len().into(),
+                    unwritten: e.is_unwritten(),
+                });
             }
         } else {
             if depth > MAX_EXTENT_DEPTH {
-                return Err(FsError::corrupt("extent node", offset + 6, "eh_depth", Expected::AtMost(MAX_EXTENT_DEPTH.into()), depth.into()));
+                return Err(FsError::corrupt(
+                    "extent node",
+                    offset + 6,
+                    "eh_depth",
+                    Expected::AtMost(MAX_EXTENT_DEPTH.into()),
+                    depth.into(),
+                ));
             }
             for ix in node.indexes() {
                 if !self.geometry().is_data_block(ix.leaf()) {
-                    return Err(FsError::corrupt("extent index", offset, "ei_leaf", Expected::Within(self.geometry().first_data_block, self.geometry().blocks_count - 1), ix.leaf()));
+                    return Err(FsError::corrupt(
+                        "extent index",
+                        offset,
+                        "ei_leaf",
+                        Expected::Within(self.geometry().first_data_block, self.geometry().blocks_count - 1),
+                        ix.leaf(),
+                    ));
                 }
                 stack.push((ix.leaf(), depth - 1));
             }
@@ -131,7 +199,11 @@ impl Image {
             return Ok(blocks);
         }
         let root = extent::parse_node(view.base.i_block_bytes(), 0, ROOT_MAX_ENTRIES)?;
-        let mut stack: Vec<u64> = if root.depth() > 0 { root.indexes().map(|i| i.leaf()).collect() } else { Vec::new() };
+        let mut stack: Vec<u64> = if root.depth() > 0 {
+            root.indexes().map(|i| i.leaf()).collect()
+        } else {
+            Vec::new()
+        };
         while let Some(b) = stack.pop() {
             if blocks.len() as u64 > self.geometry().blocks_count {
                 break;
@@ -178,7 +250,13 @@ impl Image {
             return Ok(view.base.i_block_bytes()[..size as usize].to_vec());
         }
         if size > 4095 {
-            return Err(FsError::corrupt("inode", self.geometry().inode_offset(ino) + 16, "i_size", Expected::AtMost(4095), size));
+            return Err(FsError::corrupt(
+                "inode",
+                self.geometry().inode_offset(ino) + 16,
+                "i_size",
+                Expected::AtMost(4095),
+                size,
+            ));
         }
         self.read_file(ino, 0, size as usize)
     }
@@ -203,7 +281,14 @@ impl Image {
         Ok(out)
     }
 
-    fn read_dir_block(&self, ino: InodeNo, block: u64, bytes: &[u8], index_block: bool, out: &mut Vec<OwnedEntry>) -> Result<()> {
+    fn read_dir_block(
+        &self,
+        ino: InodeNo,
+        block: u64,
+        bytes: &[u8],
+        index_block: bool,
+        out: &mut Vec<OwnedEntry>,
+    ) -> Result<()> {
         let seed = self.geometry().csum_seed;
         if let (Some(seed), false) = (seed, index_block) {
             dir::verify_leaf_tail(bytes, block, ino.get(), seed)?;
@@ -221,7 +306,11 @@ impl Image {
 
     /// Find `name` in directory `dir` (linear scan).
     pub fn lookup(&self, dir: InodeNo, name: &[u8]) -> Result<InodeNo> {
-        let e = self.read_dir(dir)?.into_iter().find(|e| e.name == name).ok_or(FsError::NotFound)?;
+        let e = self
+            .read_dir(dir)?
+            .into_iter()
+            .find(|e| e.name == name)
+            .ok_or(FsError::NotFound)?;
         self.inode_no(e.inode)
     }
 
@@ -261,6 +350,12 @@ pub struct OwnedEntry {
 
 impl OwnedEntry {
     fn from(e: &DirEntry<'_>, block: u64) -> Self {
-        OwnedEntry { inode: e.inode, file_type: e.file_type, name: e.name.to_vec(), block, offset: e.offset }
+        OwnedEntry {
+            inode: e.inode,
+            file_type: e.file_type,
+            name: e.name.to_vec(),
+            block,
+            offset: e.offset,
+        }
     }
 }

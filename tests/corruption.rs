@@ -54,7 +54,11 @@ fn every_single_byte_flip_is_detected() {
                     Err(_) => true,
                     Ok(r) => !r.is_clean(),
                 };
-                assert!(detected, "{name}: flip {mask:#x} at byte {off} (+{}) went unnoticed", off - start);
+                assert!(
+                    detected,
+                    "{name}: flip {mask:#x} at byte {off} (+{}) went unnoticed",
+                    off - start
+                );
                 checked += 1;
             }
         }
@@ -99,10 +103,18 @@ fn kernel_layout_damage_is_rejected_with_the_exact_error() {
     let dir = tempfile::tempdir().unwrap();
     let p = make_image(dir.path(), "k.img", 1 << 20, true);
     let cases = [
-        (0u64, 0x01u8, "superblock at byte 0 (0x0): s_magic expected 0x56455846, found 0x56455847"),
+        (
+            0u64,
+            0x01u8,
+            "superblock at byte 0 (0x0): s_magic expected 0x56455846, found 0x56455847",
+        ),
         (4, 0x01, "s_block_size expected 0x1000"),
         (85, 0x01, "s_inode_size expected 0x70"),
-        (66 * 4096 + 4, 0x01, "directory entry at byte 270340 (0x42004): rec_len expected 12..=4096, found 0xd"),
+        (
+            66 * 4096 + 4,
+            0x01,
+            "directory entry at byte 270340 (0x42004): rec_len expected 12..=4096, found 0xd",
+        ),
         (2 * 4096 + 41, 0x01, "file mapping"),
         (4096, 0x01, "block 0: in use but marked free in the bitmap"),
     ];

@@ -13,7 +13,12 @@ const MIB: u64 = 1 << 20;
 #[test]
 fn fresh_images_are_clean() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, size, kernel) in [("v1.img", 16 * MIB, false), ("v1big.img", 1 << 30, false), ("k.img", MIB, true), ("kmax.img", 128 * MIB, true)] {
+    for (name, size, kernel) in [
+        ("v1.img", 16 * MIB, false),
+        ("v1big.img", 1 << 30, false),
+        ("k.img", MIB, true),
+        ("kmax.img", 128 * MIB, true),
+    ] {
         let p = make_image(dir.path(), name, size, kernel);
         let r = fsck(&p).unwrap();
         assert!(r.is_clean(), "{name}: {:?}", r.problems);
@@ -27,7 +32,12 @@ fn root_directory_reads_back() {
     for kernel in [false, true] {
         let p = make_image(dir.path(), "r.img", 16 * MIB, kernel);
         let img = Image::open(&p, Mode::ReadOnly).unwrap();
-        let names: Vec<Vec<u8>> = img.read_dir(InodeNo::ROOT).unwrap().into_iter().map(|e| e.name).collect();
+        let names: Vec<Vec<u8>> = img
+            .read_dir(InodeNo::ROOT)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
         assert_eq!(names, vec![b".".to_vec(), b"..".to_vec()]);
         assert_eq!(img.geometry().is_kernel_layout(), kernel);
         drop(img);
@@ -53,7 +63,10 @@ fn kernel_layout_is_the_kernel_modules() {
     let d = 66 * 4096;
     assert_eq!((le32(d), bytes[d + 6], bytes[d + 7], bytes[d + 8]), (1, 1, 2, b'.'));
     // Blocks 0..=66 are in use in the bitmap at block 1, 67 is free.
-    assert_eq!(&bytes[4096..4096 + 8], &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    assert_eq!(
+        &bytes[4096..4096 + 8],
+        &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
+    );
     assert_eq!(bytes[4096 + 8] & 0b111, 0b111);
     assert_eq!(bytes[4096 + 8] & 0b1000, 0);
 }
@@ -93,7 +106,11 @@ fn hand_built_kernel_image_reads() {
     put32(&mut img, file + 36, 8);
     put32(&mut img, file + 40, 67);
     let d = 66 * 4096;
-    for (off, ino, rec, name) in [(0usize, 1u32, 12u16, &b"."[..]), (12, 1, 12, b".."), (24, 2, 4096 - 24, b"hello")] {
+    for (off, ino, rec, name) in [
+        (0usize, 1u32, 12u16, &b"."[..]),
+        (12, 1, 12, b".."),
+        (24, 2, 4096 - 24, b"hello"),
+    ] {
         put32(&mut img, d + off, ino);
         put16(&mut img, d + off + 4, rec);
         img[d + off + 6] = name.len() as u8;

@@ -21,7 +21,13 @@ fn spec_tables() -> HashMap<String, Vec<(String, usize, usize)>> {
         let text = std::fs::read_to_string(&path).unwrap();
         let mut lines = text.lines().peekable();
         while let Some(line) = lines.next() {
-            let Some(name) = line.trim().strip_prefix("<!-- layout:").and_then(|r| r.strip_suffix("-->")) else { continue };
+            let Some(name) = line
+                .trim()
+                .strip_prefix("<!-- layout:")
+                .and_then(|r| r.strip_suffix("-->"))
+            else {
+                continue;
+            };
             let mut rows = Vec::new();
             while let Some(l) = lines.peek() {
                 if !l.trim_start().starts_with('|') {
@@ -33,7 +39,10 @@ fn spec_tables() -> HashMap<String, Vec<(String, usize, usize)>> {
                 }
                 let cells: Vec<&str> = l.trim().trim_matches('|').split('|').map(str::trim).collect();
                 lines.next();
-                let (Ok(off), Ok(size)) = (cells[0].parse::<usize>(), cells.get(1).unwrap_or(&"").parse::<usize>()) else { continue };
+                let (Ok(off), Ok(size)) = (cells[0].parse::<usize>(), cells.get(1).unwrap_or(&"").parse::<usize>())
+                else {
+                    continue;
+                };
                 rows.push((cells[3].trim_matches('`').to_string(), off, size));
             }
             let prev = tables.insert(name.trim().to_string(), rows);
@@ -49,10 +58,17 @@ fn every_struct_matches_its_spec_table() {
     let mut failures = Vec::new();
     for l in all_layouts() {
         let Some(rows) = tables.get(l.name) else {
-            failures.push(format!("{}: no `<!-- layout: {} -->` table in format-spec/", l.name, l.name));
+            failures.push(format!(
+                "{}: no `<!-- layout: {} -->` table in format-spec/",
+                l.name, l.name
+            ));
             continue;
         };
-        let code: Vec<(String, usize, usize)> = l.fields.iter().map(|(f, o, s)| (f.to_string(), o + l.origin, *s)).collect();
+        let code: Vec<(String, usize, usize)> = l
+            .fields
+            .iter()
+            .map(|(f, o, s)| (f.to_string(), o + l.origin, *s))
+            .collect();
         if &code != rows {
             failures.push(format!("{}:\n  code: {code:?}\n  spec: {rows:?}", l.name));
         }
@@ -68,9 +84,24 @@ fn every_struct_matches_its_spec_table() {
 fn the_spec_has_every_chapter() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/format-spec");
     for ch in [
-        "01-overview", "02-superblock", "03-features", "04-allocation", "05-inodes", "06-directories", "07-xattrs",
-        "08-vectors", "09-hnsw", "10-journal", "11-events", "12-ioctl", "13-checksums", "14-media",
+        "01-overview",
+        "02-superblock",
+        "03-features",
+        "04-allocation",
+        "05-inodes",
+        "06-directories",
+        "07-xattrs",
+        "08-vectors",
+        "09-hnsw",
+        "10-journal",
+        "11-events",
+        "12-ioctl",
+        "13-checksums",
+        "14-media",
     ] {
-        assert!(std::path::Path::new(&format!("{dir}/{ch}.md")).exists(), "format-spec/{ch}.md is missing");
+        assert!(
+            std::path::Path::new(&format!("{dir}/{ch}.md")).exists(),
+            "format-spec/{ch}.md is missing"
+        );
     }
 }

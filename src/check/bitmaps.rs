@@ -3,7 +3,7 @@
 use super::tree::State;
 use super::Report;
 use crate::format::bitmap::{self, BITS_PER_TAILED_BLOCK, TAILED_BITS_BYTES};
-use crate::format::{events, journal, features};
+use crate::format::{events, features, journal};
 use crate::image::Image;
 use crate::layout::Region;
 
@@ -27,8 +27,16 @@ impl RunReporter<'_> {
 
     fn flush(&mut self) {
         if let Some((s, e, marked)) = self.run.take() {
-            let range = if e - s == 1 { format!("{} {s}", self.what) } else { format!("{}s {s}..{}", self.what, e - 1) };
-            let msg = if marked { "marked in use in the bitmap but not used (leaked)" } else { "in use but marked free in the bitmap" };
+            let range = if e - s == 1 {
+                format!("{} {s}", self.what)
+            } else {
+                format!("{}s {s}..{}", self.what, e - 1)
+            };
+            let msg = if marked {
+                "marked in use in the bitmap but not used (leaked)"
+            } else {
+                "in use but marked free in the bitmap"
+            };
             self.report.add(range, msg);
         }
     }
@@ -51,7 +59,9 @@ fn leaves<'a>(img: &'a Image, region: Region, name: &str, report: &mut Report) -
 }
 
 fn bit(leaves: &[&[u8]], per: u64, n: u64) -> bool {
-    leaves.get((n / per) as usize).is_some_and(|b| bitmap::test_bit(b, n % per))
+    leaves
+        .get((n / per) as usize)
+        .is_some_and(|b| bitmap::test_bit(b, n % per))
 }
 
 /// Summary bit i is set exactly when leaf i has no free bit.
@@ -60,7 +70,14 @@ fn check_summary(leaves: &[&[u8]], summary: &[&[u8]], name: &str, report: &mut R
     for (i, leaf) in leaves.iter().enumerate() {
         let full = bitmap::count_zeros(leaf, per) == 0;
         if bit(summary, per, i as u64) != full {
-            report.add(format!("{name} summary bit {i}"), format!("says {} but the leaf is {}", if full { "free space" } else { "full" }, if full { "full" } else { "not full" }));
+            report.add(
+                format!("{name} summary bit {i}"),
+                format!(
+                    "says {} but the leaf is {}",
+                    if full { "free space" } else { "full" },
+                    if full { "full" } else { "not full" }
+                ),
+            );
         }
     }
 }
@@ -70,14 +87,21 @@ pub fn check(img: &Image, state: &State<'_>, report: &mut Report) {
     let g = img.geometry();
     let sb = img.superblock();
     let (bits, per): (Vec<&[u8]>, u64) = if g.is_kernel_layout() {
-        (img.block(g.block_bitmap.start).map(|b| vec![b]).unwrap_or_default(), g.bits_per_bitmap_block())
+        (
+            img.block(g.block_bitmap.start).map(|b| vec![b]).unwrap_or_default(),
+            g.bits_per_bitmap_block(),
+        )
     } else {
         let l = leaves(img, g.block_bitmap, "block bitmap", report);
         let s = leaves(img, g.block_summary, "block summary", report);
         check_summary(&l, &s, "block", report);
         (l, BITS_PER_TAILED_BLOCK)
     };
-    let mut runs = RunReporter { what: "block", run: None, report };
+    let mut runs = RunReporter {
+        what: "block",
+        run: None,
+        report,
+    };
     let mut free = 0u64;
     for b in 0..g.blocks_count {
         let marked = bit(&bits, per, b);
@@ -89,7 +113,13 @@ pub fn check(img: &Image, state: &State<'_>, report: &mut Report) {
     }
     runs.flush();
     if free != sb.free_blocks() {
-        report.add("superblock", format!("s_free_blocks is {} but the bitmap has {free} free blocks", sb.free_blocks()));
+        report.add(
+            "superblock",
+            format!(
+                "s_free_blocks is {} but the bitmap has {free} free blocks",
+                sb.free_blocks()
+            ),
+        );
     }
     report.blocks_in_use = g.blocks_count - free;
     check_inodes(img, state, report);
@@ -108,7 +138,10 @@ fn check_inodes(img: &Image, state: &State<'_>, report: &mut Report) {
         (0..count).filter(|&i| !bit(&l, BITS_PER_TAILED_BLOCK, i)).count() as u64
     };
     if free != u64::from(sb.s_free_inodes.get()) {
-        report.add("superblock", format!("s_free_inodes is {} but {free} inodes are free", sb.s_free_inodes.get()));
+        report.add(
+            "superblock",
+            format!("s_free_inodes is {} but {free} inodes are free", sb.s_free_inodes.get()),
+        );
     }
 }
 
@@ -117,9 +150,14 @@ pub fn check_rings(img: &Image, report: &mut Report) {
     let g = img.geometry();
     let seed = img.superblock().s_checksum_seed.get();
     if g.features.has_compat(features::COMPAT_HAS_JOURNAL) {
-        match img.block(g.journal.start).and_then(|b| journal::parse_superblock(b, g.journal.start, seed, g.journal.blocks).map(|j| j.js_start.get())) {
+        match img.block(g.journal.start).and_then(|b| {
+            journal::parse_superblock(b, g.journal.start, seed, g.journal.blocks).map(|j| j.js_start.get())
+        }) {
             Ok(0) => {}
-            Ok(start) => report.add("journal", format!("holds transactions from ring block {start} that need replay")),
+            Ok(start) => report.add(
+                "journal",
+                format!("holds transactions from ring block {start} that need replay"),
+            ),
             Err(e) => report.add_err("journal superblock", &e),
         }
     }
@@ -127,7 +165,10 @@ pub fn check_rings(img: &Image, report: &mut Report) {
         report.add("superblock", "needs_recovery is set: the journal must be replayed");
     }
     if g.features.has_ro_compat(features::RO_COMPAT_EVENTS) {
-        if let Err(e) = img.block(g.events.start).and_then(|b| events::parse_header(b, g.events.start, seed, g.events.blocks).map(|_| ())) {
+        if let Err(e) = img
+            .block(g.events.start)
+            .and_then(|b| events::parse_header(b, g.events.start, seed, g.events.blocks).map(|_| ()))
+        {
             report.add_err("event ring header", &e);
         }
     }

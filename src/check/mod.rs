@@ -43,7 +43,10 @@ pub const MAX_PROBLEMS: usize = 10_000;
 impl Report {
     pub(crate) fn add(&mut self, location: impl Into<String>, message: impl Into<String>) {
         if self.problems.len() < MAX_PROBLEMS {
-            self.problems.push(Problem { location: location.into(), message: message.into() });
+            self.problems.push(Problem {
+                location: location.into(),
+                message: message.into(),
+            });
         }
     }
 
@@ -56,11 +59,14 @@ impl Report {
     }
 }
 
+/// Progress callback: (phase name, done, total).
+pub type ProgressFn<'a> = &'a mut dyn FnMut(&str, u64, u64);
+
 /// Options for a check run.
 #[derive(Default)]
 pub struct CheckOptions<'a> {
-    /// Called with (phase name, done, total) as the check progresses.
-    pub progress: Option<&'a mut dyn FnMut(&str, u64, u64)>,
+    /// Called as the check progresses.
+    pub progress: Option<ProgressFn<'a>>,
 }
 
 /// Check an opened image.

@@ -20,7 +20,9 @@ impl BitSet {
     }
     /// Set bit `i`; returns whether it was already set.
     pub fn set(&mut self, i: u64) -> bool {
-        let Some(w) = self.0.get_mut((i / 64) as usize) else { return true };
+        let Some(w) = self.0.get_mut((i / 64) as usize) else {
+            return true;
+        };
         let old = *w & (1 << (i % 64)) != 0;
         *w |= 1 << (i % 64);
         old
@@ -112,7 +114,10 @@ impl<'a> State<'a> {
             return report.add(ino_loc(n), "marked in use in the inode bitmap but i_mode is 0");
         }
         let Some(ft) = view.base.file_type() else {
-            return report.add(ino_loc(n), format!("invalid file type in i_mode {:#o}", view.base.mode() & S_IFMT));
+            return report.add(
+                ino_loc(n),
+                format!("invalid file type in i_mode {:#o}", view.base.mode() & S_IFMT),
+            );
         };
         self.inodes_in_use += 1;
         self.types[n as usize] = ft.dirent_code();
@@ -132,12 +137,26 @@ impl<'a> State<'a> {
             self.claim_block(n, xattr, report);
         }
         if view.blocks_512() != owned * (BLOCK_SIZE_U64 / 512) {
-            report.add(ino_loc(n), format!("i_blocks is {} but the inode owns {} blocks ({} sectors)", view.blocks_512(), owned, owned * 8));
+            report.add(
+                ino_loc(n),
+                format!(
+                    "i_blocks is {} but the inode owns {} blocks ({} sectors)",
+                    view.blocks_512(),
+                    owned,
+                    owned * 8
+                ),
+            );
         }
         if ft == FileType::Directory {
             let mapped: u64 = mappings.iter().map(|m| m.len).sum();
             if view.base.i_size.get() != mapped * BLOCK_SIZE_U64 {
-                report.add(ino_loc(n), format!("directory i_size {} does not match its {mapped} mapped blocks", view.base.i_size.get()));
+                report.add(
+                    ino_loc(n),
+                    format!(
+                        "directory i_size {} does not match its {mapped} mapped blocks",
+                        view.base.i_size.get()
+                    ),
+                );
             }
         }
         self.valid.set(n.into());
@@ -161,9 +180,18 @@ impl<'a> State<'a> {
     fn claim_block(&mut self, n: u32, b: u64, report: &mut Report) {
         let g = self.img.geometry();
         if !g.is_data_block(b) {
-            report.add(ino_loc(n), format!("block {b} is outside the data area ({}..{})", g.first_data_block, g.blocks_count));
+            report.add(
+                ino_loc(n),
+                format!(
+                    "block {b} is outside the data area ({}..{})",
+                    g.first_data_block, g.blocks_count
+                ),
+            );
         } else if self.used_blocks.set(b) {
-            report.add(format!("block {b}"), format!("claimed by inode {n} and by another inode"));
+            report.add(
+                format!("block {b}"),
+                format!("claimed by inode {n} and by another inode"),
+            );
         }
     }
 
@@ -180,14 +208,28 @@ impl<'a> State<'a> {
         }
     }
 
-    fn walk_dir(&mut self, dir: u32, parent: u32, visited: &mut BitSet, queue: &mut std::collections::VecDeque<(u32, u32)>, report: &mut Report) {
-        let Some(ino) = self.img.geometry().inode_no(dir) else { return };
+    fn walk_dir(
+        &mut self,
+        dir: u32,
+        parent: u32,
+        visited: &mut BitSet,
+        queue: &mut std::collections::VecDeque<(u32, u32)>,
+        report: &mut Report,
+    ) {
+        let Some(ino) = self.img.geometry().inode_no(dir) else {
+            return;
+        };
         let entries = match self.img.read_dir(ino) {
             Ok(e) => e,
             Err(e) => return report.add_err(format!("directory inode {dir}"), &e),
         };
         for (i, e) in entries.iter().enumerate() {
-            let loc = format!("directory inode {dir}, entry '{}' (block {}, offset {})", String::from_utf8_lossy(&e.name), e.block, e.offset);
+            let loc = format!(
+                "directory inode {dir}, entry '{}' (block {}, offset {})",
+                String::from_utf8_lossy(&e.name),
+                e.block,
+                e.offset
+            );
             let expected_dot = match i {
                 0 => Some((b".".as_slice(), dir)),
                 1 => Some((b"..".as_slice(), parent)),
@@ -195,7 +237,10 @@ impl<'a> State<'a> {
             };
             if let Some((name, target)) = expected_dot {
                 if e.name != name || e.inode != target {
-                    report.add(&loc, format!("expected '{}' -> inode {target}", String::from_utf8_lossy(name)));
+                    report.add(
+                        &loc,
+                        format!("expected '{}' -> inode {target}", String::from_utf8_lossy(name)),
+                    );
                 }
             } else if e.name == b"." || e.name == b".." {
                 report.add(&loc, "'.' or '..' out of place");
@@ -211,11 +256,20 @@ impl<'a> State<'a> {
             }
             self.refs[t as usize] += 1;
             if e.file_type != self.types[t as usize] {
-                report.add(&loc, format!("file_type {} but inode {t} has type {}", e.file_type, self.types[t as usize]));
+                report.add(
+                    &loc,
+                    format!(
+                        "file_type {} but inode {t} has type {}",
+                        e.file_type, self.types[t as usize]
+                    ),
+                );
             }
             if i >= 2 && self.types[t as usize] == 2 {
                 if visited.set(t.into()) {
-                    report.add(&loc, format!("directory inode {t} is linked more than once (hard link or cycle)"));
+                    report.add(
+                        &loc,
+                        format!("directory inode {t} is linked more than once (hard link or cycle)"),
+                    );
                 } else {
                     queue.push_back((t, dir));
                 }
@@ -233,7 +287,9 @@ impl<'a> State<'a> {
             return report.add("inode 2", "the collection catalogue inode is missing");
         }
         self.refs[CATALOG_INO as usize] += 1;
-        let Some(records) = self.read_catalogue(report) else { return };
+        let Some(records) = self.read_catalogue(report) else {
+            return;
+        };
         for r in records {
             self.check_collection(&r, report);
         }
@@ -256,7 +312,10 @@ impl<'a> State<'a> {
         let payload = rest.get(..len);
         let seed = self.img.geometry().csum_seed;
         if h.cat_magic.get() != vector::CATALOG_MAGIC || h.cat_version.get() != 1 || payload.is_none() {
-            report.add("collection catalogue", "bad cat_magic or cat_version, or cat_len past the end of the file");
+            report.add(
+                "collection catalogue",
+                "bad cat_magic or cat_version, or cat_len past the end of the file",
+            );
             return None;
         }
         let payload = payload?;
@@ -271,7 +330,10 @@ impl<'a> State<'a> {
         match rkyv::from_bytes::<Vec<CollectionRecord>, rkyv::rancor::Error>(&aligned) {
             Ok(v) if v.len() <= vector::MAX_COLLECTIONS => Some(v),
             Ok(v) => {
-                report.add("collection catalogue", format!("{} collections, more than {}", v.len(), vector::MAX_COLLECTIONS));
+                report.add(
+                    "collection catalogue",
+                    format!("{} collections, more than {}", v.len(), vector::MAX_COLLECTIONS),
+                );
                 None
             }
             Err(e) => {
@@ -283,7 +345,12 @@ impl<'a> State<'a> {
 
     fn check_collection(&mut self, r: &CollectionRecord, report: &mut Report) {
         let loc = format!("collection '{}'", r.name);
-        let Some(node) = self.img.geometry().inode_no(r.node_ino).filter(|i| self.valid.get(i.get().into())) else {
+        let Some(node) = self
+            .img
+            .geometry()
+            .inode_no(r.node_ino)
+            .filter(|i| self.valid.get(i.get().into()))
+        else {
             return report.add(loc, format!("node file inode {} is missing", r.node_ino));
         };
         self.refs[node.get() as usize] += 1;
@@ -297,7 +364,12 @@ impl<'a> State<'a> {
                     report.add(&loc, "header dim/id differ from the catalogue");
                 }
                 let upper = h.ch_upper_ino.get();
-                match self.img.geometry().inode_no(upper).filter(|i| self.valid.get(i.get().into())) {
+                match self
+                    .img
+                    .geometry()
+                    .inode_no(upper)
+                    .filter(|i| self.valid.get(i.get().into()))
+                {
                     Some(u) => self.refs[u.get() as usize] += 1,
                     None => report.add(&loc, format!("upper-level file inode {upper} is missing")),
                 }
@@ -316,7 +388,10 @@ impl<'a> State<'a> {
             if refs == 0 {
                 report.add(ino_loc(n as u32), "in use but not linked from any directory");
             } else if refs != links {
-                report.add(ino_loc(n as u32), format!("i_links_count is {links} but {refs} references were found"));
+                report.add(
+                    ino_loc(n as u32),
+                    format!("i_links_count is {links} but {refs} references were found"),
+                );
             }
         }
     }

@@ -68,7 +68,7 @@ pub fn find_zero(bits: &[u8], from: u64, valid: u64) -> Option<u64> {
     let mut n = from;
     while n < valid {
         let byte = *bits.get((n / 8) as usize)?;
-        if byte == 0xff && n % 8 == 0 {
+        if byte == 0xff && n.is_multiple_of(8) {
             n += 8;
             continue;
         }
@@ -92,10 +92,22 @@ pub struct TailedBitmap<'a> {
 pub fn parse_tailed(block: &[u8], block_no: u64, seed: Option<u32>, valid: u64) -> Result<TailedBitmap<'_>> {
     let base = block_no * BLOCK_SIZE as u64;
     let (bits, tail_bytes) = block.split_at_checked(TAILED_BITS_BYTES).ok_or_else(|| {
-        FsError::corrupt("bitmap block", base, "size", Expected::Eq(BLOCK_SIZE as u64), block.len() as u64)
+        FsError::corrupt(
+            "bitmap block",
+            base,
+            "size",
+            Expected::Eq(BLOCK_SIZE as u64),
+            block.len() as u64,
+        )
     })?;
     let tail = BitmapTail::ref_from_bytes(tail_bytes).map_err(|_| {
-        FsError::corrupt("bitmap block", base, "size", Expected::Eq(BLOCK_SIZE as u64), block.len() as u64)
+        FsError::corrupt(
+            "bitmap block",
+            base,
+            "size",
+            Expected::Eq(BLOCK_SIZE as u64),
+            block.len() as u64,
+        )
     })?;
     if let Some(seed) = seed {
         let want = tailed_checksum(block, block_no, seed);

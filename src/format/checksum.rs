@@ -43,10 +43,7 @@ mod tests {
     #[test]
     fn location_changes_the_checksum() {
         let data = [7u8; 64];
-        assert_ne!(
-            csum_skipping(1, 10, &data, 60),
-            csum_skipping(1, 11, &data, 60)
-        );
+        assert_ne!(csum_skipping(1, 10, &data, 60), csum_skipping(1, 11, &data, 60));
     }
 
     #[test]

@@ -131,8 +131,18 @@ pub struct DirBlockIter<'a> {
 
 impl<'a> DirBlockIter<'a> {
     pub fn new(block: &'a [u8], base: u64, has_tail: bool) -> Self {
-        let limit = if has_tail { block.len().saturating_sub(DIR_TAIL_SIZE) } else { block.len() };
-        DirBlockIter { block, pos: 0, limit, base, steps: 0 }
+        let limit = if has_tail {
+            block.len().saturating_sub(DIR_TAIL_SIZE)
+        } else {
+            block.len()
+        };
+        DirBlockIter {
+            block,
+            pos: 0,
+            limit,
+            base,
+            steps: 0,
+        }
     }
 
     fn bad(&self, off: usize, field: &'static str, exp: Expected, act: u64) -> FsError {
@@ -149,14 +159,30 @@ impl<'a> DirBlockIter<'a> {
         let rec_len = usize::from(h.rec_len.get());
         let name_len = usize::from(h.name_len);
         if rec_len < 12 || rec_len % 4 != 0 || pos + rec_len > self.limit {
-            return Err(self.bad(pos + 4, "rec_len", Expected::Within(12, (self.limit - pos) as u64), rec_len as u64));
+            return Err(self.bad(
+                pos + 4,
+                "rec_len",
+                Expected::Within(12, (self.limit - pos) as u64),
+                rec_len as u64,
+            ));
         }
         if h.inode.get() != 0 && DIRENT_HEADER_SIZE + name_len > rec_len {
-            return Err(self.bad(pos + 6, "name_len", Expected::AtMost((rec_len - 8) as u64), name_len as u64));
+            return Err(self.bad(
+                pos + 6,
+                "name_len",
+                Expected::AtMost((rec_len - 8) as u64),
+                name_len as u64,
+            ));
         }
         let name = &self.block[pos + 8..pos + 8 + name_len.min(rec_len - 8)];
         self.pos = pos + rec_len;
-        Ok(DirEntry { inode: h.inode.get(), file_type: h.file_type, name, offset: pos, rec_len })
+        Ok(DirEntry {
+            inode: h.inode.get(),
+            file_type: h.file_type,
+            name,
+            offset: pos,
+            rec_len,
+        })
     }
 }
 
@@ -210,13 +236,33 @@ pub fn verify_leaf_tail(block: &[u8], block_no: u64, dir_ino: u32, seed: u32) ->
     let tail = block
         .get(tail_at..)
         .and_then(|b| DirTail::ref_from_bytes(b).ok())
-        .ok_or_else(|| FsError::corrupt("directory block", base, "size", Expected::Eq(BLOCK_SIZE as u64), block.len() as u64))?;
+        .ok_or_else(|| {
+            FsError::corrupt(
+                "directory block",
+                base,
+                "size",
+                Expected::Eq(BLOCK_SIZE as u64),
+                block.len() as u64,
+            )
+        })?;
     if tail.det_rec_len.get() != DIR_TAIL_SIZE as u16 || tail.det_reserved_ft != DIR_TAIL_FT {
-        return Err(FsError::corrupt("directory block", base + tail_at as u64 + 7, "det_reserved_ft", Expected::Eq(DIR_TAIL_FT.into()), tail.det_reserved_ft.into()));
+        return Err(FsError::corrupt(
+            "directory block",
+            base + tail_at as u64 + 7,
+            "det_reserved_ft",
+            Expected::Eq(DIR_TAIL_FT.into()),
+            tail.det_reserved_ft.into(),
+        ));
     }
     let want = leaf_checksum(block, block_no, dir_ino, seed);
     if tail.det_checksum.get() != want {
-        return Err(FsError::corrupt("directory block", base + tail_at as u64 + 8, "det_checksum", Expected::Eq(want.into()), tail.det_checksum.get().into()));
+        return Err(FsError::corrupt(
+            "directory block",
+            base + tail_at as u64 + 8,
+            "det_checksum",
+            Expected::Eq(want.into()),
+            tail.det_checksum.get().into(),
+        ));
     }
     Ok(())
 }
@@ -247,17 +293,73 @@ pub fn write_entry(block: &mut [u8], off: usize, inode: u32, rec_len: u16, file_
 /// Field layouts for the spec-offset test.
 pub fn layouts() -> Vec<Layout> {
     vec![
-        layout("DirEntryHeader", 8, crate::layout_of!(DirEntryHeader { inode, rec_len, name_len, file_type })),
-        layout("DirTail", 12, crate::layout_of!(DirTail { det_reserved_zero1, det_rec_len, det_reserved_zero2, det_reserved_ft, det_checksum })),
-        layout("DxRoot", 40, crate::layout_of!(DxRoot {
-            dot_inode, dot_rec_len, dot_name_len, dot_file_type, dot_name, dotdot_inode,
-            dotdot_rec_len, dotdot_name_len, dotdot_file_type, dotdot_name, dx_reserved_zero,
-            dx_hash_version, dx_info_length, dx_indirect_levels, dx_unused_flags, dx_limit,
-            dx_count, dx_block
-        })),
-        layout("DxNode", 16, crate::layout_of!(DxNode { fake_inode, fake_rec_len, fake_name_len, fake_file_type, dx_limit, dx_count, dx_block })),
+        layout(
+            "DirEntryHeader",
+            8,
+            crate::layout_of!(DirEntryHeader {
+                inode,
+                rec_len,
+                name_len,
+                file_type
+            }),
+        ),
+        layout(
+            "DirTail",
+            12,
+            crate::layout_of!(DirTail {
+                det_reserved_zero1,
+                det_rec_len,
+                det_reserved_zero2,
+                det_reserved_ft,
+                det_checksum
+            }),
+        ),
+        layout(
+            "DxRoot",
+            40,
+            crate::layout_of!(DxRoot {
+                dot_inode,
+                dot_rec_len,
+                dot_name_len,
+                dot_file_type,
+                dot_name,
+                dotdot_inode,
+                dotdot_rec_len,
+                dotdot_name_len,
+                dotdot_file_type,
+                dotdot_name,
+                dx_reserved_zero,
+                dx_hash_version,
+                dx_info_length,
+                dx_indirect_levels,
+                dx_unused_flags,
+                dx_limit,
+                dx_count,
+                dx_block
+            }),
+        ),
+        layout(
+            "DxNode",
+            16,
+            crate::layout_of!(DxNode {
+                fake_inode,
+                fake_rec_len,
+                fake_name_len,
+                fake_file_type,
+                dx_limit,
+                dx_count,
+                dx_block
+            }),
+        ),
         layout("DxEntry", 8, crate::layout_of!(DxEntry { hash, block })),
-        layout("DxTail", 8, crate::layout_of!(DxTail { dt_reserved, dt_checksum })),
+        layout(
+            "DxTail",
+            8,
+            crate::layout_of!(DxTail {
+                dt_reserved,
+                dt_checksum
+            }),
+        ),
     ]
 }
 
@@ -284,7 +386,9 @@ mod tests {
     #[test]
     fn entries_decode_in_order() {
         let b = block_with(&[b".", b"..", b"hello"], true);
-        let names: Vec<_> = DirBlockIter::new(&b, 0, true).map(|e| e.unwrap().name.to_vec()).collect();
+        let names: Vec<_> = DirBlockIter::new(&b, 0, true)
+            .map(|e| e.unwrap().name.to_vec())
+            .collect();
         assert_eq!(names, vec![b".".to_vec(), b"..".to_vec(), b"hello".to_vec()]);
         verify_leaf_tail(&b, 70, 1, 3).unwrap();
     }

@@ -26,10 +26,25 @@ pub const MIN_EVENT_BLOCKS: u64 = 16;
 
 /// Operation codes (`ev_op`), format-spec/11 §11.4.
 pub const OPS: &[(u16, &str)] = &[
-    (1, "create"), (2, "mkdir"), (3, "mknod"), (4, "symlink"), (5, "link"), (6, "unlink"),
-    (7, "rmdir"), (8, "rename"), (9, "write"), (10, "truncate"), (11, "setattr"),
-    (12, "setxattr"), (13, "removexattr"), (14, "vector_attach"), (15, "vector_detach"),
-    (16, "collection_create"), (17, "collection_drop"), (18, "search"), (19, "mount"),
+    (1, "create"),
+    (2, "mkdir"),
+    (3, "mknod"),
+    (4, "symlink"),
+    (5, "link"),
+    (6, "unlink"),
+    (7, "rmdir"),
+    (8, "rename"),
+    (9, "write"),
+    (10, "truncate"),
+    (11, "setattr"),
+    (12, "setxattr"),
+    (13, "removexattr"),
+    (14, "vector_attach"),
+    (15, "vector_detach"),
+    (16, "collection_create"),
+    (17, "collection_drop"),
+    (18, "search"),
+    (19, "mount"),
     (20, "unmount"),
 ];
 
@@ -92,28 +107,55 @@ pub fn record_checksum(record: &[u8], seq: u64, seed: u32) -> u32 {
 /// Parse and verify the ring header at `block_no`.
 pub fn parse_header(block: &[u8], block_no: u64, seed: u32, region_blocks: u64) -> Result<&EventRingHeader> {
     let base = block_no * BLOCK_SIZE as u64;
-    let (h, _) = EventRingHeader::ref_from_prefix(block)
-        .map_err(|_| FsError::corrupt("event ring header", base, "size", Expected::AtLeast(72), block.len() as u64))?;
+    let (h, _) = EventRingHeader::ref_from_prefix(block).map_err(|_| {
+        FsError::corrupt(
+            "event ring header",
+            base,
+            "size",
+            Expected::AtLeast(72),
+            block.len() as u64,
+        )
+    })?;
     let bad = |off: u64, field, exp, act: u64| FsError::corrupt("event ring header", base + off, field, exp, act);
     if h.er_magic.get() != EVENT_RING_MAGIC {
-        return Err(bad(0, "er_magic", Expected::Eq(EVENT_RING_MAGIC.into()), h.er_magic.get().into()));
+        return Err(bad(
+            0,
+            "er_magic",
+            Expected::Eq(EVENT_RING_MAGIC.into()),
+            h.er_magic.get().into(),
+        ));
     }
     let want = header_checksum(block, block_no, seed);
     if h.er_checksum.get() != want {
-        return Err(bad(68, "er_checksum", Expected::Eq(want.into()), h.er_checksum.get().into()));
+        return Err(bad(
+            68,
+            "er_checksum",
+            Expected::Eq(want.into()),
+            h.er_checksum.get().into(),
+        ));
     }
     let ring = region_blocks.saturating_sub(1);
     if h.er_ring_blocks.get() != ring {
         return Err(bad(8, "er_ring_blocks", Expected::Eq(ring), h.er_ring_blocks.get()));
     }
     if h.er_oldest_seq.get() > h.er_next_seq.get() {
-        return Err(bad(24, "er_oldest_seq", Expected::AtMost(h.er_next_seq.get()), h.er_oldest_seq.get()));
+        return Err(bad(
+            24,
+            "er_oldest_seq",
+            Expected::AtMost(h.er_next_seq.get()),
+            h.er_oldest_seq.get(),
+        ));
     }
     if h.er_head_block.get() >= ring || u64::from(h.er_tail_block.get()) >= ring {
         return Err(bad(32, "er_head_block", Expected::Below(ring), h.er_head_block.get()));
     }
     if h.er_head_offset.get() as usize > BLOCK_SIZE {
-        return Err(bad(40, "er_head_offset", Expected::AtMost(BLOCK_SIZE as u64), h.er_head_offset.get().into()));
+        return Err(bad(
+            40,
+            "er_head_offset",
+            Expected::AtMost(BLOCK_SIZE as u64),
+            h.er_head_offset.get().into(),
+        ));
     }
     Ok(h)
 }
@@ -126,15 +168,47 @@ pub fn op_name(op: u16) -> &'static str {
 /// Field layouts for the spec-offset test.
 pub fn layouts() -> Vec<Layout> {
     vec![
-        layout("EventRingHeader", 72, crate::layout_of!(EventRingHeader {
-            er_magic, er_version, er_ring_blocks, er_next_seq, er_oldest_seq, er_head_block,
-            er_head_offset, er_tail_block, er_dropped, er_reserved, er_checksum
-        })),
-        layout("EventRecord", 88, crate::layout_of!(EventRecord {
-            ev_magic, ev_len, ev_op, ev_flags, ev_seq, ev_time_sec, ev_time_nsec, ev_uid, ev_pid,
-            ev_name_len, ev_name2_len, ev_ino, ev_parent, ev_ino2, ev_parent2, ev_aux,
-            ev_checksum, ev_reserved
-        })),
+        layout(
+            "EventRingHeader",
+            72,
+            crate::layout_of!(EventRingHeader {
+                er_magic,
+                er_version,
+                er_ring_blocks,
+                er_next_seq,
+                er_oldest_seq,
+                er_head_block,
+                er_head_offset,
+                er_tail_block,
+                er_dropped,
+                er_reserved,
+                er_checksum
+            }),
+        ),
+        layout(
+            "EventRecord",
+            88,
+            crate::layout_of!(EventRecord {
+                ev_magic,
+                ev_len,
+                ev_op,
+                ev_flags,
+                ev_seq,
+                ev_time_sec,
+                ev_time_nsec,
+                ev_uid,
+                ev_pid,
+                ev_name_len,
+                ev_name2_len,
+                ev_ino,
+                ev_parent,
+                ev_ino2,
+                ev_parent2,
+                ev_aux,
+                ev_checksum,
+                ev_reserved
+            }),
+        ),
     ]
 }
 

@@ -118,11 +118,15 @@ impl<'a> ExtentNode<'a> {
     }
     /// Leaf entries (valid when depth == 0).
     pub fn extents(&self) -> impl Iterator<Item = &'a Extent> + 'a {
-        self.entries.chunks_exact(12).filter_map(|c| Extent::ref_from_bytes(c).ok())
+        self.entries
+            .chunks_exact(12)
+            .filter_map(|c| Extent::ref_from_bytes(c).ok())
     }
     /// Index entries (valid when depth > 0).
     pub fn indexes(&self) -> impl Iterator<Item = &'a ExtentIndex> + 'a {
-        self.entries.chunks_exact(12).filter_map(|c| ExtentIndex::ref_from_bytes(c).ok())
+        self.entries
+            .chunks_exact(12)
+            .filter_map(|c| ExtentIndex::ref_from_bytes(c).ok())
     }
 }
 
@@ -133,19 +137,36 @@ pub fn parse_node(bytes: &[u8], offset: u64, max: u16) -> Result<ExtentNode<'_>>
         .map_err(|_| FsError::corrupt("extent node", offset, "size", Expected::AtLeast(12), bytes.len() as u64))?;
     let bad = |field, off: u64, exp, act: u16| FsError::corrupt("extent node", offset + off, field, exp, act.into());
     if header.eh_magic.get() != EXTENT_MAGIC {
-        return Err(bad("eh_magic", 0, Expected::Eq(EXTENT_MAGIC.into()), header.eh_magic.get()));
+        return Err(bad(
+            "eh_magic",
+            0,
+            Expected::Eq(EXTENT_MAGIC.into()),
+            header.eh_magic.get(),
+        ));
     }
     if header.eh_max.get() != max {
         return Err(bad("eh_max", 4, Expected::Eq(max.into()), header.eh_max.get()));
     }
     if header.eh_entries.get() > max {
-        return Err(bad("eh_entries", 2, Expected::AtMost(max.into()), header.eh_entries.get()));
+        return Err(bad(
+            "eh_entries",
+            2,
+            Expected::AtMost(max.into()),
+            header.eh_entries.get(),
+        ));
     }
     if header.eh_depth.get() > MAX_EXTENT_DEPTH {
-        return Err(bad("eh_depth", 6, Expected::AtMost(MAX_EXTENT_DEPTH.into()), header.eh_depth.get()));
+        return Err(bad(
+            "eh_depth",
+            6,
+            Expected::AtMost(MAX_EXTENT_DEPTH.into()),
+            header.eh_depth.get(),
+        ));
     }
     let n = usize::from(header.eh_entries.get()) * 12;
-    let entries = rest.get(..n).ok_or_else(|| bad("eh_entries", 2, Expected::AtMost(max.into()), header.eh_entries.get()))?;
+    let entries = rest
+        .get(..n)
+        .ok_or_else(|| bad("eh_entries", 2, Expected::AtMost(max.into()), header.eh_entries.get()))?;
     Ok(ExtentNode { header, entries })
 }
 
@@ -155,9 +176,17 @@ pub fn parse_tree_block(block: &[u8], block_no: u64, ino: u32, seed: Option<u32>
     let offset = block_no * BLOCK_SIZE as u64;
     if let Some(seed) = seed {
         let want = tree_block_checksum(block, block_no, ino, seed);
-        let got = block.get(TAIL_OFFSET..TAIL_OFFSET + 4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let got = block
+            .get(TAIL_OFFSET..TAIL_OFFSET + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         if got != want {
-            return Err(FsError::corrupt("extent block", offset + TAIL_OFFSET as u64, "et_checksum", Expected::Eq(want.into()), got.into()));
+            return Err(FsError::corrupt(
+                "extent block",
+                offset + TAIL_OFFSET as u64,
+                "et_checksum",
+                Expected::Eq(want.into()),
+                got.into(),
+            ));
         }
     }
     parse_node(block, offset, BLOCK_MAX_ENTRIES)
@@ -182,9 +211,37 @@ pub fn init_root(i_block: &mut [u8]) {
 /// Field layouts for the spec-offset test.
 pub fn layouts() -> Vec<Layout> {
     vec![
-        layout("ExtentHeader", 12, crate::layout_of!(ExtentHeader { eh_magic, eh_entries, eh_max, eh_depth, eh_generation })),
-        layout("Extent", 12, crate::layout_of!(Extent { ee_block, ee_len, ee_start_hi, ee_start_lo })),
-        layout("ExtentIndex", 12, crate::layout_of!(ExtentIndex { ei_block, ei_leaf_lo, ei_leaf_hi, ei_unused })),
+        layout(
+            "ExtentHeader",
+            12,
+            crate::layout_of!(ExtentHeader {
+                eh_magic,
+                eh_entries,
+                eh_max,
+                eh_depth,
+                eh_generation
+            }),
+        ),
+        layout(
+            "Extent",
+            12,
+            crate::layout_of!(Extent {
+                ee_block,
+                ee_len,
+                ee_start_hi,
+                ee_start_lo
+            }),
+        ),
+        layout(
+            "ExtentIndex",
+            12,
+            crate::layout_of!(ExtentIndex {
+                ei_block,
+                ei_leaf_lo,
+                ei_leaf_hi,
+                ei_unused
+            }),
+        ),
         layout("ExtentTail", 4, crate::layout_of!(ExtentTail { et_checksum })),
     ]
 }
@@ -206,7 +263,10 @@ mod tests {
         let root = root_with_one_extent();
         let node = parse_node(&root, 0, ROOT_MAX_ENTRIES).unwrap();
         let e: Vec<_> = node.extents().collect();
-        assert_eq!((e[0].start(), e[0].len(), e[0].is_unwritten()), (0x1_0000_0005, 7, false));
+        assert_eq!(
+            (e[0].start(), e[0].len(), e[0].is_unwritten()),
+            (0x1_0000_0005, 7, false)
+        );
     }
 
     #[test]

@@ -28,12 +28,8 @@ pub const INCOMPAT_DIR_HASH: u32 = 0x0010;
 /// `s_feature_incompat`: the journal holds transactions not yet replayed.
 pub const INCOMPAT_RECOVER: u32 = 0x0020;
 /// Every incompat bit this implementation knows.
-pub const INCOMPAT_KNOWN: u32 = INCOMPAT_REGIONS
-    | INCOMPAT_64BIT
-    | INCOMPAT_EXTENTS
-    | INCOMPAT_LARGE_INODE
-    | INCOMPAT_DIR_HASH
-    | INCOMPAT_RECOVER;
+pub const INCOMPAT_KNOWN: u32 =
+    INCOMPAT_REGIONS | INCOMPAT_64BIT | INCOMPAT_EXTENTS | INCOMPAT_LARGE_INODE | INCOMPAT_DIR_HASH | INCOMPAT_RECOVER;
 
 /// `s_feature_ro_compat`: CRC-32 checksums on all metadata.
 pub const RO_COMPAT_METADATA_CSUM: u32 = 0x0001;
@@ -44,8 +40,7 @@ pub const RO_COMPAT_HNSW: u32 = 0x0004;
 /// `s_feature_ro_compat`: the semantic event ring region exists.
 pub const RO_COMPAT_EVENTS: u32 = 0x0008;
 /// Every ro_compat bit this implementation knows.
-pub const RO_COMPAT_KNOWN: u32 =
-    RO_COMPAT_METADATA_CSUM | RO_COMPAT_VECTORS | RO_COMPAT_HNSW | RO_COMPAT_EVENTS;
+pub const RO_COMPAT_KNOWN: u32 = RO_COMPAT_METADATA_CSUM | RO_COMPAT_VECTORS | RO_COMPAT_HNSW | RO_COMPAT_EVENTS;
 
 /// The feature words of one image, with the rules between them checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,11 +77,7 @@ pub const NAMES: &[(&str, u32, &str)] = &[
 /// The v1 features mkfs enables by default.
 pub const V1_DEFAULT: Features = Features {
     compat: COMPAT_HAS_JOURNAL | COMPAT_EXT_ATTR,
-    incompat: INCOMPAT_REGIONS
-        | INCOMPAT_64BIT
-        | INCOMPAT_EXTENTS
-        | INCOMPAT_LARGE_INODE
-        | INCOMPAT_DIR_HASH,
+    incompat: INCOMPAT_REGIONS | INCOMPAT_64BIT | INCOMPAT_EXTENTS | INCOMPAT_LARGE_INODE | INCOMPAT_DIR_HASH,
     ro_compat: RO_COMPAT_METADATA_CSUM | RO_COMPAT_VECTORS | RO_COMPAT_HNSW | RO_COMPAT_EVENTS,
 };
 
@@ -125,19 +116,33 @@ impl Features {
     }
 
     fn check_dependencies(&self) -> Result<()> {
-        let needs_regions = (self.incompat & !INCOMPAT_REGIONS != 0)
-            || self.ro_compat != 0
-            || self.compat != 0;
+        let needs_regions = (self.incompat & !INCOMPAT_REGIONS != 0) || self.ro_compat != 0 || self.compat != 0;
         if needs_regions && !self.has_incompat(INCOMPAT_REGIONS) {
             return Err(FsError::Unsupported(
                 "feature bits set without the 'regions' layout (s_feature_incompat bit 0x1)".into(),
             ));
         }
         let pairs = [
-            (self.has_incompat(INCOMPAT_RECOVER), self.has_compat(COMPAT_HAS_JOURNAL), "needs_recovery requires has_journal"),
-            (self.has_ro_compat(RO_COMPAT_HNSW), self.has_ro_compat(RO_COMPAT_VECTORS), "hnsw requires vectors"),
-            (self.has_ro_compat(RO_COMPAT_VECTORS), self.has_incompat(INCOMPAT_EXTENTS), "vectors requires extents"),
-            (self.has_ro_compat(RO_COMPAT_VECTORS), self.has_incompat(INCOMPAT_LARGE_INODE), "vectors requires large_inode"),
+            (
+                self.has_incompat(INCOMPAT_RECOVER),
+                self.has_compat(COMPAT_HAS_JOURNAL),
+                "needs_recovery requires has_journal",
+            ),
+            (
+                self.has_ro_compat(RO_COMPAT_HNSW),
+                self.has_ro_compat(RO_COMPAT_VECTORS),
+                "hnsw requires vectors",
+            ),
+            (
+                self.has_ro_compat(RO_COMPAT_VECTORS),
+                self.has_incompat(INCOMPAT_EXTENTS),
+                "vectors requires extents",
+            ),
+            (
+                self.has_ro_compat(RO_COMPAT_VECTORS),
+                self.has_incompat(INCOMPAT_LARGE_INODE),
+                "vectors requires large_inode",
+            ),
         ];
         for (has, needs, why) in pairs {
             if has && !needs {
@@ -177,19 +182,30 @@ mod tests {
 
     #[test]
     fn unknown_incompat_refuses() {
-        let f = Features { incompat: INCOMPAT_REGIONS | 0x8000, ..Default::default() };
+        let f = Features {
+            incompat: INCOMPAT_REGIONS | 0x8000,
+            ..Default::default()
+        };
         assert!(matches!(f.check(), Err(FsError::Unsupported(_))));
     }
 
     #[test]
     fn unknown_ro_compat_is_read_only() {
-        let f = Features { incompat: INCOMPAT_REGIONS, ro_compat: 0x100, ..Default::default() };
+        let f = Features {
+            incompat: INCOMPAT_REGIONS,
+            ro_compat: 0x100,
+            ..Default::default()
+        };
         assert_eq!(f.check().unwrap(), Access::ReadOnlyOnly);
     }
 
     #[test]
     fn unknown_compat_is_ignored() {
-        let f = Features { incompat: INCOMPAT_REGIONS, compat: 0x100, ..Default::default() };
+        let f = Features {
+            incompat: INCOMPAT_REGIONS,
+            compat: 0x100,
+            ..Default::default()
+        };
         assert_eq!(f.check().unwrap(), Access::ReadWrite);
     }
 
@@ -202,7 +218,10 @@ mod tests {
 
     #[test]
     fn features_without_regions_are_refused() {
-        let f = Features { incompat: INCOMPAT_EXTENTS, ..Default::default() };
+        let f = Features {
+            incompat: INCOMPAT_EXTENTS,
+            ..Default::default()
+        };
         assert!(f.check().is_err());
     }
 }

@@ -39,7 +39,11 @@ pub fn encode_neighbours(sorted: &[u32], out: &mut [u8]) -> Option<usize> {
     let mut pos = 0;
     let mut prev = 0u32;
     for (i, &id) in sorted.iter().enumerate() {
-        let delta = if i == 0 { id } else { id.checked_sub(prev)?.checked_sub(1)? };
+        let delta = if i == 0 {
+            id
+        } else {
+            id.checked_sub(prev)?.checked_sub(1)?
+        };
         let mut v = delta;
         loop {
             let byte = (v & 0x7f) as u8;
@@ -69,7 +73,14 @@ pub struct NeighbourIter<'a> {
 impl<'a> NeighbourIter<'a> {
     /// Decode `bytes` (found at image offset `base`); ids must be < `slots`.
     pub fn new(bytes: &'a [u8], slots: u64, base: u64) -> Self {
-        NeighbourIter { bytes, pos: 0, prev: None, count: 0, slots, base }
+        NeighbourIter {
+            bytes,
+            pos: 0,
+            prev: None,
+            count: 0,
+            slots,
+            base,
+        }
     }
 
     fn bad(&mut self, field: &'static str, exp: Expected, act: u64) -> Option<Result<u32>> {
@@ -120,7 +131,18 @@ impl Iterator for NeighbourIter<'_> {
 
 /// Field layouts for the spec-offset test.
 pub fn layouts() -> Vec<Layout> {
-    vec![layout("UpperRecord", 16, crate::layout_of!(UpperRecord { u_slot, u_level, u_flags, u_adj_len, u_checksum, u_reserved }))]
+    vec![layout(
+        "UpperRecord",
+        16,
+        crate::layout_of!(UpperRecord {
+            u_slot,
+            u_level,
+            u_flags,
+            u_adj_len,
+            u_checksum,
+            u_reserved
+        }),
+    )]
 }
 
 #[cfg(test)]
@@ -133,7 +155,9 @@ mod tests {
         let mut buf = [0u8; 64];
         let n = encode_neighbours(&ids, &mut buf).unwrap();
         assert!(n < ids.len() * 4);
-        let back: Vec<u32> = NeighbourIter::new(&buf[..n], 2_000_000, 0).map(|r| r.unwrap()).collect();
+        let back: Vec<u32> = NeighbourIter::new(&buf[..n], 2_000_000, 0)
+            .map(|r| r.unwrap())
+            .collect();
         assert_eq!(back, ids);
     }
 

@@ -229,12 +229,23 @@ impl InodeView<'_> {
         let b = self.base;
         match self.ext {
             Some(e) => [
-                Timestamp { sec: join_seconds(b.i_atime.get(), e.i_atime_hi.get()), nsec: e.i_atime_nsec.get() },
-                Timestamp { sec: join_seconds(b.i_ctime.get(), e.i_ctime_hi.get()), nsec: e.i_ctime_nsec.get() },
-                Timestamp { sec: join_seconds(b.i_mtime.get(), e.i_mtime_hi.get()), nsec: e.i_mtime_nsec.get() },
+                Timestamp {
+                    sec: join_seconds(b.i_atime.get(), e.i_atime_hi.get()),
+                    nsec: e.i_atime_nsec.get(),
+                },
+                Timestamp {
+                    sec: join_seconds(b.i_ctime.get(), e.i_ctime_hi.get()),
+                    nsec: e.i_ctime_nsec.get(),
+                },
+                Timestamp {
+                    sec: join_seconds(b.i_mtime.get(), e.i_mtime_hi.get()),
+                    nsec: e.i_mtime_nsec.get(),
+                },
             ],
-            None => [b.i_atime.get(), b.i_ctime.get(), b.i_mtime.get()]
-                .map(|s| Timestamp { sec: i64::from(s), nsec: 0 }),
+            None => [b.i_atime.get(), b.i_ctime.get(), b.i_mtime.get()].map(|s| Timestamp {
+                sec: i64::from(s),
+                nsec: 0,
+            }),
         }
     }
 
@@ -266,7 +277,13 @@ pub fn parse_inode(bytes: &[u8], ino: u32, offset: u64, seed: Option<u32>) -> Re
         return Ok(InodeView { base, ext: None });
     }
     let large = InodeLarge::ref_from_prefix(bytes).map_err(|_| {
-        FsError::corrupt("inode", offset, "size", Expected::Eq(LARGE_INODE_SIZE as u64), bytes.len() as u64)
+        FsError::corrupt(
+            "inode",
+            offset,
+            "size",
+            Expected::Eq(LARGE_INODE_SIZE as u64),
+            bytes.len() as u64,
+        )
     })?;
     let ext = &large.0.ext;
     if let Some(seed) = seed {
@@ -291,7 +308,13 @@ pub fn parse_inode(bytes: &[u8], ino: u32, offset: u64, seed: Option<u32>) -> Re
         ));
     }
     if !base.is_free() && base.file_type().is_none() {
-        return Err(FsError::corrupt("inode", offset, "i_mode", Expected::Known, base.mode().into()));
+        return Err(FsError::corrupt(
+            "inode",
+            offset,
+            "i_mode",
+            Expected::Known,
+            base.mode().into(),
+        ));
     }
     Ok(InodeView { base, ext: Some(ext) })
 }
@@ -315,8 +338,21 @@ pub fn layouts() -> Vec<Layout> {
             "InodeBase",
             core::mem::size_of::<InodeBase>(),
             crate::layout_of!(InodeBase {
-                i_mode, i_links_count, i_uid, i_gid, i_pad0, i_size, i_atime, i_ctime,
-                i_mtime, i_blocks, i_block, i_flags, i_generation, i_reserved, i_pad1
+                i_mode,
+                i_links_count,
+                i_uid,
+                i_gid,
+                i_pad0,
+                i_size,
+                i_atime,
+                i_ctime,
+                i_mtime,
+                i_blocks,
+                i_block,
+                i_flags,
+                i_generation,
+                i_reserved,
+                i_pad1
             }),
         ),
         Layout {
@@ -330,10 +366,26 @@ pub fn layouts() -> Vec<Layout> {
 
 fn ext_fields() -> &'static [FieldLayout] {
     crate::layout_of!(InodeExt {
-        i_extra_isize, i_pad2, i_checksum, i_atime_nsec, i_ctime_nsec, i_mtime_nsec,
-        i_crtime_nsec, i_atime_hi, i_ctime_hi, i_mtime_hi, i_crtime_hi, i_crtime,
-        i_blocks_hi, i_file_acl, i_vector_slot, i_vector_coll, i_next_orphan, i_projid,
-        i_rdev, i_reserved2
+        i_extra_isize,
+        i_pad2,
+        i_checksum,
+        i_atime_nsec,
+        i_ctime_nsec,
+        i_mtime_nsec,
+        i_crtime_nsec,
+        i_atime_hi,
+        i_ctime_hi,
+        i_mtime_hi,
+        i_crtime_hi,
+        i_crtime,
+        i_blocks_hi,
+        i_file_acl,
+        i_vector_slot,
+        i_vector_coll,
+        i_next_orphan,
+        i_projid,
+        i_rdev,
+        i_reserved2
     })
 }
 

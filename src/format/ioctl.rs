@@ -37,8 +37,18 @@ const _: () = assert!(ioc(2, b'V', 2, 40) == VEXFS_IOC_GET_VECTOR_META);
 
 /// Field layouts for the spec-offset test.
 pub fn layouts() -> Vec<Layout> {
-    vec![layout("VectorFileInfo", 40, crate::layout_of!(VectorFileInfo {
-        dimensions, element_type, vector_count, storage_format, data_offset, index_offset,
-        compression_type, alignment_bytes
-    }))]
+    vec![layout(
+        "VectorFileInfo",
+        40,
+        crate::layout_of!(VectorFileInfo {
+            dimensions,
+            element_type,
+            vector_count,
+            storage_format,
+            data_offset,
+            index_offset,
+            compression_type,
+            alignment_bytes
+        }),
+    )]
 }

@@ -1,13 +1,13 @@
 //! The journal ring (format-spec/10-journal.md).
 //!
-//! A jbd2-like physical block journal in the region `s_vx_journal_start ..
-//! + s_vx_journal_blocks`. Block 0 of the region is the [`JournalSuperblock`];
+//! A jbd2-like physical block journal in the region of `s_vx_journal_blocks`
+//! blocks starting at `s_vx_journal_start`. Block 0 of the region is the [`JournalSuperblock`];
 //! blocks 1.. form the ring. A transaction is a descriptor block (tags naming
 //! home blocks), the block images, optional revoke blocks, and a commit
-//! block. Every record block starts with a [`JournalHeader`] and ends with a
-//! 4-byte checksum; data blocks are covered by the tag checksums.
+//! block. Every record block starts with a [`JournalHeader`] and ends with
+//! a 4-byte checksum; data blocks are covered by the tag checksums.
 
-use super::{checksum, layout, Layout, LeI32, Le32, Le64, BLOCK_SIZE};
+use super::{checksum, layout, Layout, Le32, Le64, LeI32, BLOCK_SIZE};
 use crate::error::{Expected, FsError, Result};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -105,18 +105,40 @@ pub fn record_checksum(block: &[u8], ring_index: u64, seed: u32) -> u32 {
 /// Parse and verify the journal superblock at `block_no`.
 pub fn parse_superblock(block: &[u8], block_no: u64, seed: u32, region_blocks: u64) -> Result<&JournalSuperblock> {
     let base = block_no * BLOCK_SIZE as u64;
-    let (js, _) = JournalSuperblock::ref_from_prefix(block)
-        .map_err(|_| FsError::corrupt("journal superblock", base, "size", Expected::AtLeast(72), block.len() as u64))?;
+    let (js, _) = JournalSuperblock::ref_from_prefix(block).map_err(|_| {
+        FsError::corrupt(
+            "journal superblock",
+            base,
+            "size",
+            Expected::AtLeast(72),
+            block.len() as u64,
+        )
+    })?;
     let bad = |off: u64, field, exp, act: u64| FsError::corrupt("journal superblock", base + off, field, exp, act);
     if js.js_magic.get() != JOURNAL_SB_MAGIC {
-        return Err(bad(0, "js_magic", Expected::Eq(JOURNAL_SB_MAGIC.into()), js.js_magic.get().into()));
+        return Err(bad(
+            0,
+            "js_magic",
+            Expected::Eq(JOURNAL_SB_MAGIC.into()),
+            js.js_magic.get().into(),
+        ));
     }
     let want = superblock_checksum(block, block_no, seed);
     if js.js_checksum.get() != want {
-        return Err(bad(68, "js_checksum", Expected::Eq(want.into()), js.js_checksum.get().into()));
+        return Err(bad(
+            68,
+            "js_checksum",
+            Expected::Eq(want.into()),
+            js.js_checksum.get().into(),
+        ));
     }
     if u64::from(js.js_max_len.get()) != region_blocks {
-        return Err(bad(12, "js_max_len", Expected::Eq(region_blocks), js.js_max_len.get().into()));
+        return Err(bad(
+            12,
+            "js_max_len",
+            Expected::Eq(region_blocks),
+            js.js_max_len.get().into(),
+        ));
     }
     if js.js_start.get() >= region_blocks || js.js_first.get() != 1 {
         return Err(bad(24, "js_start", Expected::Below(region_blocks), js.js_start.get()));
@@ -127,14 +149,59 @@ pub fn parse_superblock(block: &[u8], block_no: u64, seed: u32, region_blocks: u
 /// Field layouts for the spec-offset test.
 pub fn layouts() -> Vec<Layout> {
     vec![
-        layout("JournalSuperblock", 72, crate::layout_of!(JournalSuperblock {
-            js_magic, js_version, js_block_size, js_max_len, js_first, js_errno, js_sequence,
-            js_start, js_uuid, js_reserved, js_checksum
-        })),
-        layout("JournalHeader", 16, crate::layout_of!(JournalHeader { jh_magic, jh_blocktype, jh_sequence })),
-        layout("JournalTag", 16, crate::layout_of!(JournalTag { t_blocknr, t_flags, t_checksum })),
-        Layout { name: "RevokeHeader", size: 8, origin: 16, fields: crate::layout_of!(RevokeHeader { r_count, r_reserved }) },
-        Layout { name: "CommitBody", size: 24, origin: 16, fields: crate::layout_of!(CommitBody { c_commit_sec, c_commit_nsec, c_data_blocks, c_data_checksum, c_reserved }) },
+        layout(
+            "JournalSuperblock",
+            72,
+            crate::layout_of!(JournalSuperblock {
+                js_magic,
+                js_version,
+                js_block_size,
+                js_max_len,
+                js_first,
+                js_errno,
+                js_sequence,
+                js_start,
+                js_uuid,
+                js_reserved,
+                js_checksum
+            }),
+        ),
+        layout(
+            "JournalHeader",
+            16,
+            crate::layout_of!(JournalHeader {
+                jh_magic,
+                jh_blocktype,
+                jh_sequence
+            }),
+        ),
+        layout(
+            "JournalTag",
+            16,
+            crate::layout_of!(JournalTag {
+                t_blocknr,
+                t_flags,
+                t_checksum
+            }),
+        ),
+        Layout {
+            name: "RevokeHeader",
+            size: 8,
+            origin: 16,
+            fields: crate::layout_of!(RevokeHeader { r_count, r_reserved }),
+        },
+        Layout {
+            name: "CommitBody",
+            size: 24,
+            origin: 16,
+            fields: crate::layout_of!(CommitBody {
+                c_commit_sec,
+                c_commit_nsec,
+                c_data_blocks,
+                c_data_checksum,
+                c_reserved
+            }),
+        },
     ]
 }
 

@@ -58,7 +58,12 @@ pub struct Layout {
 
 /// Shorthand for a [`Layout`] at origin 0.
 pub const fn layout(name: &'static str, size: usize, fields: &'static [FieldLayout]) -> Layout {
-    Layout { name, size, origin: 0, fields }
+    Layout {
+        name,
+        size,
+        origin: 0,
+        fields,
+    }
 }
 
 /// Size of a struct field, for [`layout_of!`].

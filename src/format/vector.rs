@@ -45,7 +45,9 @@ pub enum ElemType {
 
 impl Metric {
     pub fn from_code(c: u8) -> Option<Metric> {
-        [Metric::L2, Metric::Cosine, Metric::InnerProduct].into_iter().find(|m| *m as u8 == c)
+        [Metric::L2, Metric::Cosine, Metric::InnerProduct]
+            .into_iter()
+            .find(|m| *m as u8 == c)
     }
     pub fn parse(s: &str) -> Option<Metric> {
         match s.to_ascii_lowercase().as_str() {
@@ -66,7 +68,9 @@ impl Metric {
 
 impl ElemType {
     pub fn from_code(c: u8) -> Option<ElemType> {
-        [ElemType::F32, ElemType::F16, ElemType::Int8].into_iter().find(|t| *t as u8 == c)
+        [ElemType::F32, ElemType::F16, ElemType::Int8]
+            .into_iter()
+            .find(|t| *t as u8 == c)
     }
     pub fn parse(s: &str) -> Option<ElemType> {
         match s.to_ascii_lowercase().as_str() {
@@ -207,7 +211,11 @@ pub fn node_geometry(dim: u32, elem: ElemType, m: u16) -> NodeGeometry {
 /// `cat_checksum` (bytes 12..16), then the `cat_len` archive bytes.
 pub fn catalog_checksum(header: &[u8], payload: &[u8], seed: u32) -> u32 {
     let h = header.get(..32).unwrap_or(header);
-    checksum::structure_csum(seed, u64::from(super::CATALOG_INO), &[h.get(..12).unwrap_or(h), h.get(16..).unwrap_or(&[]), payload])
+    checksum::structure_csum(
+        seed,
+        u64::from(super::CATALOG_INO),
+        &[h.get(..12).unwrap_or(h), h.get(16..).unwrap_or(&[]), payload],
+    )
 }
 
 /// Checksum of a collection header (seed, node inode, all but ch_checksum).
@@ -216,21 +224,48 @@ pub fn collection_header_checksum(bytes: &[u8], node_ino: u32, seed: u32) -> u32
 }
 
 /// Parse and check a collection header found at image offset `offset`.
-pub fn parse_collection_header(bytes: &[u8], offset: u64, node_ino: u32, seed: Option<u32>) -> Result<&CollectionHeader> {
-    let (h, _) = CollectionHeader::ref_from_prefix(bytes)
-        .map_err(|_| FsError::corrupt("collection header", offset, "size", Expected::AtLeast(88), bytes.len() as u64))?;
+pub fn parse_collection_header(
+    bytes: &[u8],
+    offset: u64,
+    node_ino: u32,
+    seed: Option<u32>,
+) -> Result<&CollectionHeader> {
+    let (h, _) = CollectionHeader::ref_from_prefix(bytes).map_err(|_| {
+        FsError::corrupt(
+            "collection header",
+            offset,
+            "size",
+            Expected::AtLeast(88),
+            bytes.len() as u64,
+        )
+    })?;
     let bad = |off: u64, field, exp, act: u64| FsError::corrupt("collection header", offset + off, field, exp, act);
     if h.ch_magic.get() != COLLECTION_MAGIC {
-        return Err(bad(0, "ch_magic", Expected::Eq(COLLECTION_MAGIC.into()), h.ch_magic.get().into()));
+        return Err(bad(
+            0,
+            "ch_magic",
+            Expected::Eq(COLLECTION_MAGIC.into()),
+            h.ch_magic.get().into(),
+        ));
     }
     if let Some(seed) = seed {
         let want = collection_header_checksum(&bytes[..88], node_ino, seed);
         if h.ch_checksum.get() != want {
-            return Err(bad(84, "ch_checksum", Expected::Eq(want.into()), h.ch_checksum.get().into()));
+            return Err(bad(
+                84,
+                "ch_checksum",
+                Expected::Eq(want.into()),
+                h.ch_checksum.get().into(),
+            ));
         }
     }
     if h.ch_dim.get() == 0 || h.ch_dim.get() > MAX_DIM {
-        return Err(bad(8, "ch_dim", Expected::Within(1, MAX_DIM.into()), h.ch_dim.get().into()));
+        return Err(bad(
+            8,
+            "ch_dim",
+            Expected::Within(1, MAX_DIM.into()),
+            h.ch_dim.get().into(),
+        ));
     }
     Ok(h)
 }
@@ -238,14 +273,59 @@ pub fn parse_collection_header(bytes: &[u8], offset: u64, node_ino: u32, seed: O
 /// Field layouts for the spec-offset test.
 pub fn layouts() -> Vec<Layout> {
     vec![
-        layout("CatalogHeader", 32, crate::layout_of!(CatalogHeader { cat_magic, cat_version, cat_len, cat_checksum, cat_generation, cat_next_id, cat_reserved })),
-        layout("CollectionHeader", 88, crate::layout_of!(CollectionHeader {
-            ch_magic, ch_collection_id, ch_dim, ch_elem_type, ch_metric, ch_m, ch_node_stride,
-            ch_vector_offset, ch_adj_offset, ch_adj_capacity, ch_count, ch_slots, ch_free_head,
-            ch_entry_slot, ch_max_level, ch_upper_ino, ch_upper_stride, ch_upper_records,
-            ch_int8_scale, ch_checksum
-        })),
-        layout("NodeHeader", 32, crate::layout_of!(NodeHeader { n_owner_ino, n_level, n_flags, n_adj_len, n_upper_ref, n_next_free, n_checksum, n_reserved })),
+        layout(
+            "CatalogHeader",
+            32,
+            crate::layout_of!(CatalogHeader {
+                cat_magic,
+                cat_version,
+                cat_len,
+                cat_checksum,
+                cat_generation,
+                cat_next_id,
+                cat_reserved
+            }),
+        ),
+        layout(
+            "CollectionHeader",
+            88,
+            crate::layout_of!(CollectionHeader {
+                ch_magic,
+                ch_collection_id,
+                ch_dim,
+                ch_elem_type,
+                ch_metric,
+                ch_m,
+                ch_node_stride,
+                ch_vector_offset,
+                ch_adj_offset,
+                ch_adj_capacity,
+                ch_count,
+                ch_slots,
+                ch_free_head,
+                ch_entry_slot,
+                ch_max_level,
+                ch_upper_ino,
+                ch_upper_stride,
+                ch_upper_records,
+                ch_int8_scale,
+                ch_checksum
+            }),
+        ),
+        layout(
+            "NodeHeader",
+            32,
+            crate::layout_of!(NodeHeader {
+                n_owner_ino,
+                n_level,
+                n_flags,
+                n_adj_len,
+                n_upper_ref,
+                n_next_free,
+                n_checksum,
+                n_reserved
+            }),
+        ),
     ]
 }
 
@@ -262,7 +342,7 @@ mod tests {
                 assert_eq!(g.stride as usize % VECTOR_ALIGN, 0);
                 assert!(g.adj_offset as usize >= g.vector_offset as usize + dim as usize * elem.size());
                 let s = g.stride as usize;
-                assert!(BLOCK_SIZE % s == 0 || s % BLOCK_SIZE == 0 || s < BLOCK_SIZE, "dim {dim}");
+                assert!(s <= BLOCK_SIZE || s.is_multiple_of(BLOCK_SIZE), "dim {dim}");
             }
         }
     }

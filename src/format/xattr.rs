@@ -64,7 +64,10 @@ pub struct Xattr<'a> {
 impl Xattr<'_> {
     /// Full name with its prefix, e.g. `user.comment`.
     pub fn full_name(&self) -> String {
-        let prefix = NAME_INDEX.iter().find(|(i, _)| *i == self.name_index).map_or("unknown.", |(_, p)| p);
+        let prefix = NAME_INDEX
+            .iter()
+            .find(|(i, _)| *i == self.name_index)
+            .map_or("unknown.", |(_, p)| p);
         format!("{prefix}{}", String::from_utf8_lossy(self.name))
     }
 }
@@ -78,9 +81,15 @@ pub fn block_checksum(block: &[u8], block_no: u64, seed: u32) -> u32 {
 pub fn parse_block(block: &[u8], block_no: u64, seed: Option<u32>) -> Result<Vec<Xattr<'_>>> {
     let base = block_no * BLOCK_SIZE as u64;
     let bad = |off: usize, field, exp, act: u64| FsError::corrupt("xattr block", base + off as u64, field, exp, act);
-    let (h, _) = XattrHeader::ref_from_prefix(block).map_err(|_| bad(0, "size", Expected::Eq(BLOCK_SIZE as u64), block.len() as u64))?;
+    let (h, _) = XattrHeader::ref_from_prefix(block)
+        .map_err(|_| bad(0, "size", Expected::Eq(BLOCK_SIZE as u64), block.len() as u64))?;
     if h.h_magic.get() != XATTR_MAGIC {
-        return Err(bad(0, "h_magic", Expected::Eq(XATTR_MAGIC.into()), h.h_magic.get().into()));
+        return Err(bad(
+            0,
+            "h_magic",
+            Expected::Eq(XATTR_MAGIC.into()),
+            h.h_magic.get().into(),
+        ));
     }
     if h.h_blocks.get() != 1 {
         return Err(bad(8, "h_blocks", Expected::Eq(1), h.h_blocks.get().into()));
@@ -88,7 +97,12 @@ pub fn parse_block(block: &[u8], block_no: u64, seed: Option<u32>) -> Result<Vec
     if let Some(seed) = seed {
         let want = block_checksum(block, block_no, seed);
         if h.h_checksum.get() != want {
-            return Err(bad(16, "h_checksum", Expected::Eq(want.into()), h.h_checksum.get().into()));
+            return Err(bad(
+                16,
+                "h_checksum",
+                Expected::Eq(want.into()),
+                h.h_checksum.get().into(),
+            ));
         }
     }
     let mut out = Vec::new();
@@ -98,24 +112,70 @@ pub fn parse_block(block: &[u8], block_no: u64, seed: Option<u32>) -> Result<Vec
         if rest.len() < 4 || rest[..4] == [0, 0, 0, 0] {
             return Ok(out);
         }
-        let (e, tail) = XattrEntry::ref_from_prefix(rest).map_err(|_| bad(pos, "e_name_len", Expected::AtLeast(16), rest.len() as u64))?;
-        let name = tail.get(..usize::from(e.e_name_len)).ok_or_else(|| bad(pos, "e_name_len", Expected::AtMost(tail.len() as u64), e.e_name_len.into()))?;
+        let (e, tail) = XattrEntry::ref_from_prefix(rest)
+            .map_err(|_| bad(pos, "e_name_len", Expected::AtLeast(16), rest.len() as u64))?;
+        let name = tail.get(..usize::from(e.e_name_len)).ok_or_else(|| {
+            bad(
+                pos,
+                "e_name_len",
+                Expected::AtMost(tail.len() as u64),
+                e.e_name_len.into(),
+            )
+        })?;
         let (off, size) = (usize::from(e.e_value_offs.get()), e.e_value_size.get() as usize);
         let value = block
             .get(off..off.saturating_add(size))
             .filter(|_| off >= FIRST_ENTRY)
-            .ok_or_else(|| bad(pos + 2, "e_value_offs", Expected::Within(FIRST_ENTRY as u64, (BLOCK_SIZE - size.min(BLOCK_SIZE)) as u64), off as u64))?;
-        out.push(Xattr { name_index: e.e_name_index, name, value });
+            .ok_or_else(|| {
+                bad(
+                    pos + 2,
+                    "e_value_offs",
+                    Expected::Within(FIRST_ENTRY as u64, (BLOCK_SIZE - size.min(BLOCK_SIZE)) as u64),
+                    off as u64,
+                )
+            })?;
+        out.push(Xattr {
+            name_index: e.e_name_index,
+            name,
+            value,
+        });
         pos += (16 + name.len() + 3) & !3;
     }
-    Err(bad(pos, "entries", Expected::AtMost(MAX_ENTRIES as u64), out.len() as u64))
+    Err(bad(
+        pos,
+        "entries",
+        Expected::AtMost(MAX_ENTRIES as u64),
+        out.len() as u64,
+    ))
 }
 
 /// Field layouts for the spec-offset test.
 pub fn layouts() -> Vec<Layout> {
     vec![
-        layout("XattrHeader", 32, crate::layout_of!(XattrHeader { h_magic, h_refcount, h_blocks, h_hash, h_checksum, h_reserved })),
-        layout("XattrEntry", 16, crate::layout_of!(XattrEntry { e_name_len, e_name_index, e_value_offs, e_value_inum, e_value_size, e_hash })),
+        layout(
+            "XattrHeader",
+            32,
+            crate::layout_of!(XattrHeader {
+                h_magic,
+                h_refcount,
+                h_blocks,
+                h_hash,
+                h_checksum,
+                h_reserved
+            }),
+        ),
+        layout(
+            "XattrEntry",
+            16,
+            crate::layout_of!(XattrEntry {
+                e_name_len,
+                e_name_index,
+                e_value_offs,
+                e_value_inum,
+                e_value_size,
+                e_hash
+            }),
+        ),
     ]
 }
 

@@ -73,10 +73,13 @@ impl MappedFile {
     pub fn open(path: &Path, mode: Mode, create_len: Option<u64>) -> Result<MappedFile> {
         let mut file = open_file(path, mode, create_len.is_some())?;
         lock(&file, path, mode)?;
-        let meta = file.metadata().map_err(|e| FsError::io(format!("cannot stat {}", path.display()), e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| FsError::io(format!("cannot stat {}", path.display()), e))?;
         let is_device = meta.file_type().is_block_device();
         if let (Some(len), false) = (create_len, is_device) {
-            file.set_len(len).map_err(|e| FsError::io(format!("cannot resize {}", path.display()), e))?;
+            file.set_len(len)
+                .map_err(|e| FsError::io(format!("cannot resize {}", path.display()), e))?;
         }
         let len = size_of(&mut file, path)?;
         Self::map(file, path, mode, len, is_device)
@@ -84,9 +87,13 @@ impl MappedFile {
 
     fn map(file: File, path: &Path, mode: Mode, len: u64, is_device: bool) -> Result<MappedFile> {
         if len < BLOCK_SIZE_U64 {
-            return Err(FsError::Truncated { needed: BLOCK_SIZE_U64, actual: len });
+            return Err(FsError::Truncated {
+                needed: BLOCK_SIZE_U64,
+                actual: len,
+            });
         }
-        let map_len = usize::try_from(len).map_err(|_| FsError::Invalid("image larger than the address space".into()))?;
+        let map_len =
+            usize::try_from(len).map_err(|_| FsError::Invalid("image larger than the address space".into()))?;
         let err = |e| FsError::io(format!("cannot map {}", path.display()), e);
         let map = match mode {
             // SAFETY: the file is flocked (shared) for the map's lifetime, so
@@ -97,7 +104,13 @@ impl MappedFile {
             // the map covers exactly the length read just before.
             Mode::ReadWrite => Map::Rw(unsafe { MmapOptions::new().len(map_len).map_mut(&file) }.map_err(err)?),
         };
-        Ok(MappedFile { map, len, path: path.to_path_buf(), is_device, _file: file })
+        Ok(MappedFile {
+            map,
+            len,
+            path: path.to_path_buf(),
+            is_device,
+            _file: file,
+        })
     }
 
     /// The whole image.
@@ -139,7 +152,9 @@ impl MappedFile {
     pub fn flush(&self) -> Result<()> {
         match &self.map {
             Map::Ro(_) => Ok(()),
-            Map::Rw(m) => m.flush().map_err(|e| FsError::io(format!("flush of {} failed", self.path.display()), e)),
+            Map::Rw(m) => m
+                .flush()
+                .map_err(|e| FsError::io(format!("flush of {} failed", self.path.display()), e)),
         }
     }
 }
@@ -157,13 +172,20 @@ impl Image {
         lock(&file, path, mode)?;
         let len = size_of(&mut file, path)?;
         let mut head = [0u8; SUPERBLOCK_SIZE];
-        let got = file.read_at(&mut head, 0).map_err(|e| FsError::io(format!("cannot read {}", path.display()), e))?;
+        let got = file
+            .read_at(&mut head, 0)
+            .map_err(|e| FsError::io(format!("cannot read {}", path.display()), e))?;
         let sb = Superblock::parse(&head[..got])?;
         let geometry = Geometry::new(sb, len)?;
         if mode == Mode::ReadWrite && geometry.access == crate::format::features::Access::ReadOnlyOnly {
-            return Err(FsError::Unsupported("unknown ro_compat features: the image can only be opened read-only".into()));
+            return Err(FsError::Unsupported(
+                "unknown ro_compat features: the image can only be opened read-only".into(),
+            ));
         }
-        let is_device = file.metadata().map(|m| m.file_type().is_block_device()).unwrap_or(false);
+        let is_device = file
+            .metadata()
+            .map(|m| m.file_type().is_block_device())
+            .unwrap_or(false);
         let file = MappedFile::map(file, path, mode, len, is_device)?;
         Ok(Image { file, geometry })
     }
@@ -175,7 +197,9 @@ impl Image {
     /// The superblock (validated at open).
     pub fn superblock(&self) -> &Superblock {
         // The first 1024 bytes were parsed at open and the map is at least a block.
-        zerocopy::FromBytes::ref_from_prefix(self.file.bytes()).map(|(sb, _)| sb).expect("map holds a superblock")
+        zerocopy::FromBytes::ref_from_prefix(self.file.bytes())
+            .map(|(sb, _)| sb)
+            .expect("map holds a superblock")
     }
 
     /// Block `n` (checked against s_blocks_count).
@@ -187,7 +211,13 @@ impl Image {
     pub fn block_range(&self, n: u64, count: u64) -> Result<&[u8]> {
         let end = n.checked_add(count).filter(|&e| e <= self.geometry.blocks_count);
         let Some(end) = end else {
-            return Err(FsError::corrupt("block reference", n.saturating_mul(BLOCK_SIZE_U64), "block", crate::error::Expected::Below(self.geometry.blocks_count), n));
+            return Err(FsError::corrupt(
+                "block reference",
+                n.saturating_mul(BLOCK_SIZE_U64),
+                "block",
+                crate::error::Expected::Below(self.geometry.blocks_count),
+                n,
+            ));
         };
         Ok(&self.file.bytes()[n as usize * BLOCK_SIZE..end as usize * BLOCK_SIZE])
     }
@@ -198,7 +228,13 @@ impl Image {
         usize::try_from(offset)
             .ok()
             .and_then(|o| bytes.get(o..o.checked_add(len)?))
-            .ok_or(FsError::corrupt("image", offset, "offset", crate::error::Expected::Below(bytes.len() as u64), offset))
+            .ok_or(FsError::corrupt(
+                "image",
+                offset,
+                "offset",
+                crate::error::Expected::Below(bytes.len() as u64),
+                offset,
+            ))
     }
 
     /// The underlying mapped file.

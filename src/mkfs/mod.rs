@@ -29,24 +29,46 @@ impl std::str::FromStr for CollectionSpec {
 
     fn from_str(s: &str) -> Result<Self> {
         let parts: Vec<&str> = s.split(':').collect();
-        let usage = || FsError::Invalid(format!("collection '{s}': expected NAME:DIM:METRIC[:TYPE], e.g. docs:384:cosine:f32"));
+        let usage = || {
+            FsError::Invalid(format!(
+                "collection '{s}': expected NAME:DIM:METRIC[:TYPE], e.g. docs:384:cosine:f32"
+            ))
+        };
         if !(3..=4).contains(&parts.len()) {
             return Err(usage());
         }
         let name = parts[0];
-        if name.is_empty() || name.len() > MAX_COLLECTION_NAME || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.') {
-            return Err(FsError::Invalid(format!("collection name '{name}': 1-{MAX_COLLECTION_NAME} of [A-Za-z0-9_.-]")));
+        if name.is_empty()
+            || name.len() > MAX_COLLECTION_NAME
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        {
+            return Err(FsError::Invalid(format!(
+                "collection name '{name}': 1-{MAX_COLLECTION_NAME} of [A-Za-z0-9_.-]"
+            )));
         }
         let dim: u32 = parts[1].parse().map_err(|_| usage())?;
         if !(1..=MAX_DIM).contains(&dim) {
-            return Err(FsError::Invalid(format!("collection '{name}': dimension {dim} outside 1..={MAX_DIM}")));
+            return Err(FsError::Invalid(format!(
+                "collection '{name}': dimension {dim} outside 1..={MAX_DIM}"
+            )));
         }
-        let metric = Metric::parse(parts[2]).ok_or_else(|| FsError::Invalid(format!("unknown metric '{}' (l2, cosine, ip)", parts[2])))?;
+        let metric = Metric::parse(parts[2])
+            .ok_or_else(|| FsError::Invalid(format!("unknown metric '{}' (l2, cosine, ip)", parts[2])))?;
         let elem = match parts.get(3) {
-            Some(t) => ElemType::parse(t).ok_or_else(|| FsError::Invalid(format!("unknown element type '{t}' (f32, f16, int8)")))?,
+            Some(t) => ElemType::parse(t)
+                .ok_or_else(|| FsError::Invalid(format!("unknown element type '{t}' (f32, f16, int8)")))?,
             None => ElemType::F32,
         };
-        Ok(CollectionSpec { name: name.to_string(), dim, metric, elem, m: 16, ef_construction: 200 })
+        Ok(CollectionSpec {
+            name: name.to_string(),
+            dim,
+            metric,
+            elem,
+            m: 16,
+            ef_construction: 200,
+        })
     }
 }
 
@@ -90,16 +112,24 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 /// Create a VexFS image at `path` (file created if missing).
 pub fn mkfs(path: &Path, opts: &MkfsOptions, progress: Progress<'_>) -> Result<MkfsSummary> {
     if opts.kernel_layout && !opts.collections.is_empty() {
-        return Err(FsError::Invalid("--kernel-layout images have no vector collections".into()));
+        return Err(FsError::Invalid(
+            "--kernel-layout images have no vector collections".into(),
+        ));
     }
     let exists = path.exists();
     if exists && !opts.force {
         if let Some(sig) = detect_signature(path)? {
-            return Err(FsError::Invalid(format!("{} already contains {sig}; use --force to overwrite it", path.display())));
+            return Err(FsError::Invalid(format!(
+                "{} already contains {sig}; use --force to overwrite it",
+                path.display()
+            )));
         }
     }
     if !exists && opts.size.is_none() {
-        return Err(FsError::Invalid(format!("{} does not exist: give --size to create it", path.display())));
+        return Err(FsError::Invalid(format!(
+            "{} does not exist: give --size to create it",
+            path.display()
+        )));
     }
     discard_old_contents(path, exists && opts.force)?;
     let mut file = MappedFile::open(path, Mode::ReadWrite, opts.size)?;
@@ -134,21 +164,31 @@ fn discard_old_contents(path: &Path, force_existing: bool) -> Result<()> {
     if meta.file_type().is_block_device() {
         return Ok(());
     }
-    let f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| FsError::io(format!("cannot open {}", path.display()), e))?;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| FsError::io(format!("cannot open {}", path.display()), e))?;
     f.try_lock().map_err(|_| FsError::Locked(path.display().to_string()))?;
-    f.set_len(0).map_err(|e| FsError::io(format!("cannot truncate {}", path.display()), e))
+    f.set_len(0)
+        .map_err(|e| FsError::io(format!("cannot truncate {}", path.display()), e))
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn random_uuid() -> [u8; 16] {
     use std::io::Read;
     let mut u = [0u8; 16];
-    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut u)).is_ok();
+    let filled = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut u))
+        .is_ok();
     if !filled {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         u = (t ^ u128::from(std::process::id()) << 64).to_le_bytes();
     }
     u[6] = (u[6] & 0x0f) | 0x40; // RFC 4122 version 4
@@ -159,7 +199,14 @@ fn random_uuid() -> [u8; 16] {
 /// Format a UUID the usual way.
 pub fn format_uuid(u: &[u8; 16]) -> String {
     let h: Vec<String> = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", h[0..4].concat(), h[4..6].concat(), h[6..8].concat(), h[8..10].concat(), h[10..16].concat())
+    format!(
+        "{}-{}-{}-{}-{}",
+        h[0..4].concat(),
+        h[4..6].concat(),
+        h[6..8].concat(),
+        h[8..10].concat(),
+        h[10..16].concat()
+    )
 }
 
 /// Parse a UUID in the usual 8-4-4-4-12 form.
@@ -186,7 +233,14 @@ mod tests {
         assert_eq!((c.dim, c.metric, c.elem), (384, Metric::Cosine, ElemType::F32));
         let c: CollectionSpec = "img:16:l2:int8".parse().unwrap();
         assert_eq!(c.elem, ElemType::Int8);
-        for bad in ["x", "a:0:l2", "a:65537:l2", "a:3:manhattan", "a:3:l2:f64", "bad/name:3:l2"] {
+        for bad in [
+            "x",
+            "a:0:l2",
+            "a:65537:l2",
+            "a:3:manhattan",
+            "a:3:l2:f64",
+            "bad/name:3:l2",
+        ] {
             assert!(bad.parse::<CollectionSpec>().is_err(), "{bad}");
         }
     }

@@ -42,7 +42,10 @@ fn clamp_default(choice: Option<u64>, derived: u64, lo: u64, hi: u64) -> u64 {
 /// Plan a v1 image of `bytes` bytes.
 pub fn plan_v1(bytes: u64, sizing: &Sizing) -> Result<Plan> {
     if bytes < MIN_V1_BYTES {
-        return Err(FsError::Invalid(format!("a VexFS image needs at least {} MiB; {bytes} bytes given", MIN_V1_BYTES >> 20)));
+        return Err(FsError::Invalid(format!(
+            "a VexFS image needs at least {} MiB; {bytes} bytes given",
+            MIN_V1_BYTES >> 20
+        )));
     }
     let blocks = bytes / BLOCK_SIZE_U64;
     if blocks >= 1 << 48 {
@@ -53,10 +56,22 @@ pub fn plan_v1(bytes: u64, sizing: &Sizing) -> Result<Plan> {
     let inodes = wanted.min(u64::from(u32::MAX) / LARGE_INODES_PER_BLOCK * LARGE_INODES_PER_BLOCK);
     let bb = blocks.div_ceil(BITS_PER_TAILED_BLOCK);
     let ib = inodes.div_ceil(BITS_PER_TAILED_BLOCK);
-    let journal = clamp_default(sizing.journal_blocks, blocks / 256, crate::format::journal::MIN_JOURNAL_BLOCKS, 65536);
-    let events = clamp_default(sizing.event_blocks, blocks / 512, crate::format::events::MIN_EVENT_BLOCKS, 65536);
+    let journal = clamp_default(
+        sizing.journal_blocks,
+        blocks / 256,
+        crate::format::journal::MIN_JOURNAL_BLOCKS,
+        65536,
+    );
+    let events = clamp_default(
+        sizing.event_blocks,
+        blocks / 512,
+        crate::format::events::MIN_EVENT_BLOCKS,
+        65536,
+    );
     if journal < crate::format::journal::MIN_JOURNAL_BLOCKS || events < crate::format::events::MIN_EVENT_BLOCKS {
-        return Err(FsError::Invalid("the journal needs at least 64 blocks and the event ring at least 16".into()));
+        return Err(FsError::Invalid(
+            "the journal needs at least 64 blocks and the event ring at least 16".into(),
+        ));
     }
     let mut next = 1u64;
     let mut take = |n: u64| {
@@ -89,12 +104,15 @@ pub fn plan_v1(bytes: u64, sizing: &Sizing) -> Result<Plan> {
 pub fn plan_kernel(bytes: u64) -> Result<u64> {
     let blocks = bytes / BLOCK_SIZE_U64;
     if blocks <= KERNEL_ROOT_DIR_BLOCK {
-        return Err(FsError::Invalid(format!("a kernel-layout image needs at least {} blocks", KERNEL_ROOT_DIR_BLOCK + 1)));
+        return Err(FsError::Invalid(format!(
+            "a kernel-layout image needs at least {} blocks",
+            KERNEL_ROOT_DIR_BLOCK + 1
+        )));
     }
     if blocks > KERNEL_MAX_BLOCKS {
         return Err(FsError::Invalid(format!(
             "the kernel layout has one bitmap block and so holds at most {} MiB; got {} MiB",
-            KERNEL_MAX_BLOCKS * BLOCK_SIZE_U64 >> 20,
+            (KERNEL_MAX_BLOCKS * BLOCK_SIZE_U64) >> 20,
             bytes >> 20
         )));
     }
@@ -108,7 +126,15 @@ mod tests {
     #[test]
     fn regions_are_contiguous_and_in_order() {
         let p = plan_v1(64 << 20, &Sizing::default()).unwrap();
-        let order = [p.block_summary, p.block_bitmap, p.inode_summary, p.inode_bitmap, p.inode_table, p.journal, p.events];
+        let order = [
+            p.block_summary,
+            p.block_bitmap,
+            p.inode_summary,
+            p.inode_bitmap,
+            p.inode_table,
+            p.journal,
+            p.events,
+        ];
         assert_eq!(order[0].start, 1);
         for w in order.windows(2) {
             assert_eq!(w[0].end(), w[1].start);

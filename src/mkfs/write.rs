@@ -8,7 +8,10 @@ use crate::format::features::{self, Features, V1_DEFAULT};
 use crate::format::inode::{self, InodeBase, InodeLarge, EXTENTS_FL, EXTRA_ISIZE_V1, S_IFDIR, S_IFREG};
 use crate::format::superblock::{self, Superblock};
 use crate::format::vector::{self, CatalogHeader, CollectionHeader, CollectionRecord};
-use crate::format::{checksum, events, extent, journal, BLOCK_SIZE, BLOCK_SIZE_U64, CATALOG_INO, FIRST_INO_KERNEL, FIRST_INO_V1, ROOT_INO};
+use crate::format::{
+    checksum, events, extent, journal, BLOCK_SIZE, BLOCK_SIZE_U64, CATALOG_INO, FIRST_INO_KERNEL, FIRST_INO_V1,
+    ROOT_INO,
+};
 use crate::layout::{Region, KERNEL_INODES, KERNEL_ROOT_DIR_BLOCK};
 use zerocopy::{FromZeros, IntoBytes};
 
@@ -88,7 +91,7 @@ fn set_range(bits: &mut [u8], from: u64, to: u64) {
     let to = to.min(bits.len() as u64 * 8);
     let mut n = from;
     while n < to {
-        if n % 8 == 0 && n + 8 <= to {
+        if n.is_multiple_of(8) && n + 8 <= to {
             let (a, b) = ((n / 8) as usize, (to / 8) as usize);
             bits[a..b].fill(0xff);
             n = to / 8 * 8;
@@ -102,7 +105,11 @@ fn set_range(bits: &mut [u8], from: u64, to: u64) {
 /// "." and ".." filling a fresh directory block (with a tail when checksummed).
 fn write_dot_entries(block: &mut [u8], ino: u32, parent: u32, tail: bool) {
     block.fill(0);
-    let end = if tail { BLOCK_SIZE - dir::DIR_TAIL_SIZE } else { BLOCK_SIZE };
+    let end = if tail {
+        BLOCK_SIZE - dir::DIR_TAIL_SIZE
+    } else {
+        BLOCK_SIZE
+    };
     let dot = rec_len_for(1);
     dir::write_entry(block, 0, ino, dot as u16, 2, b".");
     dir::write_entry(block, dot, parent, (end - dot) as u16, 2, b"..");
@@ -139,7 +146,12 @@ impl Builder<'_> {
         for t in [&mut i.base.i_atime, &mut i.base.i_ctime, &mut i.base.i_mtime] {
             t.set(lo);
         }
-        for t in [&mut i.ext.i_atime_hi, &mut i.ext.i_ctime_hi, &mut i.ext.i_mtime_hi, &mut i.ext.i_crtime_hi] {
+        for t in [
+            &mut i.ext.i_atime_hi,
+            &mut i.ext.i_ctime_hi,
+            &mut i.ext.i_mtime_hi,
+            &mut i.ext.i_crtime_hi,
+        ] {
             t.set(hi);
         }
         i.ext.i_crtime.set(lo);
@@ -197,7 +209,8 @@ impl Builder<'_> {
         h.ch_free_head.set(NO_SLOT);
         h.ch_entry_slot.set(NO_SLOT);
         h.ch_upper_ino.set(upper_ino);
-        h.ch_upper_stride.set(16 + (u32::from(spec.m) * 3 + 8).next_multiple_of(8));
+        h.ch_upper_stride
+            .set(16 + (u32::from(spec.m) * 3 + 8).next_multiple_of(8));
         h.ch_int8_scale.set(1.0f32.to_bits());
         let b = self.alloc_blocks(1)?;
         let blk = block_mut(self.img, b);
@@ -227,14 +240,16 @@ impl Builder<'_> {
     /// The catalogue file (inode 2): header + rkyv archive of the records.
     fn catalogue(&mut self, records: &[CollectionRecord]) -> Result<()> {
         let list: Vec<CollectionRecord> = records.to_vec();
-        let archived = rkyv::to_bytes::<rkyv::rancor::Error>(&list).map_err(|e| FsError::Invalid(format!("catalogue encoding failed: {e}")))?;
+        let archived = rkyv::to_bytes::<rkyv::rancor::Error>(&list)
+            .map_err(|e| FsError::Invalid(format!("catalogue encoding failed: {e}")))?;
         let mut h = CatalogHeader::new_zeroed();
         h.cat_magic.set(vector::CATALOG_MAGIC);
         h.cat_version.set(1);
         h.cat_len.set(archived.len() as u32);
         h.cat_generation.set(1);
         h.cat_next_id.set(records.len() as u32 + 1);
-        h.cat_checksum.set(vector::catalog_checksum(h.as_bytes(), &archived, self.seed));
+        h.cat_checksum
+            .set(vector::catalog_checksum(h.as_bytes(), &archived, self.seed));
         let size = 32 + archived.len() as u64;
         let blocks = size.div_ceil(BLOCK_SIZE_U64);
         let b = self.alloc_blocks(blocks)?;
@@ -251,7 +266,15 @@ impl Builder<'_> {
 
 /// Write a tailed bitmap region and its summary: bits below `used` and at or
 /// past `valid` are set. Returns the number of free bits.
-fn write_bitmaps(img: &mut [u8], leaves: Region, summary: Region, valid: u64, used: u64, seed: u32, progress: &mut dyn FnMut()) -> u64 {
+fn write_bitmaps(
+    img: &mut [u8],
+    leaves: Region,
+    summary: Region,
+    valid: u64,
+    used: u64,
+    seed: u32,
+    progress: &mut dyn FnMut(),
+) -> u64 {
     let per = BITS_PER_TAILED_BLOCK;
     let mut free = 0;
     let mut full_leaves = Vec::new();
@@ -263,7 +286,11 @@ fn write_bitmaps(img: &mut [u8], leaves: Region, summary: Region, valid: u64, us
         set_range(bits, 0, used.clamp(lo, hi) - lo);
         set_range(bits, valid.clamp(lo, hi) - lo, per);
         bitmap::seal_tailed(blk, leaves.start + i, Some(seed), per);
-        let leaf_free = u64::from(u32::from_le_bytes(blk[bitmap::TAILED_BITS_BYTES..bitmap::TAILED_BITS_BYTES + 4].try_into().unwrap_or_default()));
+        let leaf_free = u64::from(u32::from_le_bytes(
+            blk[bitmap::TAILED_BITS_BYTES..bitmap::TAILED_BITS_BYTES + 4]
+                .try_into()
+                .unwrap_or_default(),
+        ));
         free += leaf_free;
         if leaf_free == 0 {
             full_leaves.push(i);
@@ -306,11 +333,31 @@ fn v1_superblock(plan: &Plan, opts: &MkfsOptions, uuid: [u8; 16], time: i64, fea
     }
     sb.s_vx_layout_version.set(superblock::LAYOUT_VERSION_1);
     let regions = [
-        (&mut sb.s_vx_block_summary_start, &mut sb.s_vx_block_summary_blocks, plan.block_summary),
-        (&mut sb.s_vx_block_bitmap_start, &mut sb.s_vx_block_bitmap_blocks, plan.block_bitmap),
-        (&mut sb.s_vx_inode_summary_start, &mut sb.s_vx_inode_summary_blocks, plan.inode_summary),
-        (&mut sb.s_vx_inode_bitmap_start, &mut sb.s_vx_inode_bitmap_blocks, plan.inode_bitmap),
-        (&mut sb.s_vx_inode_table_start, &mut sb.s_vx_inode_table_blocks, plan.inode_table),
+        (
+            &mut sb.s_vx_block_summary_start,
+            &mut sb.s_vx_block_summary_blocks,
+            plan.block_summary,
+        ),
+        (
+            &mut sb.s_vx_block_bitmap_start,
+            &mut sb.s_vx_block_bitmap_blocks,
+            plan.block_bitmap,
+        ),
+        (
+            &mut sb.s_vx_inode_summary_start,
+            &mut sb.s_vx_inode_summary_blocks,
+            plan.inode_summary,
+        ),
+        (
+            &mut sb.s_vx_inode_bitmap_start,
+            &mut sb.s_vx_inode_bitmap_blocks,
+            plan.inode_bitmap,
+        ),
+        (
+            &mut sb.s_vx_inode_table_start,
+            &mut sb.s_vx_inode_table_blocks,
+            plan.inode_table,
+        ),
         (&mut sb.s_vx_journal_start, &mut sb.s_vx_journal_blocks, plan.journal),
         (&mut sb.s_vx_event_start, &mut sb.s_vx_event_blocks, plan.events),
     ];
@@ -354,10 +401,25 @@ fn event_header(img: &mut [u8], plan: &Plan, seed: u32) {
 }
 
 /// Write a v1 image with the default feature set.
-pub fn v1(img: &mut [u8], plan: &Plan, opts: &MkfsOptions, uuid: [u8; 16], time: i64, progress: Progress<'_>) -> Result<MkfsSummary> {
+pub fn v1(
+    img: &mut [u8],
+    plan: &Plan,
+    opts: &MkfsOptions,
+    uuid: [u8; 16],
+    time: i64,
+    progress: Progress<'_>,
+) -> Result<MkfsSummary> {
     let seed = checksum::image_seed(&uuid);
     img[..BLOCK_SIZE].fill(0);
-    let mut b = Builder { img, plan, seed, time, owner: opts_owner(opts), next_block: plan.first_data_block, next_ino: FIRST_INO_V1 };
+    let mut b = Builder {
+        img,
+        plan,
+        seed,
+        time,
+        owner: opts_owner(opts),
+        next_block: plan.first_data_block,
+        next_ino: FIRST_INO_V1,
+    };
     b.root_dir()?;
     let mut records = Vec::new();
     for (i, spec) in opts.collections.iter().enumerate() {
@@ -373,8 +435,24 @@ pub fn v1(img: &mut [u8], plan: &Plan, opts: &MkfsOptions, uuid: [u8; 16], time:
             progress(done, total);
         }
     };
-    let free_blocks = write_bitmaps(img, plan.block_bitmap, plan.block_summary, plan.blocks, used_blocks, seed, &mut tick);
-    let free_inodes = write_bitmaps(img, plan.inode_bitmap, plan.inode_summary, plan.inodes.into(), used_inodes.into(), seed, &mut tick);
+    let free_blocks = write_bitmaps(
+        img,
+        plan.block_bitmap,
+        plan.block_summary,
+        plan.blocks,
+        used_blocks,
+        seed,
+        &mut tick,
+    );
+    let free_inodes = write_bitmaps(
+        img,
+        plan.inode_bitmap,
+        plan.inode_summary,
+        plan.inodes.into(),
+        used_inodes.into(),
+        seed,
+        &mut tick,
+    );
     journal_superblock(img, plan, uuid, seed);
     event_header(img, plan, seed);
     let mut sb = v1_superblock(plan, opts, uuid, time, V1_DEFAULT);

@@ -15,7 +15,11 @@ pub fn options(size: u64, kernel: bool) -> MkfsOptions {
         size: Some(size),
         label: "test".into(),
         kernel_layout: kernel,
-        collections: if kernel { vec![] } else { vec!["docs:8:cosine".parse().unwrap(), "img:3:l2:int8".parse().unwrap()] },
+        collections: if kernel {
+            vec![]
+        } else {
+            vec!["docs:8:cosine".parse().unwrap(), "img:3:l2:int8".parse().unwrap()]
+        },
         uuid: Some(UUID),
         time: Some(TIME),
         root_owner: Some((0, 0)),

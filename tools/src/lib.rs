@@ -1,0 +1,3 @@
+//! Shared code of the VexFS command-line tools.
+
+pub mod inspect;

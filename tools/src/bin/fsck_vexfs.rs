@@ -53,7 +53,10 @@ fn main() -> ExitCode {
         Ok(i) => i,
         Err(e) => {
             if args.json {
-                println!("{}", serde_json::json!({"image": args.image.display().to_string(), "clean": false, "error": e.to_string()}));
+                println!(
+                    "{}",
+                    serde_json::json!({"image": args.image.display().to_string(), "clean": false, "error": e.to_string()})
+                );
             }
             eprintln!("fsck.vexfs: {}: {e}", args.image.display());
             return ExitCode::from(EXIT_OPERATIONAL);
@@ -68,7 +71,12 @@ fn main() -> ExitCode {
         bar.set_length(total);
         bar.set_position(done);
     };
-    let report = check::check(&img, CheckOptions { progress: Some(&mut tick) });
+    let report = check::check(
+        &img,
+        CheckOptions {
+            progress: Some(&mut tick),
+        },
+    );
     bar.finish_and_clear();
     print_report(&args, &img, &report);
     if report.is_clean() {
@@ -97,7 +105,11 @@ fn print_report(args: &Args, img: &Image, r: &check::Report) {
     for p in &r.problems {
         println!("{p}");
     }
-    let verdict = if r.is_clean() { "clean".to_string() } else { format!("{} problem(s)", r.problems.len()) };
+    let verdict = if r.is_clean() {
+        "clean".to_string()
+    } else {
+        format!("{} problem(s)", r.problems.len())
+    };
     println!(
         "{}: {verdict}, {}/{} inodes, {}/{} blocks",
         args.image.display(),

@@ -68,11 +68,17 @@ fn parse_size(s: &str) -> Result<u64, String> {
         "p" => 50,
         _ => return Err(format!("unknown size unit in '{s}' (K, M, G, T, P)")),
     };
-    n.checked_mul(1 << shift).ok_or_else(|| format!("size '{s}' is too large"))
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("size '{s}' is too large"))
 }
 
 fn options(args: &Args) -> Result<MkfsOptions, String> {
-    let uuid = args.uuid.as_deref().map(mkfs::parse_uuid).transpose().map_err(|e| e.to_string())?;
+    let uuid = args
+        .uuid
+        .as_deref()
+        .map(mkfs::parse_uuid)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let time = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok());
     if args.label.len() > 16 {
         return Err(format!("label '{}' is longer than 16 bytes", args.label));
@@ -84,7 +90,11 @@ fn options(args: &Args) -> Result<MkfsOptions, String> {
         collections: args.collections.clone(),
         uuid,
         time,
-        sizing: Sizing { inode_ratio: args.inode_ratio, journal_blocks: args.journal_blocks, event_blocks: args.event_blocks },
+        sizing: Sizing {
+            inode_ratio: args.inode_ratio,
+            journal_blocks: args.journal_blocks,
+            event_blocks: args.event_blocks,
+        },
         force: args.force,
         root_owner: None,
     })
@@ -103,7 +113,10 @@ fn main() -> ExitCode {
     if args.quiet || args.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    bar.set_style(indicatif::ProgressStyle::with_template("writing bitmaps {bar:40} {pos}/{len}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("writing bitmaps {bar:40} {pos}/{len}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let started = std::time::Instant::now();
     let result = mkfs::mkfs(&args.image, &opts, &mut |done, total| {
         bar.set_length(total);
@@ -138,16 +151,37 @@ fn print_summary(args: &Args, s: &mkfs::MkfsSummary, took: std::time::Duration) 
         });
         println!("{v}");
     } else if !args.quiet {
-        println!("Created a VexFS {} image on {}", if args.kernel_layout { "kernel-layout" } else { "v1" }, args.image.display());
+        println!(
+            "Created a VexFS {} image on {}",
+            if args.kernel_layout { "kernel-layout" } else { "v1" },
+            args.image.display()
+        );
         println!("  UUID {uuid}, label '{}'", args.label);
-        println!("  {} blocks of 4096 bytes ({} MiB), {} free", s.blocks, s.blocks * 4096 >> 20, s.free_blocks);
-        println!("  {} inodes, {} free; data starts at block {}", s.inodes, s.free_inodes, s.first_data_block);
+        println!(
+            "  {} blocks of 4096 bytes ({} MiB), {} free",
+            s.blocks,
+            s.blocks * 4096 >> 20,
+            s.free_blocks
+        );
+        println!(
+            "  {} inodes, {} free; data starts at block {}",
+            s.inodes, s.free_inodes, s.first_data_block
+        );
         if !args.kernel_layout {
-            println!("  journal {} blocks, event ring {} blocks", s.journal_blocks, s.event_blocks);
+            println!(
+                "  journal {} blocks, event ring {} blocks",
+                s.journal_blocks, s.event_blocks
+            );
             println!("  features: {}", s.features.join(" "));
         }
         for c in &args.collections {
-            println!("  collection {}: dim {}, {}, {}", c.name, c.dim, c.metric.name(), c.elem.name());
+            println!(
+                "  collection {}: dim {}, {}, {}",
+                c.name,
+                c.dim,
+                c.metric.name(),
+                c.elem.name()
+            );
         }
         println!("  done in {:.3} s", took.as_secs_f64());
     }
