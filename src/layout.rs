@@ -9,7 +9,7 @@ use crate::format::features::{self, Access, Features};
 use crate::format::inode::{
     InodeNo, BASE_INODE_SIZE, KERNEL_INODES_PER_BLOCK, LARGE_INODES_PER_BLOCK, LARGE_INODE_SIZE,
 };
-use crate::format::superblock::Superblock;
+use crate::format::superblock::{self, Superblock};
 use crate::format::{checksum, BLOCK_SIZE_U64};
 
 /// Kernel layout: the block bitmap block.
@@ -24,6 +24,23 @@ pub const KERNEL_ROOT_DIR_BLOCK: u64 = 66;
 pub const KERNEL_MAX_BLOCKS: u64 = BITS_PER_KERNEL_BLOCK;
 /// Kernel layout: inode count (64 blocks x 36 inodes).
 pub const KERNEL_INODES: u64 = KERNEL_INODE_TABLE_BLOCKS * KERNEL_INODES_PER_BLOCK;
+
+/// Most blocks of a v1 image: extents hold 48-bit physical block numbers.
+pub const MAX_V1_BLOCKS: u64 = 1 << 48;
+
+/// The `*_blocks` field that follows a region's `*_start` field.
+fn blocks_field(start_field: &'static str) -> &'static str {
+    match start_field {
+        "s_vx_block_summary_start" => "s_vx_block_summary_blocks",
+        "s_vx_block_bitmap_start" => "s_vx_block_bitmap_blocks",
+        "s_vx_inode_summary_start" => "s_vx_inode_summary_blocks",
+        "s_vx_inode_bitmap_start" => "s_vx_inode_bitmap_blocks",
+        "s_vx_inode_table_start" => "s_vx_inode_table_blocks",
+        "s_vx_journal_start" => "s_vx_journal_blocks",
+        "s_vx_event_start" => "s_vx_event_blocks",
+        other => other,
+    }
+}
 
 /// A contiguous run of blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -166,6 +183,7 @@ impl Geometry {
                 sb.s_log_block_size.get().into(),
             ));
         }
+        Self::check_v1_fields(sb, features, blocks_count)?;
         let large = features.has_incompat(features::INCOMPAT_LARGE_INODE);
         let inode_size = if large { LARGE_INODE_SIZE } else { BASE_INODE_SIZE };
         if usize::from(sb.s_inode_size.get()) != inode_size {
@@ -223,6 +241,8 @@ impl Geometry {
         let per_leaf = BITS_PER_TAILED_BLOCK;
         let need_bb = self.blocks_count.div_ceil(per_leaf);
         let need_ib = u64::from(self.inodes_count).div_ceil(per_leaf);
+        // (start field, its offset, region, minimum blocks); the blocks field
+        // follows its start field at offset + 8.
         let checks: [(&'static str, u64, Region, u64); 8] = [
             (
                 "s_vx_block_summary_start",
@@ -277,7 +297,7 @@ impl Geometry {
         let mut next_free = 1u64;
         for (field, off, region, min_blocks) in checks {
             if region.blocks < min_blocks {
-                return Err(bad(off + 8, field, Expected::AtLeast(min_blocks), region.blocks));
+                return Err(bad(off + 8, blocks_field(field), Expected::AtLeast(min_blocks), region.blocks));
             }
             if region.blocks == 0 {
                 continue;
@@ -296,6 +316,19 @@ impl Geometry {
                 ));
             }
             next_free = region.end();
+        }
+        Ok(())
+    }
+
+    fn check_v1_fields(sb: &Superblock, features: Features, blocks_count: u64) -> Result<()> {
+        if blocks_count > MAX_V1_BLOCKS {
+            return Err(bad(8, "s_blocks_count", Expected::AtMost(MAX_V1_BLOCKS), blocks_count));
+        }
+        if features.has_ro_compat(features::RO_COMPAT_METADATA_CSUM) && sb.s_checksum_type != superblock::CSUM_TYPE_CRC32 {
+            return Err(bad(373, "s_checksum_type", Expected::Eq(superblock::CSUM_TYPE_CRC32.into()), sb.s_checksum_type.into()));
+        }
+        if features.has_ro_compat(features::RO_COMPAT_VECTORS) && sb.s_vx_catalog_ino.get() != crate::format::CATALOG_INO {
+            return Err(bad(768, "s_vx_catalog_ino", Expected::Eq(crate::format::CATALOG_INO.into()), sb.s_vx_catalog_ino.get().into()));
         }
         Ok(())
     }

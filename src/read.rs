@@ -181,7 +181,7 @@ impl Image {
                     return Err(FsError::corrupt(
                         "extent index",
                         offset,
-                        "ei_leaf",
+                        "ei_leaf_lo",
                         Expected::Within(self.geometry().first_data_block, self.geometry().blocks_count - 1),
                         ix.leaf(),
                     ));

@@ -27,7 +27,8 @@ pub use zerocopy::little_endian::{I32 as LeI32, U16 as Le16, U32 as Le32, U64 as
 pub const BLOCK_SIZE: usize = 4096;
 /// `BLOCK_SIZE` as u64, for offset arithmetic.
 pub const BLOCK_SIZE_U64: u64 = BLOCK_SIZE as u64;
-/// `s_magic`: "VEXF" read as a little-endian u32.
+/// `s_magic`: 0x56455846 ("VEXF" as a number), stored little-endian, so
+/// the bytes at offset 0 are `46 58 45 56`.
 pub const VEXFS_MAGIC: u32 = 0x5645_5846;
 /// Root directory inode number (the kernel module's choice, not ext2's 2).
 pub const ROOT_INO: u32 = 1;
