@@ -88,6 +88,7 @@ pub fn check(img: &Image, opts: CheckOptions<'_>) -> Report {
     tick("bitmaps", 0, 1);
     bitmaps::check(img, &state, &mut report);
     bitmaps::check_rings(img, &mut report);
+    bitmaps::check_superblock_fields(img, &mut report);
     report.inodes_checked = state.inodes_in_use;
     report
 }
