@@ -297,7 +297,12 @@ impl Geometry {
         let mut next_free = 1u64;
         for (field, off, region, min_blocks) in checks {
             if region.blocks < min_blocks {
-                return Err(bad(off + 8, blocks_field(field), Expected::AtLeast(min_blocks), region.blocks));
+                return Err(bad(
+                    off + 8,
+                    blocks_field(field),
+                    Expected::AtLeast(min_blocks),
+                    region.blocks,
+                ));
             }
             if region.blocks == 0 {
                 continue;
@@ -324,11 +329,25 @@ impl Geometry {
         if blocks_count > MAX_V1_BLOCKS {
             return Err(bad(8, "s_blocks_count", Expected::AtMost(MAX_V1_BLOCKS), blocks_count));
         }
-        if features.has_ro_compat(features::RO_COMPAT_METADATA_CSUM) && sb.s_checksum_type != superblock::CSUM_TYPE_CRC32 {
-            return Err(bad(373, "s_checksum_type", Expected::Eq(superblock::CSUM_TYPE_CRC32.into()), sb.s_checksum_type.into()));
+        if features.has_ro_compat(features::RO_COMPAT_METADATA_CSUM)
+            && sb.s_checksum_type != superblock::CSUM_TYPE_CRC32
+        {
+            return Err(bad(
+                373,
+                "s_checksum_type",
+                Expected::Eq(superblock::CSUM_TYPE_CRC32.into()),
+                sb.s_checksum_type.into(),
+            ));
         }
-        if features.has_ro_compat(features::RO_COMPAT_VECTORS) && sb.s_vx_catalog_ino.get() != crate::format::CATALOG_INO {
-            return Err(bad(768, "s_vx_catalog_ino", Expected::Eq(crate::format::CATALOG_INO.into()), sb.s_vx_catalog_ino.get().into()));
+        if features.has_ro_compat(features::RO_COMPAT_VECTORS)
+            && sb.s_vx_catalog_ino.get() != crate::format::CATALOG_INO
+        {
+            return Err(bad(
+                768,
+                "s_vx_catalog_ino",
+                Expected::Eq(crate::format::CATALOG_INO.into()),
+                sb.s_vx_catalog_ino.get().into(),
+            ));
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod format;
 
 pub use error::{FsError, Result};
+pub mod catalog;
 pub mod check;
 pub mod image;
 pub mod layout;

@@ -178,12 +178,28 @@ pub fn check_rings(img: &Image, report: &mut Report) {
 pub fn check_superblock_fields(img: &Image, report: &mut Report) {
     let g = img.geometry();
     let sb = img.superblock();
-    let want_first = if g.is_kernel_layout() { 66 } else { g.first_data_block as u32 };
+    let want_first = if g.is_kernel_layout() {
+        66
+    } else {
+        g.first_data_block as u32
+    };
     if sb.s_first_data_block.get() != want_first {
-        report.add("superblock", format!("s_first_data_block is {} but should be {want_first}", sb.s_first_data_block.get()));
+        report.add(
+            "superblock",
+            format!(
+                "s_first_data_block is {} but should be {want_first}",
+                sb.s_first_data_block.get()
+            ),
+        );
     }
     if g.features.has_incompat(features::INCOMPAT_DIR_HASH) && sb.s_def_hash_version != 1 {
-        report.add("superblock", format!("s_def_hash_version is {} (expected 1 with dir_hash)", sb.s_def_hash_version));
+        report.add(
+            "superblock",
+            format!(
+                "s_def_hash_version is {} (expected 1 with dir_hash)",
+                sb.s_def_hash_version
+            ),
+        );
     }
     if !g.is_kernel_layout() && (sb.s_vx_flags.get() != 0 || sb.s_vx_reserved.iter().any(|&b| b != 0)) {
         report.add("superblock", "s_vx_flags or s_vx_reserved is not zero");

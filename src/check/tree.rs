@@ -2,11 +2,10 @@
 
 use super::Report;
 use crate::format::inode::{FileType, InodeNo, S_IFMT};
-use crate::format::vector::{self, CatalogHeader, CollectionRecord};
+use crate::format::vector::{self, CollectionRecord};
 use crate::format::{bitmap, features, BLOCK_SIZE_U64, CATALOG_INO, ROOT_INO};
 use crate::image::Image;
 use crate::read::Mapping;
-use zerocopy::FromBytes;
 
 /// A plain bitset (fsck may use memory proportional to the image).
 pub struct BitSet(Vec<u64>);
@@ -296,48 +295,14 @@ impl<'a> State<'a> {
     }
 
     fn read_catalogue(&self, report: &mut Report) -> Option<Vec<CollectionRecord>> {
-        let ino = InodeNo::new(CATALOG_INO, u32::MAX)?;
-        let bytes = match self.img.read_file(ino, 0, 1 << 24) {
-            Ok(b) => b,
-            Err(e) => {
-                report.add_err("collection catalogue", &e);
-                return None;
-            }
-        };
-        let Ok((h, rest)) = CatalogHeader::ref_from_prefix(&bytes) else {
-            report.add("collection catalogue", "shorter than its 32-byte header");
-            return None;
-        };
-        let len = h.cat_len.get() as usize;
-        let payload = rest.get(..len);
-        let seed = self.img.geometry().csum_seed;
-        if h.cat_magic.get() != vector::CATALOG_MAGIC || h.cat_version.get() != 1 || payload.is_none() {
-            report.add(
-                "collection catalogue",
-                "bad cat_magic or cat_version, or cat_len past the end of the file",
-            );
-            return None;
-        }
-        let payload = payload?;
-        if let Some(seed) = seed {
-            if vector::catalog_checksum(&bytes, payload, seed) != h.cat_checksum.get() {
-                report.add("collection catalogue", "cat_checksum does not match");
-                return None;
-            }
-        }
-        let mut aligned = rkyv::util::AlignedVec::<16>::new();
-        aligned.extend_from_slice(payload);
-        match rkyv::from_bytes::<Vec<CollectionRecord>, rkyv::rancor::Error>(&aligned) {
-            Ok(v) if v.len() <= vector::MAX_COLLECTIONS => Some(v),
-            Ok(v) => {
-                report.add(
-                    "collection catalogue",
-                    format!("{} collections, more than {}", v.len(), vector::MAX_COLLECTIONS),
-                );
+        match crate::catalog::read_catalogue(self.img) {
+            Ok(Some(c)) => Some(c.records),
+            Ok(None) => {
+                report.add("collection catalogue", "inode 2 holds no catalogue");
                 None
             }
             Err(e) => {
-                report.add("collection catalogue", format!("archive does not validate: {e}"));
+                report.add_err("collection catalogue", &e);
                 None
             }
         }

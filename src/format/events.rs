@@ -146,8 +146,16 @@ pub fn parse_header(block: &[u8], block_no: u64, seed: u32, region_blocks: u64) 
             h.er_oldest_seq.get(),
         ));
     }
-    if h.er_head_block.get() >= ring || u64::from(h.er_tail_block.get()) >= ring {
+    if h.er_head_block.get() >= ring {
         return Err(bad(32, "er_head_block", Expected::Below(ring), h.er_head_block.get()));
+    }
+    if u64::from(h.er_tail_block.get()) >= ring {
+        return Err(bad(
+            44,
+            "er_tail_block",
+            Expected::Below(ring),
+            h.er_tail_block.get().into(),
+        ));
     }
     if h.er_head_offset.get() as usize > BLOCK_SIZE {
         return Err(bad(

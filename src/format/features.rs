@@ -143,7 +143,11 @@ impl Features {
                 self.has_incompat(INCOMPAT_LARGE_INODE),
                 "vectors requires large_inode",
             ),
-            (self.has_compat(COMPAT_EXT_ATTR), self.has_incompat(INCOMPAT_LARGE_INODE), "ext_attr requires large_inode"),
+            (
+                self.has_compat(COMPAT_EXT_ATTR),
+                self.has_incompat(INCOMPAT_LARGE_INODE),
+                "ext_attr requires large_inode",
+            ),
             (
                 self.has_ro_compat(RO_COMPAT_METADATA_CSUM),
                 self.has_incompat(INCOMPAT_LARGE_INODE),

@@ -96,8 +96,9 @@ pub fn superblock_checksum(bytes: &[u8], block_no: u64, seed: u32) -> u32 {
 }
 
 /// Checksum of a record block: seed, then the ring position (block index
-/// within the region, so a stale record from a previous lap fails), then
-/// bytes 0..4092.
+/// within the region, so a record copied to another position fails), then
+/// bytes 0..4092. Records left from an earlier lap at the same position are
+/// told apart by `jh_sequence`, not by this checksum.
 pub fn record_checksum(block: &[u8], ring_index: u64, seed: u32) -> u32 {
     checksum::structure_csum(seed, ring_index, &[block.get(..RECORD_CSUM_OFFSET).unwrap_or(block)])
 }
@@ -140,8 +141,11 @@ pub fn parse_superblock(block: &[u8], block_no: u64, seed: u32, region_blocks: u
             js.js_max_len.get().into(),
         ));
     }
-    if js.js_start.get() >= region_blocks || js.js_first.get() != 1 {
-        return Err(bad(24, "js_start", Expected::Below(region_blocks), js.js_start.get()));
+    if js.js_first.get() != 1 {
+        return Err(bad(16, "js_first", Expected::Eq(1), js.js_first.get().into()));
+    }
+    if js.js_start.get() >= region_blocks {
+        return Err(bad(32, "js_start", Expected::Below(region_blocks), js.js_start.get()));
     }
     Ok(js)
 }

@@ -15,8 +15,15 @@ use crate::format::{
 use crate::layout::{Region, KERNEL_INODES, KERNEL_ROOT_DIR_BLOCK};
 use zerocopy::{FromZeros, IntoBytes};
 
-/// "None" for slot-valued fields of the collection header.
-pub const NO_SLOT: u64 = u64::MAX;
+/// The stored int8 scale: 1.0 for int8 collections (a later rescale may
+/// change it), 0.0 for the others (format-spec/08-vectors.md §8.3).
+fn int8_scale(spec: &super::CollectionSpec) -> f32 {
+    if spec.elem == vector::ElemType::Int8 {
+        1.0
+    } else {
+        0.0
+    }
+}
 
 fn block_mut(img: &mut [u8], n: u64) -> &mut [u8] {
     let s = n as usize * BLOCK_SIZE;
@@ -206,12 +213,13 @@ impl Builder<'_> {
         h.ch_vector_offset.set(geo.vector_offset);
         h.ch_adj_offset.set(geo.adj_offset);
         h.ch_adj_capacity.set(geo.adj_capacity);
-        h.ch_free_head.set(NO_SLOT);
-        h.ch_entry_slot.set(NO_SLOT);
+        // Empty collection: free chain empty (0), entry point unset (0).
+        h.ch_free_head.set(0);
+        h.ch_entry_slot.set(0);
         h.ch_upper_ino.set(upper_ino);
         h.ch_upper_stride
             .set(16 + (u32::from(spec.m) * 3 + 8).next_multiple_of(8));
-        h.ch_int8_scale.set(1.0f32.to_bits());
+        h.ch_int8_scale.set(int8_scale(spec).to_bits());
         let b = self.alloc_blocks(1)?;
         let blk = block_mut(self.img, b);
         blk.fill(0);
@@ -229,7 +237,7 @@ impl Builder<'_> {
             dim: spec.dim,
             metric: spec.metric as u8,
             elem_type: spec.elem as u8,
-            int8_scale: 1.0,
+            int8_scale: int8_scale(spec),
             m: spec.m,
             ef_construction: spec.ef_construction,
             node_ino,
@@ -239,9 +247,7 @@ impl Builder<'_> {
 
     /// The catalogue file (inode 2): header + rkyv archive of the records.
     fn catalogue(&mut self, records: &[CollectionRecord]) -> Result<()> {
-        let list: Vec<CollectionRecord> = records.to_vec();
-        let archived = rkyv::to_bytes::<rkyv::rancor::Error>(&list)
-            .map_err(|e| FsError::Invalid(format!("catalogue encoding failed: {e}")))?;
+        let archived = crate::catalog::encode_records(records)?;
         let mut h = CatalogHeader::new_zeroed();
         h.cat_magic.set(vector::CATALOG_MAGIC);
         h.cat_version.set(1);

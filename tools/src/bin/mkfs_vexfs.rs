@@ -160,7 +160,7 @@ fn print_summary(args: &Args, s: &mkfs::MkfsSummary, took: std::time::Duration) 
         println!(
             "  {} blocks of 4096 bytes ({} MiB), {} free",
             s.blocks,
-            s.blocks * 4096 >> 20,
+            (s.blocks * 4096) >> 20,
             s.free_blocks
         );
         println!(

@@ -47,7 +47,11 @@ pub enum Failure {
 impl Failure {
     /// Classify a core error met while doing `what`.
     pub fn fs(what: &str, e: FsError) -> Failure {
-        let msg = if what.is_empty() { e.to_string() } else { format!("{what}: {e}") };
+        let msg = if what.is_empty() {
+            e.to_string()
+        } else {
+            format!("{what}: {e}")
+        };
         match e {
             FsError::Corrupt(_) | FsError::Truncated { .. } => Failure::Corrupt(msg),
             _ => Failure::Usage(msg),
@@ -114,10 +118,13 @@ pub fn write_json<T: Serialize>(out: &mut dyn Write, value: &T) -> Result<(), Fa
 /// number, or a path from the root (a leading `/` is optional).
 pub fn resolve_target(img: &Image, arg: &str) -> Result<InodeNo, Failure> {
     if !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_digit()) {
-        let n: u32 = arg.parse().map_err(|_| Failure::Usage(format!("inode number {arg} is too large")))?;
-        return img.geometry().inode_no(n).ok_or_else(|| {
-            Failure::Usage(format!("inode {n} is outside 1..={}", img.geometry().inodes_count))
-        });
+        let n: u32 = arg
+            .parse()
+            .map_err(|_| Failure::Usage(format!("inode number {arg} is too large")))?;
+        return img
+            .geometry()
+            .inode_no(n)
+            .ok_or_else(|| Failure::Usage(format!("inode {n} is outside 1..={}", img.geometry().inodes_count)));
     }
     resolve_path(img, arg)
 }
@@ -157,7 +164,11 @@ pub fn display_name(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes)
         .chars()
         .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
-            if c.is_control() { Box::new(c.escape_default()) } else { Box::new(std::iter::once(c)) }
+            if c.is_control() {
+                Box::new(c.escape_default())
+            } else {
+                Box::new(std::iter::once(c))
+            }
         })
         .collect()
 }
@@ -171,7 +182,12 @@ pub fn utc(sec: i64) -> String {
     if !(0..=9999).contains(&y) {
         return format!("{sec} s");
     }
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to (year, month, day); H. Hinnant's algorithm.
