@@ -46,6 +46,10 @@ struct Args {
     /// Event ring size in 4 KiB blocks (default image/512, 16..65536).
     #[arg(long)]
     event_blocks: Option<u64>,
+    /// Owner of the root directory, UID:GID (default: the image file's
+    /// owner, root for block devices), as mke2fs -E root_owner.
+    #[arg(long, value_name = "UID:GID", value_parser = parse_owner)]
+    root_owner: Option<(u32, u32)>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -72,6 +76,12 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size '{s}' is too large"))
 }
 
+fn parse_owner(s: &str) -> Result<(u32, u32), String> {
+    let (u, g) = s.split_once(':').ok_or_else(|| format!("'{s}': expected UID:GID"))?;
+    let num = |v: &str| v.parse::<u32>().map_err(|_| format!("'{v}' is not a numeric id"));
+    Ok((num(u)?, num(g)?))
+}
+
 fn options(args: &Args) -> Result<MkfsOptions, String> {
     let uuid = args
         .uuid
@@ -96,7 +106,7 @@ fn options(args: &Args) -> Result<MkfsOptions, String> {
             event_blocks: args.event_blocks,
         },
         force: args.force,
-        root_owner: None,
+        root_owner: args.root_owner,
     })
 }
 
