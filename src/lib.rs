@@ -12,6 +12,8 @@ pub mod format;
 pub use error::{FsError, Result};
 pub mod catalog;
 pub mod check;
+pub mod fs;
+pub mod fuzzing;
 pub mod image;
 pub mod layout;
 pub mod mkfs;

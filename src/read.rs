@@ -4,10 +4,11 @@
 
 use crate::error::{Expected, FsError, Result};
 use crate::format::dir::{self, DirBlockIter, DirEntry};
-use crate::format::extent::{self, MAX_EXTENT_DEPTH, ROOT_MAX_ENTRIES};
+use crate::format::extent::{self, ROOT_MAX_ENTRIES};
 use crate::format::inode::{self, FileType, InodeNo, InodeView, DIRECT_BLOCKS, EXTENTS_FL, INDEX_FL};
 use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::image::Image;
+use crate::layout::Geometry;
 
 /// One mapped run of a file: logical block, physical block, length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,200 @@ pub struct Mapping {
 
 /// Largest logical block a file can have (32-bit `ee_block`).
 pub const MAX_LOGICAL_BLOCKS: u64 = 1 << 32;
+
+/// Anything that can hand out metadata blocks: the image itself, or a
+/// transaction (which sees its own uncommitted changes).
+pub trait BlockSource {
+    fn meta_block(&self, n: u64) -> Result<&[u8]>;
+}
+
+impl BlockSource for Image {
+    fn meta_block(&self, n: u64) -> Result<&[u8]> {
+        self.block(n)
+    }
+}
+
+impl BlockSource for crate::fs::txn::Txn<'_> {
+    fn meta_block(&self, n: u64) -> Result<&[u8]> {
+        self.block(n)
+    }
+}
+
+/// Every mapped run of a file, in logical order, with each physical block
+/// checked to be a data block of this image (see [`Image::mappings`]).
+pub fn collect_mappings(
+    src: &impl BlockSource,
+    g: &Geometry,
+    ino: InodeNo,
+    view: &InodeView<'_>,
+) -> Result<Vec<Mapping>> {
+    let mut out = Vec::new();
+    if view.base.flags() & EXTENTS_FL != 0 {
+        walk_extents(src, g, ino, view, &mut out)?;
+    } else if uses_block_map(view) {
+        for (i, b) in view.base.i_block.iter().enumerate().take(DIRECT_BLOCKS) {
+            if b.get() != 0 {
+                out.push(Mapping {
+                    logical: i as u64,
+                    physical: b.get().into(),
+                    len: 1,
+                    unwritten: false,
+                });
+            }
+        }
+    }
+    for m in &out {
+        let end = m.physical.checked_add(m.len);
+        if !g.is_data_block(m.physical) || end.is_none_or(|e| e > g.blocks_count) {
+            return Err(FsError::corrupt(
+                "file mapping",
+                g.inode_offset(ino),
+                "block",
+                Expected::Within(g.first_data_block, g.blocks_count - 1),
+                m.physical,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Regular files, directories and slow symlinks without extents use the
+/// kernel layout's 12 direct block numbers.
+fn uses_block_map(view: &InodeView<'_>) -> bool {
+    match view.base.file_type() {
+        Some(FileType::Regular | FileType::Directory) => true,
+        Some(FileType::Symlink) => view.base.i_size.get() >= inode::I_BLOCK_BYTES as u64,
+        _ => false,
+    }
+}
+
+/// Depth-first walk with an explicit stack. Child depth must be exactly
+/// parent depth - 1, so the walk ends within MAX_EXTENT_DEPTH levels and
+/// a cycle shows up as a depth mismatch.
+fn walk_extents(
+    src: &impl BlockSource,
+    g: &Geometry,
+    ino: InodeNo,
+    view: &InodeView<'_>,
+    out: &mut Vec<Mapping>,
+) -> Result<()> {
+    let root_off = g.inode_offset(ino) + 40;
+    let root = extent::parse_node(view.base.i_block_bytes(), root_off, ROOT_MAX_ENTRIES)?;
+    let mut stack: Vec<(u64, u16)> = Vec::new();
+    visit_node(g, &root, root_off, u16::MAX, out, &mut stack)?;
+    let mut steps = 0u64;
+    while let Some((block, want_depth)) = stack.pop() {
+        steps += 1;
+        if steps > g.blocks_count {
+            return Err(FsError::corrupt(
+                "extent tree",
+                root_off,
+                "nodes",
+                Expected::AtMost(g.blocks_count),
+                steps,
+            ));
+        }
+        let bytes = src.meta_block(block)?;
+        let node = extent::parse_tree_block(bytes, block, ino.get(), g.csum_seed)?;
+        visit_node(g, &node, block * BLOCK_SIZE_U64, want_depth, out, &mut stack)?;
+    }
+    out.sort_by_key(|m| m.logical);
+    for w in out.windows(2) {
+        if w[0].logical + w[0].len > w[1].logical {
+            return Err(FsError::corrupt(
+                "extent tree",
+                root_off,
+                "ee_block",
+                Expected::AtLeast(w[0].logical + w[0].len),
+                w[1].logical,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn visit_node(
+    g: &Geometry,
+    node: &extent::ExtentNode<'_>,
+    offset: u64,
+    want_depth: u16,
+    out: &mut Vec<Mapping>,
+    stack: &mut Vec<(u64, u16)>,
+) -> Result<()> {
+    let depth = node.depth();
+    if want_depth != u16::MAX && depth != want_depth {
+        return Err(FsError::corrupt(
+            "extent node",
+            offset + 6,
+            "eh_depth",
+            Expected::Eq(want_depth.into()),
+            depth.into(),
+        ));
+    }
+    if depth == 0 {
+        for e in node.extents() {
+            if e.is_empty() || u64::from(e.ee_block.get()) + u64::from(e.len()) > MAX_LOGICAL_BLOCKS {
+                return Err(FsError::corrupt(
+                    "extent",
+                    offset,
+                    "ee_len",
+                    Expected::Within(1, 32768),
+                    e.len().into(),
+                ));
+            }
+            out.push(Mapping {
+                logical: e.ee_block.get().into(),
+                physical: e.start(),
+                len: e.len().into(),
+                unwritten: e.is_unwritten(),
+            });
+        }
+        return Ok(());
+    }
+    for ix in node.indexes() {
+        if !g.is_data_block(ix.leaf()) {
+            return Err(FsError::corrupt(
+                "extent index",
+                offset,
+                "ei_leaf_lo",
+                Expected::Within(g.first_data_block, g.blocks_count - 1),
+                ix.leaf(),
+            ));
+        }
+        stack.push((ix.leaf(), depth - 1));
+    }
+    Ok(())
+}
+
+/// Extent tree blocks (interior and leaf blocks, not data) of a file.
+pub fn collect_tree_blocks(
+    src: &impl BlockSource,
+    g: &Geometry,
+    ino: InodeNo,
+    view: &InodeView<'_>,
+) -> Result<Vec<u64>> {
+    let mut blocks = Vec::new();
+    if view.base.flags() & EXTENTS_FL == 0 {
+        return Ok(blocks);
+    }
+    let root = extent::parse_node(view.base.i_block_bytes(), 0, ROOT_MAX_ENTRIES)?;
+    let mut stack: Vec<u64> = if root.depth() > 0 {
+        root.indexes().map(|i| i.leaf()).collect()
+    } else {
+        Vec::new()
+    };
+    while let Some(b) = stack.pop() {
+        if blocks.len() as u64 > g.blocks_count {
+            break;
+        }
+        blocks.push(b);
+        let node = extent::parse_tree_block(src.meta_block(b)?, b, ino.get(), g.csum_seed)?;
+        if node.depth() > 0 {
+            stack.extend(node.indexes().map(|i| i.leaf()));
+        }
+    }
+    Ok(blocks)
+}
 
 impl Image {
     /// Parse inode `ino` (checksum verified when metadata_csum is on).
@@ -46,175 +241,12 @@ impl Image {
     /// Every mapped run of a file's data, in logical order, with each
     /// physical block checked to be a data block of this image.
     pub fn mappings(&self, ino: InodeNo, view: &InodeView<'_>) -> Result<Vec<Mapping>> {
-        let mut out = Vec::new();
-        if view.base.flags() & EXTENTS_FL != 0 {
-            self.walk_extents(ino, view, &mut out)?;
-        } else if view
-            .base
-            .file_type()
-            .is_some_and(|t| matches!(t, FileType::Regular | FileType::Directory))
-            || self.is_slow_symlink(view)
-        {
-            self.direct_mappings(view, &mut out)?;
-        }
-        for m in &out {
-            let end = m.physical.checked_add(m.len);
-            if !self.geometry().is_data_block(m.physical) || end.is_none_or(|e| e > self.geometry().blocks_count) {
-                return Err(FsError::corrupt(
-                    "file mapping",
-                    self.geometry().inode_offset(ino),
-                    "block",
-                    Expected::Within(self.geometry().first_data_block, self.geometry().blocks_count - 1),
-                    m.physical,
-                ));
-            }
-        }
-        Ok(out)
-    }
-
-    fn is_slow_symlink(&self, view: &InodeView<'_>) -> bool {
-        view.base.file_type() == Some(FileType::Symlink) && view.base.i_size.get() >= inode::I_BLOCK_BYTES as u64
-    }
-
-    fn direct_mappings(&self, view: &InodeView<'_>, out: &mut Vec<Mapping>) -> Result<()> {
-        for (i, b) in view.base.i_block.iter().enumerate().take(DIRECT_BLOCKS) {
-            if b.get() != 0 {
-                out.push(Mapping {
-                    logical: i as u64,
-                    physical: b.get().into(),
-                    len: 1,
-                    unwritten: false,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Depth-first walk with an explicit stack. Child depth must be exactly
-    /// parent depth - 1, so the walk ends within MAX_EXTENT_DEPTH levels and
-    /// a cycle shows up as a depth mismatch.
-    fn walk_extents(&self, ino: InodeNo, view: &InodeView<'_>, out: &mut Vec<Mapping>) -> Result<()> {
-        let g = self.geometry();
-        let root_off = g.inode_offset(ino) + 40;
-        let root = extent::parse_node(view.base.i_block_bytes(), root_off, ROOT_MAX_ENTRIES)?;
-        let mut stack: Vec<(u64, u16)> = Vec::new();
-        self.visit_node(&root, root_off, u16::MAX, out, &mut stack)?;
-        let mut steps = 0u64;
-        while let Some((block, want_depth)) = stack.pop() {
-            steps += 1;
-            if steps > g.blocks_count {
-                return Err(FsError::corrupt(
-                    "extent tree",
-                    root_off,
-                    "nodes",
-                    Expected::AtMost(g.blocks_count),
-                    steps,
-                ));
-            }
-            let bytes = self.block(block)?;
-            let node = extent::parse_tree_block(bytes, block, ino.get(), g.csum_seed)?;
-            self.visit_node(&node, block * BLOCK_SIZE_U64, want_depth, out, &mut stack)?;
-        }
-        out.sort_by_key(|m| m.logical);
-        for w in out.windows(2) {
-            if w[0].logical + w[0].len > w[1].logical {
-                return Err(FsError::corrupt(
-                    "extent tree",
-                    root_off,
-                    "ee_block",
-                    Expected::AtLeast(w[0].logical + w[0].len),
-                    w[1].logical,
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn visit_node(
-        &self,
-        node: &extent::ExtentNode<'_>,
-        offset: u64,
-        want_depth: u16,
-        out: &mut Vec<Mapping>,
-        stack: &mut Vec<(u64, u16)>,
-    ) -> Result<()> {
-        let depth = node.depth();
-        if want_depth != u16::MAX && depth != want_depth {
-            return Err(FsError::corrupt(
-                "extent node",
-                offset + 6,
-                "eh_depth",
-                Expected::Eq(want_depth.into()),
-                depth.into(),
-            ));
-        }
-        if depth == 0 {
-            for e in node.extents() {
-                if e.is_empty() || u64::from(e.ee_block.get()) + u64::from(e.len()) > MAX_LOGICAL_BLOCKS {
-                    return Err(FsError::corrupt(
-                        "extent",
-                        offset,
-                        "ee_len",
-                        Expected::Within(1, 32768),
-                        e.len().into(),
-                    ));
-                }
-                out.push(Mapping {
-                    logical: e.ee_block.get().into(),
-                    physical: e.start(),
-                    len: e.len().into(),
-                    unwritten: e.is_unwritten(),
-                });
-            }
-        } else {
-            if depth > MAX_EXTENT_DEPTH {
-                return Err(FsError::corrupt(
-                    "extent node",
-                    offset + 6,
-                    "eh_depth",
-                    Expected::AtMost(MAX_EXTENT_DEPTH.into()),
-                    depth.into(),
-                ));
-            }
-            for ix in node.indexes() {
-                if !self.geometry().is_data_block(ix.leaf()) {
-                    return Err(FsError::corrupt(
-                        "extent index",
-                        offset,
-                        "ei_leaf_lo",
-                        Expected::Within(self.geometry().first_data_block, self.geometry().blocks_count - 1),
-                        ix.leaf(),
-                    ));
-                }
-                stack.push((ix.leaf(), depth - 1));
-            }
-        }
-        Ok(())
+        collect_mappings(self, self.geometry(), ino, view)
     }
 
     /// Extent tree blocks (interior and leaf blocks, not data) of a file.
     pub fn extent_tree_blocks(&self, ino: InodeNo, view: &InodeView<'_>) -> Result<Vec<u64>> {
-        let mut blocks = Vec::new();
-        if view.base.flags() & EXTENTS_FL == 0 {
-            return Ok(blocks);
-        }
-        let root = extent::parse_node(view.base.i_block_bytes(), 0, ROOT_MAX_ENTRIES)?;
-        let mut stack: Vec<u64> = if root.depth() > 0 {
-            root.indexes().map(|i| i.leaf()).collect()
-        } else {
-            Vec::new()
-        };
-        while let Some(b) = stack.pop() {
-            if blocks.len() as u64 > self.geometry().blocks_count {
-                break;
-            }
-            blocks.push(b);
-            let node = extent::parse_tree_block(self.block(b)?, b, ino.get(), self.geometry().csum_seed)?;
-            if node.depth() > 0 {
-                stack.extend(node.indexes().map(|i| i.leaf()));
-            }
-        }
-        Ok(blocks)
+        collect_tree_blocks(self, self.geometry(), ino, view)
     }
 
     /// Read up to `len` bytes of a file from `offset` (holes and unwritten

@@ -1,0 +1,173 @@
+//! setattr, readdir, readlink, statfs, access.
+
+use super::core::{attr_of, live, live_dir, Attr, Fs};
+use super::data;
+use super::dir::{self, ListEntry};
+use super::inode::{self as ino_io, now, Time};
+use super::perm::{self, Ctx, MAY_WRITE};
+use crate::error::{FsError, Result};
+use crate::format::inode::{FileType, Timestamp};
+use crate::format::superblock::Superblock;
+use zerocopy::FromBytes;
+
+/// A time to set: the caller's clock, or a given value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSet {
+    Now,
+    At(Timestamp),
+}
+
+/// The attributes setattr may change (None = leave alone).
+#[derive(Debug, Clone, Default)]
+pub struct SetAttr {
+    pub mode: Option<u16>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<TimeSet>,
+    pub mtime: Option<TimeSet>,
+}
+
+/// statfs numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub free_blocks: u64,
+    pub files: u64,
+    pub free_files: u64,
+    pub block_size: u32,
+    pub name_max: u32,
+}
+
+fn owner_or_root(ctx: &Ctx, uid: u32) -> Result<()> {
+    if ctx.uid == 0 || ctx.uid == uid {
+        Ok(())
+    } else {
+        Err(FsError::NotPermitted)
+    }
+}
+
+impl Fs {
+    /// chmod, chown, truncate, utimens in one transaction, with the
+    /// kernel's ownership rules (only the owner or root changes mode and
+    /// times; only root changes the owner; chown clears setuid/setgid).
+    pub fn setattr(&self, ctx: &Ctx, n: u64, s: &SetAttr) -> Result<Attr> {
+        let ino = self.ino(n)?;
+        self.write(|txn, g| {
+            let mut b = live(txn, g, ino)?;
+            let (uid, gid, mode) = (b.base().i_uid.get(), b.base().i_gid.get(), b.base().mode());
+            if let Some(m) = s.mode {
+                owner_or_root(ctx, uid)?;
+                let mut perm = m & 0o7777;
+                if ctx.uid != 0 && !ctx.in_group(gid) {
+                    perm &= !0o2000;
+                }
+                b.base_mut().i_mode.set((mode & 0o170000) | perm);
+            }
+            if s.uid.is_some() || s.gid.is_some() {
+                let new_uid = s.uid.unwrap_or(uid);
+                let new_gid = s.gid.unwrap_or(gid);
+                let uid_change = new_uid != uid;
+                let gid_ok = ctx.uid == uid && ctx.in_group(new_gid);
+                if ctx.uid != 0 && (uid_change || (new_gid != gid && !gid_ok)) {
+                    return Err(FsError::NotPermitted);
+                }
+                b.base_mut().i_uid.set(new_uid);
+                b.base_mut().i_gid.set(new_gid);
+                let cur = b.base().mode();
+                if b.file_type() != Some(FileType::Directory) && cur & 0o6000 != 0 {
+                    let keep_sgid = cur & 0o2000 != 0 && cur & 0o010 == 0;
+                    b.base_mut()
+                        .i_mode
+                        .set(cur & !0o4000 & if keep_sgid { !0 } else { !0o2000 });
+                }
+            }
+            if let Some(size) = s.size {
+                if b.file_type() == Some(FileType::Directory) {
+                    return Err(FsError::IsDir);
+                }
+                if b.file_type() != Some(FileType::Regular) {
+                    return Err(FsError::Invalid("truncate of a special file".into()));
+                }
+                data::truncate(txn, g, &mut b, size)?;
+            }
+            for (which, t) in [(Time::Access, s.atime), (Time::Modify, s.mtime)] {
+                match t {
+                    None => {}
+                    Some(TimeSet::Now) => {
+                        if ctx.uid != 0 && ctx.uid != uid {
+                            perm::check(ctx, mode, uid, gid, MAY_WRITE).map_err(|_| FsError::Access)?;
+                        }
+                        b.set_time(which, now());
+                    }
+                    Some(TimeSet::At(ts)) => {
+                        owner_or_root(ctx, uid)?;
+                        b.set_time(which, ts);
+                    }
+                }
+            }
+            b.set_time(Time::Change, now());
+            ino_io::store(txn, g, &b)?;
+            attr_of(&b)
+        })
+    }
+
+    /// Up to `max` entries of a directory from cookie `from` (0 = start).
+    pub fn readdir(&self, n: u64, from: u64, max: usize) -> Result<Vec<ListEntry>> {
+        let ino = self.ino(n)?;
+        self.read(|txn, g| dir::list(txn, g, &live_dir(txn, g, ino)?, from, max))
+    }
+
+    /// The target of a symlink.
+    pub fn readlink(&self, n: u64) -> Result<Vec<u8>> {
+        let ino = self.ino(n)?;
+        self.read(|txn, g| {
+            let b = live(txn, g, ino)?;
+            if b.file_type() != Some(FileType::Symlink) {
+                return Err(FsError::Invalid("not a symlink".into()));
+            }
+            let size = b.size() as usize;
+            if size > super::namespace::MAX_SYMLINK {
+                return Err(FsError::corrupt(
+                    "inode",
+                    g.inode_offset(ino) + 16,
+                    "i_size",
+                    crate::error::Expected::AtMost(4095),
+                    size as u64,
+                ));
+            }
+            let fm = super::map::load(txn, g, &b)?;
+            match fm.runs.first() {
+                Some(m) => Ok(txn.data(m.physical)?[..size].to_vec()),
+                None => Ok(b.base().i_block_bytes()[..size.min(crate::format::inode::I_BLOCK_BYTES)].to_vec()),
+            }
+        })
+    }
+
+    /// Block and inode totals.
+    pub fn statfs(&self) -> Result<StatFs> {
+        self.read(|txn, g| {
+            let sb = Superblock::ref_from_prefix(txn.block(0)?)
+                .map_err(|_| FsError::Invalid("superblock view".into()))?
+                .0;
+            Ok(StatFs {
+                blocks: g.blocks_count - g.first_data_block,
+                free_blocks: sb.free_blocks(),
+                files: g.inodes_count.into(),
+                free_files: sb.s_free_inodes.get().into(),
+                block_size: 4096,
+                name_max: crate::format::MAX_NAME_LEN as u32,
+            })
+        })
+    }
+
+    /// access(2): check `mask` (MAY_*) for the caller; F_OK is mask 0.
+    pub fn access(&self, ctx: &Ctx, n: u64, mask: u32) -> Result<()> {
+        let ino = self.ino(n)?;
+        self.read(|txn, g| {
+            let b = live(txn, g, ino)?;
+            let base = b.base();
+            perm::check(ctx, base.mode(), base.i_uid.get(), base.i_gid.get(), mask)
+        })
+    }
+}

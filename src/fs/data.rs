@@ -1,0 +1,324 @@
+//! File contents: read, write, truncate, fallocate, SEEK_DATA/SEEK_HOLE.
+
+use super::alloc;
+use super::core::{live, Fs};
+use super::inode::{self as ino_io, now, InodeBuf, Time};
+use super::map::{self, FileMap};
+use super::txn::Txn;
+use crate::error::{FsError, Result};
+use crate::format::inode::FileType;
+use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
+use crate::layout::Geometry;
+use crate::read::{Mapping, MAX_LOGICAL_BLOCKS};
+
+/// fallocate mode bits (linux/falloc.h).
+pub const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
+pub const FALLOC_FL_PUNCH_HOLE: i32 = 0x02;
+
+/// Largest file size the image's layout allows.
+pub fn max_file_size(g: &Geometry) -> u64 {
+    if g.is_kernel_layout() {
+        crate::format::inode::DIRECT_BLOCKS as u64 * BLOCK_SIZE_U64
+    } else {
+        MAX_LOGICAL_BLOCKS * BLOCK_SIZE_U64
+    }
+}
+
+fn regular(txn: &Txn<'_>, g: &Geometry, n: crate::format::inode::InodeNo) -> Result<InodeBuf> {
+    let b = live(txn, g, n)?;
+    match b.file_type() {
+        Some(FileType::Regular) => Ok(b),
+        Some(FileType::Directory) => Err(FsError::IsDir),
+        _ => Err(FsError::Invalid("not a regular file".into())),
+    }
+}
+
+impl Fs {
+    /// Read up to `size` bytes at `off` (holes read as zeros).
+    pub fn read_data(&self, n: u64, off: u64, size: usize) -> Result<Vec<u8>> {
+        let ino = self.ino(n)?;
+        self.read(|txn, g| {
+            let b = regular(txn, g, ino)?;
+            let end = off.saturating_add(size as u64).min(b.size());
+            if off >= end {
+                return Ok(Vec::new());
+            }
+            let fm = map::load(txn, g, &b)?;
+            let mut out = vec![0u8; (end - off) as usize];
+            let mut pos = off;
+            while pos < end {
+                let l = pos / BLOCK_SIZE_U64;
+                let in_block = (pos % BLOCK_SIZE_U64) as usize;
+                let n = (BLOCK_SIZE - in_block).min((end - pos) as usize);
+                if let Some((phys, false)) = map::lookup(&fm.runs, l) {
+                    let dst = (pos - off) as usize;
+                    out[dst..dst + n].copy_from_slice(&txn.data(phys)?[in_block..in_block + n]);
+                }
+                pos += n as u64;
+            }
+            Ok(out)
+        })
+    }
+
+    /// Write `data` at `off`; returns the bytes written.
+    pub fn write_data(&self, n: u64, off: u64, data: &[u8]) -> Result<usize> {
+        let ino = self.ino(n)?;
+        self.write(|txn, g| {
+            let mut b = regular(txn, g, ino)?;
+            let end = off.checked_add(data.len() as u64).ok_or(FsError::FileTooBig)?;
+            if end > max_file_size(g) {
+                return Err(FsError::FileTooBig);
+            }
+            if data.is_empty() {
+                return Ok(0);
+            }
+            let mut fm = map::load(txn, g, &b)?;
+            let first = off / BLOCK_SIZE_U64;
+            let last = (end - 1) / BLOCK_SIZE_U64;
+            let changed = ensure_written(txn, g, &mut fm, first, last + 1, (off, end))?;
+            copy_in(txn, &fm, off, data)?;
+            if changed {
+                map::store(txn, g, &mut b, &fm)?;
+            }
+            if end > b.size() {
+                b.set_size(end);
+            }
+            let t = now();
+            b.set_time(Time::Modify, t);
+            b.set_time(Time::Change, t);
+            ino_io::store(txn, g, &b)?;
+            Ok(data.len())
+        })
+    }
+
+    /// fallocate: allocate (mode 0 or KEEP_SIZE) or punch a hole
+    /// (PUNCH_HOLE | KEEP_SIZE). Other modes: EOPNOTSUPP.
+    pub fn fallocate(&self, n: u64, mode: i32, off: u64, len: u64) -> Result<()> {
+        let ino = self.ino(n)?;
+        let end = off.checked_add(len).ok_or(FsError::FileTooBig)?;
+        if len == 0 {
+            return Err(FsError::Invalid("fallocate length 0".into()));
+        }
+        self.write(|txn, g| {
+            let mut b = regular(txn, g, ino)?;
+            if end > max_file_size(g) {
+                return Err(FsError::FileTooBig);
+            }
+            let mut fm = map::load(txn, g, &b)?;
+            match mode {
+                0 | FALLOC_FL_KEEP_SIZE => {
+                    preallocate(txn, g, &mut fm, off / BLOCK_SIZE_U64, end.div_ceil(BLOCK_SIZE_U64))?;
+                    if mode == 0 && end > b.size() {
+                        b.set_size(end);
+                    }
+                }
+                m if m == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE => punch(txn, g, &mut fm, off, end)?,
+                _ => return Err(FsError::NotSupported),
+            }
+            map::store(txn, g, &mut b, &fm)?;
+            b.set_time(Time::Change, now());
+            ino_io::store(txn, g, &b)
+        })
+    }
+
+    /// SEEK_DATA (`data` true) or SEEK_HOLE from `off`.
+    pub fn seek_data_hole(&self, n: u64, off: u64, data: bool) -> Result<u64> {
+        let ino = self.ino(n)?;
+        self.read(|txn, g| {
+            let b = regular(txn, g, ino)?;
+            let size = b.size();
+            if off >= size {
+                return Err(FsError::Invalid("offset past end of file (ENXIO)".into()));
+            }
+            let fm = map::load(txn, g, &b)?;
+            let mut l = off / BLOCK_SIZE_U64;
+            loop {
+                let pos = (l * BLOCK_SIZE_U64).max(off);
+                if pos >= size {
+                    return if data {
+                        Err(FsError::Invalid("no data after offset (ENXIO)".into()))
+                    } else {
+                        Ok(size)
+                    };
+                }
+                let is_data = matches!(map::lookup(&fm.runs, l), Some((_, false)));
+                if is_data == data {
+                    return Ok(pos);
+                }
+                l = next_boundary(&fm.runs, l);
+            }
+        })
+    }
+}
+
+/// First logical block after `l` where mapped-ness may change.
+fn next_boundary(runs: &[Mapping], l: u64) -> u64 {
+    let i = runs.partition_point(|m| m.logical + m.len <= l);
+    match runs.get(i) {
+        Some(m) if m.logical <= l => m.logical + m.len,
+        Some(m) => m.logical,
+        None => MAX_LOGICAL_BLOCKS,
+    }
+}
+
+/// Make logical blocks `from..to` mapped and written; newly allocated or
+/// unwritten blocks are zeroed except the part `write` covers. Returns
+/// whether the map changed.
+fn ensure_written(
+    txn: &mut Txn<'_>,
+    g: &Geometry,
+    fm: &mut FileMap,
+    from: u64,
+    to: u64,
+    write: (u64, u64),
+) -> Result<bool> {
+    let mut changed = false;
+    let mut l = from;
+    while l < to {
+        match map::lookup(&fm.runs, l) {
+            Some((_, false)) => l += 1,
+            Some((phys, true)) => {
+                zero_outside(txn, phys, l, write)?;
+                map::mark_written(&mut fm.runs, l, l + 1);
+                changed = true;
+                l += 1;
+            }
+            None => {
+                let gap_end = next_boundary(&fm.runs, l).min(to);
+                let goal = goal_for(&fm.runs, l, g);
+                let (phys, got) =
+                    alloc::alloc_blocks(txn, g, goal, (gap_end - l).min(u64::from(alloc::MAX_RUN)) as u32)?;
+                for i in 0..u64::from(got) {
+                    zero_outside(txn, phys + i, l + i, write)?;
+                }
+                map::insert(
+                    &mut fm.runs,
+                    Mapping {
+                        logical: l,
+                        physical: phys,
+                        len: got.into(),
+                        unwritten: false,
+                    },
+                );
+                changed = true;
+                l += u64::from(got);
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// Allocation goal: right after the block mapped just before `l`.
+fn goal_for(runs: &[Mapping], l: u64, g: &Geometry) -> u64 {
+    let i = runs.partition_point(|m| m.logical < l);
+    match i.checked_sub(1).and_then(|j| runs.get(j)) {
+        Some(m) => m.physical + (l - m.logical),
+        None => runs.first().map_or(g.first_data_block, |m| m.physical),
+    }
+}
+
+/// Zero the parts of block `phys` (logical `l`) the write does not cover.
+fn zero_outside(txn: &mut Txn<'_>, phys: u64, l: u64, (ws, we): (u64, u64)) -> Result<()> {
+    let bs = l * BLOCK_SIZE_U64;
+    let data = txn.data_mut(phys)?;
+    let cover_s = ws.saturating_sub(bs).min(BLOCK_SIZE_U64) as usize;
+    let cover_e = we.saturating_sub(bs).min(BLOCK_SIZE_U64) as usize;
+    data[..cover_s].fill(0);
+    data[cover_e.max(cover_s)..].fill(0);
+    Ok(())
+}
+
+fn copy_in(txn: &mut Txn<'_>, fm: &FileMap, off: u64, data: &[u8]) -> Result<()> {
+    let mut done = 0usize;
+    while done < data.len() {
+        let pos = off + done as u64;
+        let in_block = (pos % BLOCK_SIZE_U64) as usize;
+        let n = (BLOCK_SIZE - in_block).min(data.len() - done);
+        let (phys, _) = map::lookup(&fm.runs, pos / BLOCK_SIZE_U64).ok_or(FsError::NoSpace)?;
+        txn.data_mut(phys)?[in_block..in_block + n].copy_from_slice(&data[done..done + n]);
+        done += n;
+    }
+    Ok(())
+}
+
+/// Map unmapped blocks of `from..to` as unwritten (reads as zeros; the
+/// kernel layout has no unwritten extents, so it zeroes them instead).
+fn preallocate(txn: &mut Txn<'_>, g: &Geometry, fm: &mut FileMap, from: u64, to: u64) -> Result<()> {
+    let mut l = from;
+    while l < to {
+        if map::lookup(&fm.runs, l).is_some() {
+            l += 1;
+            continue;
+        }
+        let gap_end = next_boundary(&fm.runs, l).min(to);
+        let want = (gap_end - l).min(u64::from(alloc::MAX_RUN) - 1) as u32;
+        let (phys, got) = alloc::alloc_blocks(txn, g, goal_for(&fm.runs, l, g), want)?;
+        let unwritten = !g.is_kernel_layout();
+        if !unwritten {
+            for i in 0..u64::from(got) {
+                txn.data_mut(phys + i)?.fill(0);
+            }
+        }
+        map::insert(
+            &mut fm.runs,
+            Mapping {
+                logical: l,
+                physical: phys,
+                len: got.into(),
+                unwritten,
+            },
+        );
+        l += u64::from(got);
+    }
+    Ok(())
+}
+
+/// Zero `off..end`: whole blocks are unmapped and freed, partial ones zeroed.
+pub(crate) fn punch(txn: &mut Txn<'_>, g: &Geometry, fm: &mut FileMap, off: u64, end: u64) -> Result<()> {
+    let first_full = off.div_ceil(BLOCK_SIZE_U64);
+    let last_full = end / BLOCK_SIZE_U64;
+    for (s, e) in [
+        (off, (first_full * BLOCK_SIZE_U64).min(end)),
+        ((last_full * BLOCK_SIZE_U64).max(off), end),
+    ] {
+        if s < e {
+            if let Some((phys, false)) = map::lookup(&fm.runs, s / BLOCK_SIZE_U64) {
+                let at = (s % BLOCK_SIZE_U64) as usize;
+                txn.data_mut(phys)?[at..at + (e - s) as usize].fill(0);
+            }
+        }
+    }
+    if first_full < last_full {
+        for (p, n) in map::punch(&mut fm.runs, first_full, last_full) {
+            alloc::free_blocks(txn, g, p, n)?;
+        }
+    }
+    Ok(())
+}
+
+/// Change a file's size: shrinking frees blocks past the end and zeroes
+/// the tail of the last block; growing leaves a hole.
+pub(crate) fn truncate(txn: &mut Txn<'_>, g: &Geometry, b: &mut InodeBuf, size: u64) -> Result<()> {
+    if size > max_file_size(g) {
+        return Err(FsError::FileTooBig);
+    }
+    let old = b.size();
+    if size < old {
+        let mut fm = map::load(txn, g, b)?;
+        let keep = size.div_ceil(BLOCK_SIZE_U64);
+        if !size.is_multiple_of(BLOCK_SIZE_U64) {
+            if let Some((phys, false)) = map::lookup(&fm.runs, size / BLOCK_SIZE_U64) {
+                txn.data_mut(phys)?[(size % BLOCK_SIZE_U64) as usize..].fill(0);
+            }
+        }
+        for (p, n) in map::punch(&mut fm.runs, keep, MAX_LOGICAL_BLOCKS) {
+            alloc::free_blocks(txn, g, p, n)?;
+        }
+        map::store(txn, g, b, &fm)?;
+    }
+    b.set_size(size);
+    let t = now();
+    b.set_time(Time::Modify, t);
+    b.set_time(Time::Change, t);
+    Ok(())
+}

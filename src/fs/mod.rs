@@ -1,0 +1,16 @@
+//! The filesystem core: every operation on a mounted image, returning
+//! `Result<_, FsError>`. Core modules never import fuser; `src/fuse/` is a
+//! thin adapter over this.
+
+pub mod alloc;
+pub mod attrs;
+pub mod core;
+pub mod data;
+pub mod dir;
+pub mod inode;
+pub mod lifecycle;
+pub mod map;
+pub mod namespace;
+pub mod perm;
+pub mod rename;
+pub mod txn;

@@ -1,0 +1,172 @@
+//! The transaction: the one seam every metadata change goes through.
+//!
+//! A transaction collects private copies of the metadata blocks it changes;
+//! nothing reaches the shared map until [`Txn::commit`]. That is the rule
+//! the journal needs (format-spec/14-media.md: a dirty mapped page may be
+//! written back at any time, so a home block must not change in the map
+//! before its transaction is durable). Today commit copies the blocks home;
+//! the journal issue makes commit write them to the journal ring first.
+//! File *data* blocks are written straight to the map before commit
+//! (ordered mode: data reaches the media no later than the metadata that
+//! points at it).
+
+use crate::error::{Expected, FsError, Result};
+use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
+use std::collections::BTreeMap;
+
+/// Most metadata blocks one transaction may dirty. Why: bounds the heap a
+/// single operation can use (a rename touching two large directories and
+/// their inodes needs a few dozen) and the journal space one commit needs.
+pub const MAX_TXN_BLOCKS: usize = 4096;
+
+/// The image bytes a transaction works over.
+enum MapRef<'a> {
+    ReadOnly(&'a [u8]),
+    ReadWrite(&'a mut [u8]),
+}
+
+impl MapRef<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            MapRef::ReadOnly(b) => b,
+            MapRef::ReadWrite(b) => b,
+        }
+    }
+}
+
+/// A set of changed metadata blocks over an image's bytes.
+pub struct Txn<'a> {
+    map: MapRef<'a>,
+    blocks_count: u64,
+    dirty: BTreeMap<u64, Box<[u8; BLOCK_SIZE]>>,
+}
+
+impl<'a> Txn<'a> {
+    /// Start a transaction over the mapped image.
+    pub fn new(map: &'a mut [u8], blocks_count: u64) -> Self {
+        Txn {
+            map: MapRef::ReadWrite(map),
+            blocks_count,
+            dirty: BTreeMap::new(),
+        }
+    }
+
+    /// A transaction that can only read (shared lock, read-only mounts);
+    /// any attempt to change a block fails with EROFS.
+    pub fn read_only(map: &'a [u8], blocks_count: u64) -> Self {
+        Txn {
+            map: MapRef::ReadOnly(map),
+            blocks_count,
+            dirty: BTreeMap::new(),
+        }
+    }
+
+    fn check(&self, block: u64) -> Result<usize> {
+        if block >= self.blocks_count {
+            return Err(FsError::corrupt(
+                "block reference",
+                block.saturating_mul(BLOCK_SIZE_U64),
+                "block",
+                Expected::Below(self.blocks_count),
+                block,
+            ));
+        }
+        Ok(block as usize * BLOCK_SIZE)
+    }
+
+    /// The current contents of a block (this transaction's copy if any).
+    pub fn block(&self, block: u64) -> Result<&[u8]> {
+        let at = self.check(block)?;
+        Ok(match self.dirty.get(&block) {
+            Some(b) => &b[..],
+            None => &self.map.bytes()[at..at + BLOCK_SIZE],
+        })
+    }
+
+    /// A writable copy of a metadata block, taken from the map on first use.
+    pub fn block_mut(&mut self, block: u64) -> Result<&mut [u8]> {
+        let at = self.check(block)?;
+        if matches!(self.map, MapRef::ReadOnly(_)) {
+            return Err(FsError::ReadOnly);
+        }
+        if !self.dirty.contains_key(&block) {
+            if self.dirty.len() >= MAX_TXN_BLOCKS {
+                return Err(FsError::NoSpace);
+            }
+            let mut copy = Box::new([0u8; BLOCK_SIZE]);
+            copy.copy_from_slice(&self.map.bytes()[at..at + BLOCK_SIZE]);
+            self.dirty.insert(block, copy);
+        }
+        Ok(&mut self.dirty.get_mut(&block).expect("inserted above")[..])
+    }
+
+    /// A writable, zeroed metadata block (for freshly allocated blocks,
+    /// whose old contents must not be read).
+    pub fn block_new(&mut self, block: u64) -> Result<&mut [u8]> {
+        let b = self.block_mut(block)?;
+        b.fill(0);
+        Ok(b)
+    }
+
+    /// File data goes straight to the map (ordered mode, see module docs).
+    pub fn data_mut(&mut self, block: u64) -> Result<&mut [u8]> {
+        let at = self.check(block)?;
+        match &mut self.map {
+            MapRef::ReadOnly(_) => Err(FsError::ReadOnly),
+            MapRef::ReadWrite(m) => Ok(&mut m[at..at + BLOCK_SIZE]),
+        }
+    }
+
+    /// File data as it is in the map.
+    pub fn data(&self, block: u64) -> Result<&[u8]> {
+        let at = self.check(block)?;
+        Ok(&self.map.bytes()[at..at + BLOCK_SIZE])
+    }
+
+    /// Number of metadata blocks changed so far.
+    pub fn len(&self) -> usize {
+        self.dirty.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dirty.is_empty()
+    }
+
+    /// Make the changes visible: copy every changed block home. Dropping a
+    /// transaction without committing discards its changes (an operation
+    /// that fails half-way leaves the image as it was).
+    pub fn commit(self) {
+        let MapRef::ReadWrite(map) = self.map else { return };
+        for (block, bytes) in self.dirty {
+            let at = block as usize * BLOCK_SIZE;
+            map[at..at + BLOCK_SIZE].copy_from_slice(&bytes[..]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_stay_private_until_commit() {
+        let mut map = vec![0u8; 4 * BLOCK_SIZE];
+        let mut t = Txn::new(&mut map, 4);
+        t.block_mut(2).unwrap()[0] = 7;
+        assert_eq!(t.block(2).unwrap()[0], 7);
+        drop(t);
+        assert_eq!(map[2 * BLOCK_SIZE], 0, "dropped transaction changed nothing");
+        let mut t = Txn::new(&mut map, 4);
+        t.block_mut(2).unwrap()[0] = 9;
+        t.commit();
+        assert_eq!(map[2 * BLOCK_SIZE], 9);
+    }
+
+    #[test]
+    fn out_of_range_blocks_are_errors() {
+        let mut map = vec![0u8; 2 * BLOCK_SIZE];
+        let mut t = Txn::new(&mut map, 2);
+        assert!(t.block(2).is_err());
+        assert!(t.block_mut(u64::MAX).is_err());
+    }
+}

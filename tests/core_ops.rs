@@ -1,0 +1,273 @@
+//! The filesystem core, without FUSE: every operation, then fsck clean,
+//! on both the v1 layout and the kernel layout.
+
+mod common;
+
+use common::*;
+use vexfs::error::FsError;
+use vexfs::fs::attrs::{SetAttr, TimeSet};
+use vexfs::fs::core::Fs;
+use vexfs::fs::namespace::NewNode;
+use vexfs::fs::perm::Ctx;
+use vexfs::fs::rename::{RENAME_EXCHANGE, RENAME_NOREPLACE};
+
+const ROOT: u64 = 1;
+
+fn open(kernel: bool, size: u64) -> (tempfile::TempDir, std::path::PathBuf, Fs) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_image(dir.path(), "c.img", size, kernel);
+    let fs = Fs::open(&p, false).unwrap();
+    (dir, p, fs)
+}
+
+fn assert_clean(p: &std::path::Path, fs: Fs) {
+    fs.sync().unwrap();
+    drop(fs);
+    let r = fsck(p).unwrap();
+    assert!(r.is_clean(), "fsck: {:#?}", r.problems);
+}
+
+#[test]
+fn files_directories_and_links() {
+    for kernel in [false, true] {
+        let (_d, p, fs) = open(kernel, 16 << 20);
+        let c = Ctx::root();
+        let f = fs.create(&c, ROOT, b"hello.txt", 0o644, NewNode::File).unwrap();
+        assert_eq!(fs.write_data(f.ino.into(), 0, b"hello world").unwrap(), 11);
+        assert_eq!(fs.read_data(f.ino.into(), 0, 100).unwrap(), b"hello world");
+        assert_eq!(fs.read_data(f.ino.into(), 6, 3).unwrap(), b"wor");
+        let d = fs.create(&c, ROOT, b"sub", 0o755, NewNode::Dir).unwrap();
+        assert_eq!(fs.getattr(ROOT).unwrap().nlink, 3);
+        assert!(matches!(
+            fs.create(&c, ROOT, b"sub", 0o755, NewNode::Dir),
+            Err(FsError::Exists)
+        ));
+        let l = fs.link(&c, f.ino.into(), d.ino.into(), b"again").unwrap();
+        assert_eq!(l.nlink, 2);
+        let s = fs
+            .create(
+                &c,
+                d.ino.into(),
+                b"ln",
+                0,
+                NewNode::Symlink {
+                    target: b"../hello.txt",
+                },
+            )
+            .unwrap();
+        assert_eq!(fs.readlink(s.ino.into()).unwrap(), b"../hello.txt");
+        let long = vec![b'x'; 300];
+        let s2 = fs
+            .create(&c, d.ino.into(), b"long", 0, NewNode::Symlink { target: &long })
+            .unwrap();
+        assert_eq!(fs.readlink(s2.ino.into()).unwrap(), long);
+        let fifo = fs
+            .create(&c, ROOT, b"fifo", 0o010644, NewNode::Special { rdev: 0 })
+            .unwrap();
+        assert_eq!(fifo.kind, vexfs::format::inode::FileType::Fifo);
+        let dev = fs
+            .create(&c, ROOT, b"null", 0o020666, NewNode::Special { rdev: 0x103 })
+            .unwrap();
+        assert_eq!(fs.getattr(dev.ino.into()).unwrap().rdev, 0x103);
+        assert!(matches!(fs.rmdir(&c, ROOT, b"sub"), Err(FsError::NotEmpty)));
+        fs.unlink(&c, ROOT, b"hello.txt").unwrap();
+        assert_eq!(fs.getattr(f.ino.into()).unwrap().nlink, 1);
+        assert!(matches!(fs.lookup(&c, ROOT, b"hello.txt"), Err(FsError::NotFound)));
+        let names: Vec<_> = fs
+            .readdir(d.ino.into(), 0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                b".".to_vec(),
+                b"..".to_vec(),
+                b"again".to_vec(),
+                b"ln".to_vec(),
+                b"long".to_vec()
+            ]
+        );
+        assert_clean(&p, fs);
+    }
+}
+
+#[test]
+fn rename_variants() {
+    let (_d, p, fs) = open(false, 16 << 20);
+    let c = Ctx::root();
+    let a = fs.create(&c, ROOT, b"a", 0o755, NewNode::Dir).unwrap();
+    let b = fs.create(&c, ROOT, b"b", 0o755, NewNode::Dir).unwrap();
+    let f = fs.create(&c, a.ino.into(), b"f", 0o644, NewNode::File).unwrap();
+    let g = fs.create(&c, b.ino.into(), b"g", 0o644, NewNode::File).unwrap();
+    fs.rename(&c, a.ino.into(), b"f", b.ino.into(), b"f2", 0).unwrap();
+    assert_eq!(fs.lookup(&c, b.ino.into(), b"f2").unwrap().ino, f.ino);
+    assert!(matches!(
+        fs.rename(&c, b.ino.into(), b"f2", b.ino.into(), b"g", RENAME_NOREPLACE),
+        Err(FsError::Exists)
+    ));
+    fs.rename(&c, b.ino.into(), b"f2", b.ino.into(), b"g", RENAME_EXCHANGE)
+        .unwrap();
+    assert_eq!(fs.lookup(&c, b.ino.into(), b"g").unwrap().ino, f.ino);
+    assert_eq!(fs.lookup(&c, b.ino.into(), b"f2").unwrap().ino, g.ino);
+    fs.rename(&c, b.ino.into(), b"f2", b.ino.into(), b"g", 0).unwrap();
+    assert!(fs.getattr(f.ino.into()).is_err(), "replaced file is freed");
+    // Directories: into another, over an empty one, never into themselves.
+    fs.rename(&c, ROOT, b"a", b.ino.into(), b"a", 0).unwrap();
+    assert_eq!(fs.getattr(ROOT).unwrap().nlink, 3);
+    assert_eq!(fs.getattr(b.ino.into()).unwrap().nlink, 3);
+    assert!(matches!(
+        fs.rename(&c, ROOT, b"b", a.ino.into(), b"x", 0),
+        Err(FsError::Invalid(_))
+    ));
+    let e = fs.create(&c, ROOT, b"empty", 0o755, NewNode::Dir).unwrap();
+    fs.rename(&c, b.ino.into(), b"a", ROOT, b"empty", 0).unwrap();
+    assert!(fs.getattr(e.ino.into()).is_err());
+    assert_eq!(fs.lookup(&c, ROOT, b"empty").unwrap().ino, a.ino);
+    assert_clean(&p, fs);
+}
+
+#[test]
+fn large_sparse_and_truncated_files() {
+    let (_d, p, fs) = open(false, 64 << 20);
+    let c = Ctx::root();
+    let f = fs.create(&c, ROOT, b"big", 0o644, NewNode::File).unwrap();
+    let n = f.ino.into();
+    let chunk: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8).collect();
+    // Every other 64 KiB: many extents, so the tree needs index blocks.
+    for i in 0..200u64 {
+        fs.write_data(n, i * 2 * 65536, &chunk).unwrap();
+    }
+    let a = fs.getattr(n).unwrap();
+    assert_eq!(a.size, 399 * 65536);
+    assert_eq!(fs.read_data(n, 65536, 10).unwrap(), vec![0; 10], "holes read as zeros");
+    assert_eq!(fs.read_data(n, 2 * 65536 + 5, 3).unwrap(), chunk[5..8]);
+    assert_eq!(fs.seek_data_hole(n, 0, false).unwrap(), 65536);
+    assert_eq!(fs.seek_data_hole(n, 65536, true).unwrap(), 2 * 65536);
+    fs.fallocate(n, 3, 10, 8192).unwrap();
+    assert_eq!(
+        fs.read_data(n, 8, 4).unwrap(),
+        vec![chunk[8], chunk[9], 0, 0],
+        "punched range reads zero"
+    );
+    fs.fallocate(n, 0, 399 * 65536, 1 << 20).unwrap();
+    assert_eq!(fs.getattr(n).unwrap().size, 399 * 65536 + (1 << 20));
+    assert_eq!(
+        fs.read_data(n, 399 * 65536, 4).unwrap(),
+        vec![0; 4],
+        "unwritten reads as zeros"
+    );
+    let shrink = SetAttr {
+        size: Some(50_000),
+        ..Default::default()
+    };
+    assert_eq!(fs.setattr(&c, n, &shrink).unwrap().size, 50_000);
+    assert_eq!(fs.read_data(n, 49_990, 100).unwrap(), chunk[49_990..50_000]);
+    let grow = SetAttr {
+        size: Some(60_000),
+        ..Default::default()
+    };
+    fs.setattr(&c, n, &grow).unwrap();
+    assert_eq!(
+        fs.read_data(n, 49_995, 10).unwrap(),
+        [&chunk[49_995..50_000], &[0u8; 5][..]].concat(),
+        "no stale bytes after truncate"
+    );
+    assert_clean(&p, fs);
+}
+
+#[test]
+fn many_names_grow_the_directory() {
+    let (_d, p, fs) = open(false, 16 << 20);
+    let c = Ctx::root();
+    for i in 0..600 {
+        fs.create(
+            &c,
+            ROOT,
+            format!("file-with-a-longish-name-{i:05}").as_bytes(),
+            0o644,
+            NewNode::File,
+        )
+        .unwrap();
+    }
+    assert!(fs.getattr(ROOT).unwrap().size > 4096 * 3);
+    assert_eq!(fs.readdir(ROOT, 0, 10_000).unwrap().len(), 602);
+    for i in (0..600).step_by(2) {
+        fs.unlink(&c, ROOT, format!("file-with-a-longish-name-{i:05}").as_bytes())
+            .unwrap();
+    }
+    assert_eq!(fs.readdir(ROOT, 0, 10_000).unwrap().len(), 302);
+    assert_clean(&p, fs);
+}
+
+#[test]
+fn kernel_layout_limits_are_errors_not_corruption() {
+    let (_d, p, fs) = open(true, 1 << 20);
+    let c = Ctx::root();
+    let f = fs.create(&c, ROOT, b"f", 0o644, NewNode::File).unwrap();
+    fs.write_data(f.ino.into(), 0, &vec![7u8; 12 * 4096]).unwrap();
+    assert!(matches!(
+        fs.write_data(f.ino.into(), 12 * 4096, b"x"),
+        Err(FsError::FileTooBig)
+    ));
+    let mut created = 0;
+    let err = loop {
+        match fs.create(
+            &c,
+            ROOT,
+            format!("name-number-{created:04}").as_bytes(),
+            0o644,
+            NewNode::File,
+        ) {
+            Ok(_) => created += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, FsError::NoSpace), "{err}");
+    assert!(created > 100);
+    assert_clean(&p, fs);
+}
+
+#[test]
+fn full_image_gives_enospc_and_keeps_earlier_bytes() {
+    let (_d, p, fs) = open(false, 8 << 20);
+    let c = Ctx::root();
+    let f = fs.create(&c, ROOT, b"fill", 0o644, NewNode::File).unwrap();
+    let chunk = vec![0xabu8; 1 << 20];
+    let mut off = 0u64;
+    let err = loop {
+        match fs.write_data(f.ino.into(), off, &chunk) {
+            Ok(n) => off += n as u64,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, FsError::NoSpace), "{err}");
+    assert_eq!(fs.getattr(f.ino.into()).unwrap().size, off);
+    assert!(fs
+        .read_data(f.ino.into(), 0, off as usize)
+        .unwrap()
+        .iter()
+        .all(|&b| b == 0xab));
+    assert_clean(&p, fs);
+}
+
+#[test]
+fn open_unlinked_files_live_until_release() {
+    let (_d, p, fs) = open(false, 16 << 20);
+    let c = Ctx::root();
+    let f = fs.create(&c, ROOT, b"tmp", 0o644, NewNode::File).unwrap();
+    let n: u64 = f.ino.into();
+    fs.opened(n).unwrap();
+    fs.write_data(n, 0, b"still here").unwrap();
+    fs.unlink(&c, ROOT, b"tmp").unwrap();
+    assert_eq!(fs.read_data(n, 0, 100).unwrap(), b"still here");
+    fs.released(n).unwrap();
+    assert!(fs.getattr(n).is_err());
+    let t = SetAttr {
+        atime: Some(TimeSet::Now),
+        ..Default::default()
+    };
+    assert!(fs.setattr(&c, ROOT, &t).is_ok());
+    assert_clean(&p, fs);
+}

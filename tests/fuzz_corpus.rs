@@ -1,0 +1,685 @@
+//! The fuzz seed corpora and saved crashes as regression tests.
+//!
+//! `replay_corpus_and_artifacts` runs every file of `fuzz/corpus/<target>/`
+//! (and of `fuzz/artifacts/<target>/`, where cargo-fuzz saves crashing
+//! inputs) through the matching `vexfs::fuzzing` entry point, so a crash
+//! found once stays fixed. `regenerate_corpus` (ignored; run it with
+//! `cargo test --test fuzz_corpus -- --ignored regenerate_corpus`) rebuilds
+//! the seed corpora from images made by `vexfs::mkfs` and from structures
+//! built with the format module's own writers.
+
+use std::path::{Path, PathBuf};
+use vexfs::check::{self, CheckOptions};
+use vexfs::format::bitmap::{self, BITS_PER_TAILED_BLOCK, TAILED_BITS_BYTES};
+use vexfs::format::dir::{self, rec_len_for, DxRoot};
+use vexfs::format::events::{self, EventRecord, EventRingHeader, EVENT_MAGIC, EVENT_RING_MAGIC};
+use vexfs::format::extent::{self, Extent, ExtentHeader, ExtentIndex, BLOCK_MAX_ENTRIES, EXTENT_MAGIC, TAIL_OFFSET};
+use vexfs::format::hnsw::{self, UpperRecord};
+use vexfs::format::inode::{InodeBase, S_IFDIR, S_IFLNK, S_IFREG};
+use vexfs::format::vector::{self, CollectionHeader, ElemType, NodeHeader, COLLECTION_MAGIC, NODE_LIVE};
+use vexfs::format::xattr::{self, XattrEntry, XattrHeader, XATTR_MAGIC};
+use vexfs::format::{BLOCK_SIZE, BLOCK_SIZE_U64, CATALOG_INO, ROOT_INO};
+use vexfs::fuzzing::{self, FUZZ_BLOCK, FUZZ_INO, FUZZ_SEED};
+use vexfs::image::{Image, Mode};
+use vexfs::mkfs::{self, MkfsOptions, Sizing};
+use zerocopy::{FromZeros, IntoBytes};
+
+/// Every fuzz target: its name (directory and `[[bin]]` name) and entry point.
+const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("superblock", fuzzing::superblock),
+    ("inode", fuzzing::inode),
+    ("extent_node", fuzzing::extent_node),
+    ("dir_block", fuzzing::dir_block),
+    ("xattr_block", fuzzing::xattr_block),
+    ("bitmap_block", fuzzing::bitmap_block),
+    ("adjacency", fuzzing::adjacency),
+    ("journal_superblock", fuzzing::journal_superblock),
+    ("event_header", fuzzing::event_header),
+    ("catalogue", fuzzing::catalogue),
+    ("collection_header", fuzzing::collection_header),
+    ("whole_image", fuzzing::whole_image),
+];
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+/// Regular files of `dir`, sorted (empty when the directory is missing).
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.retain(|p| p.is_file());
+    v.sort();
+    v
+}
+
+#[test]
+fn replay_corpus_and_artifacts() {
+    let mut replayed = 0;
+    for (name, entry) in TARGETS {
+        let corpus = files_in(&fuzz_dir().join("corpus").join(name));
+        assert!(!corpus.is_empty(), "fuzz/corpus/{name}/ is empty or missing");
+        let artifacts = files_in(&fuzz_dir().join("artifacts").join(name));
+        for path in corpus.iter().chain(&artifacts) {
+            let data = std::fs::read(path).unwrap();
+            let run = std::panic::catch_unwind(|| entry(&data));
+            assert!(run.is_ok(), "vexfs::fuzzing::{name} panicked on {}", path.display());
+            replayed += 1;
+        }
+    }
+    println!("{replayed} inputs replayed");
+}
+
+#[test]
+fn every_target_has_a_fuzz_target_file_and_bin() {
+    let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
+    for (name, _) in TARGETS {
+        let src = fuzz_dir().join("fuzz_targets").join(format!("{name}.rs"));
+        let text = std::fs::read_to_string(&src).unwrap_or_default();
+        assert!(
+            text.contains(&format!("vexfs::fuzzing::{name}(")),
+            "{} must call vexfs::fuzzing::{name}",
+            src.display()
+        );
+        assert!(
+            manifest.contains(&format!("name = \"{name}\"")),
+            "fuzz/Cargo.toml has no [[bin]] {name}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Corpus generation.
+
+/// Fixed identity, so the corpus is reproducible.
+const UUID: [u8; 16] = [0xf0, 0x22, 1, 2, 3, 4, 0x45, 6, 0x87, 8, 9, 10, 11, 12, 13, 14];
+const TIME: i64 = 1_700_000_000;
+
+fn mkfs_options(size: u64, kernel: bool, collections: &[&str], sizing: Sizing) -> MkfsOptions {
+    MkfsOptions {
+        size: Some(size),
+        label: "fuzz".into(),
+        kernel_layout: kernel,
+        collections: collections.iter().map(|c| c.parse().unwrap()).collect(),
+        uuid: Some(UUID),
+        time: Some(TIME),
+        sizing,
+        root_owner: Some((0, 0)),
+        ..Default::default()
+    }
+}
+
+fn make(dir: &Path, name: &str, opts: &MkfsOptions) -> PathBuf {
+    let p = dir.join(name);
+    mkfs::mkfs(&p, opts, &mut |_, _| {}).unwrap();
+    p
+}
+
+fn assert_clean(path: &Path) {
+    let img = Image::open(path, Mode::ReadOnly).unwrap();
+    let r = check::check(&img, CheckOptions::default());
+    assert!(r.is_clean(), "{}: {:?}", path.display(), r.problems);
+}
+
+/// Collects corpus files, then writes them (replacing the old corpus).
+#[derive(Default)]
+struct Corpus {
+    files: Vec<(&'static str, String, Vec<u8>)>,
+}
+
+impl Corpus {
+    fn add(&mut self, target: &'static str, name: &str, bytes: &[u8]) {
+        assert!(TARGETS.iter().any(|(t, _)| *t == target), "unknown target {target}");
+        self.files.push((target, name.to_string(), bytes.to_vec()));
+    }
+
+    fn write(&self) {
+        for (target, _) in TARGETS {
+            let d = fuzz_dir().join("corpus").join(target);
+            for f in files_in(&d) {
+                std::fs::remove_file(f).unwrap();
+            }
+            std::fs::create_dir_all(&d).unwrap();
+        }
+        let mut total = 0;
+        for (target, name, bytes) in &self.files {
+            let p = fuzz_dir().join("corpus").join(target).join(name);
+            assert!(!p.exists(), "duplicate corpus file {}", p.display());
+            std::fs::write(&p, bytes).unwrap();
+            total += bytes.len();
+        }
+        assert!(total < 2 << 20, "corpus is {total} bytes; keep it under 2 MiB");
+        println!("{} corpus files, {total} bytes", self.files.len());
+    }
+}
+
+fn block(img: &[u8], n: u64) -> &[u8] {
+    &img[n as usize * BLOCK_SIZE..(n as usize + 1) * BLOCK_SIZE]
+}
+
+/// The first block of a file (its first extent or direct block).
+fn first_block(img: &Image, ino: u32) -> u64 {
+    let ino = img.inode_no(ino).unwrap();
+    let view = img.inode(ino).unwrap();
+    img.mappings(ino, &view).unwrap()[0].physical
+}
+
+fn inode_bytes(img: &Image, bytes: &[u8], ino: u32) -> Vec<u8> {
+    let g = img.geometry();
+    let off = g.inode_offset(img.inode_no(ino).unwrap()) as usize;
+    bytes[off..off + g.inode_size].to_vec()
+}
+
+/// Slices of an 8 MiB v1 image with two collections.
+fn from_v1_image(dir: &Path, c: &mut Corpus) {
+    let opts = mkfs_options(8 << 20, false, &["docs:8:cosine", "img:3:l2:int8"], Sizing::default());
+    let p = make(dir, "v1.img", &opts);
+    let bytes = std::fs::read(&p).unwrap();
+    let img = Image::open(&p, Mode::ReadOnly).unwrap();
+    let g = img.geometry().clone();
+    c.add("superblock", "v1_8mib_two_collections.sb", &bytes[..1024]);
+    c.add("inode", "v1_root_dir.inode", &inode_bytes(&img, &bytes, ROOT_INO));
+    c.add(
+        "inode",
+        "v1_catalogue_file.inode",
+        &inode_bytes(&img, &bytes, CATALOG_INO),
+    );
+    c.add(
+        "inode",
+        "v1_node_file_docs.inode",
+        &inode_bytes(&img, &bytes, g.first_ino),
+    );
+    c.add(
+        "inode",
+        "v1_upper_file_empty.inode",
+        &inode_bytes(&img, &bytes, g.first_ino + 1),
+    );
+    for (name, ino) in [
+        ("v1_root_dir_i_block.extroot", ROOT_INO),
+        ("v1_catalogue_i_block.extroot", CATALOG_INO),
+    ] {
+        let i = inode_bytes(&img, &bytes, ino);
+        c.add("extent_node", name, &i[40..88]);
+    }
+    let root_block = first_block(&img, ROOT_INO);
+    c.add("dir_block", "v1_root_dir_with_tail.dirblk", block(&bytes, root_block));
+    for (name, region) in [
+        ("v1_block_summary.bmp", g.block_summary),
+        ("v1_block_bitmap_leaf.bmp", g.block_bitmap),
+        ("v1_inode_summary.bmp", g.inode_summary),
+        ("v1_inode_bitmap_leaf.bmp", g.inode_bitmap),
+    ] {
+        c.add("bitmap_block", name, block(&bytes, region.start));
+    }
+    c.add(
+        "journal_superblock",
+        "v1_fresh_journal.jsb",
+        &block(&bytes, g.journal.start)[..72],
+    );
+    c.add(
+        "event_header",
+        "v1_fresh_ring.evh",
+        &block(&bytes, g.events.start)[..72],
+    );
+    let cat = img.inode_no(CATALOG_INO).unwrap();
+    let cat_bytes = img.read_file(cat, 0, 1 << 20).unwrap();
+    c.add("catalogue", "v1_two_collections.cat", &cat_bytes);
+    for (name, ino) in [
+        ("v1_docs_f32_cosine.colh", g.first_ino),
+        ("v1_img_int8_l2.colh", g.first_ino + 2),
+    ] {
+        let b = first_block(&img, ino);
+        c.add("collection_header", name, &block(&bytes, b)[..88]);
+    }
+}
+
+/// A v1 image with no collections: an empty catalogue.
+fn from_v1_without_collections(dir: &Path, c: &mut Corpus) {
+    let p = make(dir, "v1e.img", &mkfs_options(8 << 20, false, &[], Sizing::default()));
+    let img = Image::open(&p, Mode::ReadOnly).unwrap();
+    let cat = img.inode_no(CATALOG_INO).unwrap();
+    c.add(
+        "catalogue",
+        "v1_no_collections.cat",
+        &img.read_file(cat, 0, 1 << 20).unwrap(),
+    );
+}
+
+/// The 1 MiB kernel-layout image exactly as mkfs makes it, and its parts.
+fn from_kernel_image(dir: &Path, c: &mut Corpus) {
+    let p = make(dir, "k.img", &mkfs_options(1 << 20, true, &[], Sizing::default()));
+    let bytes = std::fs::read(&p).unwrap();
+    assert_eq!(bytes.len(), 1 << 20);
+    c.add("whole_image", "kernel_1mib_mkfs.img", &bytes);
+    c.add("superblock", "kernel_1mib.sb", &bytes[..1024]);
+    c.add(
+        "inode",
+        "kernel_root_dir.inode",
+        &bytes[2 * BLOCK_SIZE..2 * BLOCK_SIZE + 112],
+    );
+    c.add("dir_block", "kernel_root_dir_fresh.dirblk", block(&bytes, 66));
+    c.add("bitmap_block", "kernel_block_bitmap.bmp", block(&bytes, 1));
+}
+
+fn kernel_inode(mode: u16, links: u16, size: u64, blocks: &[u32]) -> InodeBase {
+    let mut i = InodeBase::new_zeroed();
+    i.i_mode.set(mode);
+    i.i_links_count.set(links);
+    i.i_size.set(size);
+    i.i_blocks.set(blocks.len() as u32 * 8);
+    for t in [&mut i.i_atime, &mut i.i_ctime, &mut i.i_mtime] {
+        t.set(TIME as u32);
+    }
+    for (slot, b) in i.i_block.iter_mut().zip(blocks) {
+        slot.set(*b);
+    }
+    i
+}
+
+/// Entries filling a directory block; the last takes the rest of the block.
+fn dir_block_with(entries: &[(u32, u8, &[u8])]) -> Vec<u8> {
+    let mut b = vec![0u8; BLOCK_SIZE];
+    let mut off = 0;
+    for (i, (ino, ft, name)) in entries.iter().enumerate() {
+        let rl = if i + 1 == entries.len() {
+            BLOCK_SIZE - off
+        } else {
+            rec_len_for(name.len())
+        };
+        dir::write_entry(&mut b, off, *ino, rl as u16, *ft, name);
+        off += rl;
+    }
+    b
+}
+
+/// A 72-block kernel-layout image with files, a subdirectory and both
+/// kinds of symlink, built by hand in the kernel module's layout.
+fn kernel_populated(dir: &Path, c: &mut Corpus) {
+    const BLOCKS: u64 = 72;
+    let p = make(
+        dir,
+        "kp.img",
+        &mkfs_options(BLOCKS * BLOCK_SIZE_U64, true, &[], Sizing::default()),
+    );
+    let mut bytes = std::fs::read(&p).unwrap();
+    let long_target = b"sub/some/deeper/path/that/does/not/fit/in/the/inode/i_block/area.txt";
+    let text: Vec<u8> = b"hello, vexfs\n".iter().copied().cycle().take(5000).collect();
+    let mut fast = kernel_inode(S_IFLNK | 0o777, 1, 9, &[]);
+    fast.i_block.as_mut_bytes()[..9].copy_from_slice(b"hello.txt");
+    let inodes = [
+        (ROOT_INO, kernel_inode(S_IFDIR | 0o755, 3, BLOCK_SIZE_U64, &[66])),
+        (2, kernel_inode(S_IFREG | 0o644, 1, text.len() as u64, &[67, 68])),
+        (3, kernel_inode(S_IFDIR | 0o755, 2, BLOCK_SIZE_U64, &[69])),
+        (4, kernel_inode(S_IFREG | 0o644, 1, 0, &[])),
+        (5, fast),
+        (6, kernel_inode(S_IFLNK | 0o777, 1, long_target.len() as u64, &[70])),
+    ];
+    for (n, ino) in &inodes {
+        let off = 2 * BLOCK_SIZE + (*n as usize - 1) * 112;
+        bytes[off..off + 112].copy_from_slice(ino.as_bytes());
+    }
+    let root = dir_block_with(&[
+        (1, 2, b"."),
+        (1, 2, b".."),
+        (2, 1, b"hello.txt"),
+        (3, 2, b"sub"),
+        (5, 7, b"link"),
+        (6, 7, b"longlink"),
+    ]);
+    let sub = dir_block_with(&[(3, 2, b"."), (1, 2, b".."), (4, 1, b"empty")]);
+    let put = |bytes: &mut Vec<u8>, n: usize, data: &[u8]| {
+        bytes[n * BLOCK_SIZE..n * BLOCK_SIZE + data.len()].copy_from_slice(data);
+    };
+    put(&mut bytes, 66, &root);
+    put(&mut bytes, 67, &text);
+    put(&mut bytes, 69, &sub);
+    put(&mut bytes, 70, long_target);
+    for b in 67..=70 {
+        bitmap::set_bit(&mut bytes[BLOCK_SIZE..2 * BLOCK_SIZE], b, true);
+    }
+    // Superblock counters (no checksum in the kernel layout).
+    let free_blocks = (BLOCKS - 71) as u32;
+    bytes[12..16].copy_from_slice(&free_blocks.to_le_bytes());
+    let free_inodes = u32::from_le_bytes(bytes[20..24].try_into().unwrap()) - 5;
+    bytes[20..24].copy_from_slice(&free_inodes.to_le_bytes());
+    std::fs::write(&p, &bytes).unwrap();
+    assert_clean(&p);
+    c.add("whole_image", "kernel_72blk_files_dirs_symlinks.img", &bytes);
+    c.add("dir_block", "kernel_root_dir_populated.dirblk", &root);
+    c.add("dir_block", "kernel_subdir.dirblk", &sub);
+    for (n, name) in [
+        (2usize, "kernel_regular_file_2_blocks.inode"),
+        (5, "kernel_fast_symlink.inode"),
+        (6, "kernel_slow_symlink.inode"),
+    ] {
+        let off = 2 * BLOCK_SIZE + (n - 1) * 112;
+        c.add("inode", name, &bytes[off..off + 112]);
+    }
+}
+
+/// A v1 image with collections shrunk to the blocks it uses (plus a few
+/// free ones): blocks past the new end are marked in use in the bitmap
+/// leaf, counters and checksums are recomputed, and fsck finds it clean.
+fn v1_compact(dir: &Path, c: &mut Corpus) {
+    let sizing = Sizing {
+        inode_ratio: Some(1 << 40),
+        ..Default::default()
+    };
+    let opts = mkfs_options(8 << 20, false, &["docs:8:cosine", "img:3:l2:int8"], sizing);
+    let p = make(dir, "v1c.img", &opts);
+    let mut bytes = std::fs::read(&p).unwrap();
+    let (g, seed) = {
+        let img = Image::open(&p, Mode::ReadOnly).unwrap();
+        (img.geometry().clone(), img.geometry().csum_seed.unwrap())
+    };
+    assert_eq!(g.block_bitmap.blocks, 1);
+    let leaf_at = g.block_bitmap.start as usize * BLOCK_SIZE;
+    let used = bitmap::find_zero(&bytes[leaf_at..leaf_at + TAILED_BITS_BYTES], 0, g.blocks_count).unwrap();
+    let blocks = used + 4;
+    {
+        let leaf = &mut bytes[leaf_at..leaf_at + BLOCK_SIZE];
+        for b in blocks..BITS_PER_TAILED_BLOCK {
+            bitmap::set_bit(&mut leaf[..TAILED_BITS_BYTES], b, true);
+        }
+        bitmap::seal_tailed(leaf, g.block_bitmap.start, Some(seed), BITS_PER_TAILED_BLOCK);
+    }
+    let mut sb = vexfs::format::superblock::Superblock::parse(&bytes[..1024])
+        .unwrap()
+        .clone();
+    sb.set_blocks_count(blocks);
+    sb.set_free_blocks(blocks - used);
+    sb.update_checksum();
+    bytes[..1024].copy_from_slice(sb.as_bytes());
+    bytes.truncate(blocks as usize * BLOCK_SIZE);
+    std::fs::remove_file(&p).unwrap();
+    std::fs::write(&p, &bytes).unwrap();
+    assert_clean(&p);
+    c.add(
+        "whole_image",
+        &format!("v1_{blocks}blk_compact_two_collections.img"),
+        &bytes,
+    );
+    c.add("superblock", "v1_compact.sb", &bytes[..1024]);
+}
+
+fn sealed_xattr_block(attrs: &[(u8, &[u8], &[u8])]) -> Vec<u8> {
+    let mut b = vec![0u8; BLOCK_SIZE];
+    let mut h = XattrHeader::new_zeroed();
+    h.h_magic.set(XATTR_MAGIC);
+    h.h_refcount.set(1);
+    h.h_blocks.set(1);
+    b[..32].copy_from_slice(h.as_bytes());
+    let (mut pos, mut value_end) = (xattr::FIRST_ENTRY, BLOCK_SIZE);
+    for (index, name, value) in attrs {
+        let value_at = (value_end - value.len()) & !3;
+        let mut e = XattrEntry::new_zeroed();
+        e.e_name_len = name.len() as u8;
+        e.e_name_index = *index;
+        e.e_value_offs.set(value_at as u16);
+        e.e_value_size.set(value.len() as u32);
+        b[pos..pos + 16].copy_from_slice(e.as_bytes());
+        b[pos + 16..pos + 16 + name.len()].copy_from_slice(name);
+        b[value_at..value_at + value.len()].copy_from_slice(value);
+        pos += (16 + name.len() + 3) & !3;
+        value_end = value_at;
+    }
+    let sum = xattr::block_checksum(&b, FUZZ_BLOCK, FUZZ_SEED);
+    b[16..20].copy_from_slice(&sum.to_le_bytes());
+    b
+}
+
+fn extent_block(depth: u16, entries: &[&[u8]]) -> Vec<u8> {
+    let mut b = vec![0u8; BLOCK_SIZE];
+    let mut h = ExtentHeader::new_zeroed();
+    h.eh_magic.set(EXTENT_MAGIC);
+    h.eh_entries.set(entries.len() as u16);
+    h.eh_max.set(BLOCK_MAX_ENTRIES);
+    h.eh_depth.set(depth);
+    b[..12].copy_from_slice(h.as_bytes());
+    for (i, e) in entries.iter().enumerate() {
+        b[12 + i * 12..24 + i * 12].copy_from_slice(e);
+    }
+    let sum = extent::tree_block_checksum(&b, FUZZ_BLOCK, FUZZ_INO, FUZZ_SEED);
+    b[TAIL_OFFSET..].copy_from_slice(&sum.to_le_bytes());
+    b
+}
+
+fn encoded(ids: &[u32]) -> Vec<u8> {
+    let mut buf = vec![0u8; ids.len() * hnsw::MAX_VARINT];
+    let n = hnsw::encode_neighbours(ids, &mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+/// A node file: sealed header (node inode FUZZ_INO) and `slots` live
+/// records, each linked to the others at level 0.
+fn node_file(slots: u32) -> Vec<u8> {
+    let geo = vector::node_geometry(8, ElemType::F32, 16);
+    let mut h = CollectionHeader::new_zeroed();
+    h.ch_magic.set(COLLECTION_MAGIC);
+    h.ch_collection_id.set(1);
+    h.ch_dim.set(8);
+    h.ch_elem_type = ElemType::F32 as u8;
+    h.ch_metric = vector::Metric::Cosine as u8;
+    h.ch_m.set(16);
+    h.ch_node_stride.set(geo.stride);
+    h.ch_vector_offset.set(geo.vector_offset);
+    h.ch_adj_offset.set(geo.adj_offset);
+    h.ch_adj_capacity.set(geo.adj_capacity);
+    h.ch_count.set(slots.into());
+    h.ch_slots.set(slots.into());
+    h.ch_upper_ino.set(FUZZ_INO + 1);
+    let stride = geo.stride as usize;
+    let mut b = vec![0u8; BLOCK_SIZE + slots as usize * stride];
+    b[..88].copy_from_slice(h.as_bytes());
+    let sum = vector::collection_header_checksum(&b[..88], FUZZ_INO, FUZZ_SEED);
+    b[84..88].copy_from_slice(&sum.to_le_bytes());
+    for s in 0..slots {
+        let at = BLOCK_SIZE + s as usize * stride;
+        let others: Vec<u32> = (0..slots).filter(|&o| o != s).collect();
+        let adj = encoded(&others);
+        let mut n = NodeHeader::new_zeroed();
+        n.n_owner_ino.set(100 + s);
+        n.n_flags = NODE_LIVE;
+        n.n_adj_len.set(adj.len() as u16);
+        b[at..at + 32].copy_from_slice(n.as_bytes());
+        for (i, x) in (0..8).map(|i| (s * 8 + i) as f32 / 64.0).enumerate() {
+            let v = at + geo.vector_offset as usize + i * 4;
+            b[v..v + 4].copy_from_slice(&x.to_le_bytes());
+        }
+        let a = at + geo.adj_offset as usize;
+        b[a..a + adj.len()].copy_from_slice(&adj);
+    }
+    b
+}
+
+/// An event ring header (sealed for FUZZ_BLOCK) followed by two records.
+fn events_block() -> Vec<u8> {
+    let mut h = EventRingHeader::new_zeroed();
+    h.er_magic.set(EVENT_RING_MAGIC);
+    h.er_version.set(1);
+    h.er_ring_blocks.set(events::MIN_EVENT_BLOCKS - 1);
+    h.er_next_seq.set(3);
+    h.er_oldest_seq.set(1);
+    h.er_head_offset.set(200);
+    let mut b = h.as_bytes().to_vec();
+    let sum = events::header_checksum(&b, FUZZ_BLOCK, FUZZ_SEED);
+    b[68..72].copy_from_slice(&sum.to_le_bytes());
+    for (seq, op, name, name2) in [(1u64, 1u16, &b"a.txt"[..], &b""[..]), (2, 8, b"a.txt", b"b.txt")] {
+        let mut r = EventRecord::new_zeroed();
+        let len = (88 + name.len() + name2.len()).next_multiple_of(events::EVENT_ALIGN);
+        r.ev_magic.set(EVENT_MAGIC);
+        r.ev_len.set(len as u16);
+        r.ev_op.set(op);
+        r.ev_seq.set(seq);
+        r.ev_name_len.set(name.len() as u16);
+        r.ev_name2_len.set(name2.len() as u16);
+        r.ev_ino.set(12);
+        r.ev_parent.set(1);
+        let mut rec = r.as_bytes().to_vec();
+        rec.extend_from_slice(name);
+        rec.extend_from_slice(name2);
+        rec.resize(len, 0);
+        let sum = events::record_checksum(&rec, seq, FUZZ_SEED);
+        rec[80..84].copy_from_slice(&sum.to_le_bytes());
+        b.extend_from_slice(&rec);
+    }
+    b
+}
+
+/// Structures mkfs never writes, built with the format module's writers and
+/// sealed for the fuzzing module's seed and locations.
+fn hand_built(c: &mut Corpus) {
+    c.add(
+        "xattr_block",
+        "user_comment_and_vexfs_model.xattr",
+        &sealed_xattr_block(&[(1, b"comment", b"hello"), (8, b"model", b"minilm-l6-v2")]),
+    );
+    c.add(
+        "xattr_block",
+        "security_selinux_label.xattr",
+        &sealed_xattr_block(&[(6, b"selinux", b"system_u:object_r:tmp_t:s0\0")]),
+    );
+    c.add("xattr_block", "header_only_no_entries.xattr", &sealed_xattr_block(&[]));
+    let leaf = extent_block(
+        0,
+        &[
+            Extent::new(0, 200, 4, false).as_bytes(),
+            Extent::new(10, 0x1_0000_0000, 100, false).as_bytes(),
+            Extent::new(200, 300, 8, true).as_bytes(),
+        ],
+    );
+    c.add("extent_node", "leaf_block_three_extents_one_unwritten.extblk", &leaf);
+    let mut ix = ExtentIndex::new_zeroed();
+    ix.ei_block.set(0);
+    ix.ei_leaf_lo.set(500);
+    let mut ix2 = ExtentIndex::new_zeroed();
+    ix2.ei_block.set(1000);
+    ix2.ei_leaf_lo.set(501);
+    ix2.ei_leaf_hi.set(1);
+    let index = extent_block(1, &[ix.as_bytes(), ix2.as_bytes()]);
+    c.add("extent_node", "index_block_depth1_two_children.extblk", &index);
+    let mut root = [0u8; 48];
+    extent::init_root(&mut root);
+    root[2..4].copy_from_slice(&2u16.to_le_bytes());
+    root[12..24].copy_from_slice(Extent::new(0, 90, 1, false).as_bytes());
+    root[24..36].copy_from_slice(Extent::new(1, 95, 3, false).as_bytes());
+    c.add("extent_node", "inode_root_two_extents.extroot", &root);
+
+    // A hashed directory's root block: ".", "..", then the index.
+    let mut dx = DxRoot::new_zeroed();
+    dx.dot_inode.set(20);
+    dx.dot_rec_len.set(12);
+    dx.dot_name_len = 1;
+    dx.dot_file_type = 2;
+    dx.dot_name[0] = b'.';
+    dx.dotdot_inode.set(1);
+    dx.dotdot_rec_len.set((BLOCK_SIZE - 12) as u16);
+    dx.dotdot_name_len = 2;
+    dx.dotdot_file_type = 2;
+    dx.dotdot_name[..2].copy_from_slice(b"..");
+    dx.dx_hash_version = 1;
+    dx.dx_info_length = 8;
+    dx.dx_limit.set(((BLOCK_SIZE - 32) / 8) as u16);
+    dx.dx_count.set(3);
+    dx.dx_block.set(1);
+    let mut b = vec![0u8; BLOCK_SIZE];
+    b[..40].copy_from_slice(dx.as_bytes());
+    for (i, (hash, blk)) in [(0x4000_0000u32, 2u32), (0x9000_0000, 3)].iter().enumerate() {
+        b[40 + i * 8..44 + i * 8].copy_from_slice(&hash.to_le_bytes());
+        b[44 + i * 8..48 + i * 8].copy_from_slice(&blk.to_le_bytes());
+    }
+    c.add("dir_block", "htree_root_three_leaves.dirblk", &b);
+    // A leaf with long and odd names, sealed for FUZZ_BLOCK / FUZZ_INO.
+    let long = [b'n'; 255];
+    let mut leaf = dir_block_with(&[
+        (20, 2, b"."),
+        (1, 2, b".."),
+        (21, 1, &long),
+        (0, 0, b"deleted"),
+        (22, 7, b"symlink-\xff\xfe"),
+    ]);
+    // Shorten the last record so a tail fits, then seal it.
+    fix_last_record_for_tail(&mut leaf);
+    dir::seal_leaf_tail(&mut leaf, FUZZ_BLOCK, FUZZ_INO, FUZZ_SEED);
+    c.add("dir_block", "leaf_long_and_non_utf8_names_with_tail.dirblk", &leaf);
+
+    c.add("adjacency", "three_close_ids.adj", &encoded(&[3, 4, 7]));
+    c.add(
+        "adjacency",
+        "wide_gaps_up_to_4e9.adj",
+        &encoded(&[0, 127, 128, 16_383, 2_097_151, 4_000_000_000]),
+    );
+    c.add(
+        "adjacency",
+        "m16_32_neighbours.adj",
+        &encoded(&(0..32).map(|i| i * 37 + 5).collect::<Vec<_>>()),
+    );
+    c.add(
+        "adjacency",
+        "max_512_neighbours.adj",
+        &encoded(&(0..512).collect::<Vec<_>>()),
+    );
+    let mut up = UpperRecord::new_zeroed();
+    let list = encoded(&[1, 9, 40]);
+    up.u_slot.set(5);
+    up.u_level = 1;
+    up.u_flags = 1;
+    up.u_adj_len.set(list.len() as u16);
+    let mut rec = up.as_bytes().to_vec();
+    rec.extend_from_slice(&list);
+    c.add("adjacency", "upper_record_level1.adj", &rec);
+
+    c.add(
+        "collection_header",
+        "node_file_3_live_slots_f32_cosine.colh",
+        &node_file(3),
+    );
+    c.add(
+        "event_header",
+        "ring_header_and_create_rename_records.evh",
+        &events_block(),
+    );
+    let mut js = vexfs::format::journal::JournalSuperblock::new_zeroed();
+    js.js_magic.set(vexfs::format::journal::JOURNAL_SB_MAGIC);
+    js.js_version.set(1);
+    js.js_block_size.set(BLOCK_SIZE as u32);
+    js.js_max_len.set(64);
+    js.js_first.set(1);
+    js.js_sequence.set(7);
+    js.js_start.set(5);
+    let mut b = js.as_bytes().to_vec();
+    let sum = vexfs::format::journal::superblock_checksum(&b, FUZZ_BLOCK, FUZZ_SEED);
+    b[68..72].copy_from_slice(&sum.to_le_bytes());
+    c.add("journal_superblock", "needs_replay_from_ring_block_5.jsb", &b);
+}
+
+/// Shrink the last record of a leaf block by the 12-byte tail.
+fn fix_last_record_for_tail(block: &mut [u8]) {
+    let mut pos = 0;
+    loop {
+        let rl = usize::from(u16::from_le_bytes([block[pos + 4], block[pos + 5]]));
+        if pos + rl >= BLOCK_SIZE {
+            let new = (rl - dir::DIR_TAIL_SIZE) as u16;
+            block[pos + 4..pos + 6].copy_from_slice(&new.to_le_bytes());
+            return;
+        }
+        pos += rl;
+    }
+}
+
+/// Rebuild `fuzz/corpus/` from real structures.
+#[test]
+#[ignore = "rewrites fuzz/corpus/; run explicitly to regenerate the seeds"]
+fn regenerate_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Corpus::default();
+    from_v1_image(dir.path(), &mut c);
+    from_v1_without_collections(dir.path(), &mut c);
+    from_kernel_image(dir.path(), &mut c);
+    kernel_populated(dir.path(), &mut c);
+    v1_compact(dir.path(), &mut c);
+    hand_built(&mut c);
+    c.write();
+}
