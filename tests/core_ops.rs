@@ -271,3 +271,60 @@ fn open_unlinked_files_live_until_release() {
     assert!(fs.setattr(&c, ROOT, &t).is_ok());
     assert_clean(&p, fs);
 }
+
+#[test]
+fn extended_attributes() {
+    use vexfs::fs::xattr::{XATTR_CREATE, XATTR_REPLACE};
+    let (_d, p, fs) = open(false, 16 << 20);
+    let c = Ctx::root();
+    let f = fs.create(&c, ROOT, b"x", 0o644, NewNode::File).unwrap();
+    let n: u64 = f.ino.into();
+    fs.setxattr(&c, n, b"user.comment", b"hello", 0).unwrap();
+    fs.setxattr(&c, n, b"trusted.t", b"1", 0).unwrap();
+    fs.setxattr(&c, n, b"system.posix_acl_access", &[2, 0, 0, 0], 0)
+        .unwrap();
+    assert_eq!(fs.getxattr(&c, n, b"user.comment").unwrap(), b"hello");
+    assert!(matches!(
+        fs.setxattr(&c, n, b"user.comment", b"x", XATTR_CREATE),
+        Err(FsError::Exists)
+    ));
+    assert!(matches!(
+        fs.setxattr(&c, n, b"user.none", b"x", XATTR_REPLACE),
+        Err(FsError::NoData)
+    ));
+    fs.setxattr(&c, n, b"user.comment", b"bye", XATTR_REPLACE).unwrap();
+    let list = fs.listxattr(&c, n).unwrap();
+    assert_eq!(
+        list, b"user.comment\0system.posix_acl_access\0trusted.t\0",
+        "sorted by index, then name"
+    );
+    let user = Ctx {
+        uid: 1000,
+        gid: 1000,
+        ..Ctx::default()
+    };
+    assert!(matches!(fs.getxattr(&user, n, b"trusted.t"), Err(FsError::NoData)));
+    assert!(matches!(
+        fs.setxattr(&user, n, b"user.comment", b"no", 0),
+        Err(FsError::Access)
+    ));
+    assert!(matches!(fs.getxattr(&c, n, b"user.missing"), Err(FsError::NoData)));
+    assert!(matches!(
+        fs.setxattr(&c, n, b"bogus.name", b"v", 0),
+        Err(FsError::NotSupported)
+    ));
+    assert!(matches!(
+        fs.setxattr(&c, n, b"user.big", &vec![1; 5000], 0),
+        Err(FsError::NoSpace)
+    ));
+    fs.removexattr(&c, n, b"user.comment").unwrap();
+    fs.removexattr(&c, n, b"trusted.t").unwrap();
+    fs.removexattr(&c, n, b"system.posix_acl_access").unwrap();
+    assert_eq!(
+        fs.getattr(n).unwrap().blocks,
+        0,
+        "the xattr block is freed with the last attribute"
+    );
+    fs.setxattr(&c, n, b"user.keep", b"v", 0).unwrap();
+    assert_clean(&p, fs);
+}

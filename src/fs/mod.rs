@@ -14,3 +14,4 @@ pub mod namespace;
 pub mod perm;
 pub mod rename;
 pub mod txn;
+pub mod xattr;
