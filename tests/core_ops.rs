@@ -328,3 +328,52 @@ fn extended_attributes() {
     fs.setxattr(&c, n, b"user.keep", b"v", 0).unwrap();
     assert_clean(&p, fs);
 }
+
+#[test]
+fn hashed_directories_scale_and_stay_consistent() {
+    // 1 GiB sparse: 65536 inodes. 40,000 names of ~60 bytes fill more
+    // leaves than the root indexes, so the index grows a level and splits.
+    let (_d, p, fs) = open(false, 1 << 30);
+    let c = Ctx::root();
+    let d = fs.create(&c, ROOT, b"big", 0o755, NewNode::Dir).unwrap();
+    let n: u64 = d.ino.into();
+    let name = |i: u32| format!("entry-{i:06}-{}", "x".repeat(40 + (i % 20) as usize));
+    let count = 40_000;
+    for i in 0..count {
+        fs.create(&c, n, name(i).as_bytes(), 0o644, NewNode::File)
+            .unwrap_or_else(|e| panic!("create #{i}: {e}"));
+    }
+    assert!(
+        fs.getattr(n).unwrap().size > 600 * 4096,
+        "more leaves than one root block indexes"
+    );
+    for i in (0..count).step_by(997) {
+        assert!(fs.lookup(&c, n, name(i).as_bytes()).is_ok(), "{}", name(i));
+    }
+    assert!(matches!(fs.lookup(&c, n, b"missing"), Err(FsError::NotFound)));
+    // readdir in pages of 100 returns every name exactly once.
+    let mut seen = std::collections::HashSet::new();
+    let mut cookie = 0;
+    loop {
+        let page = fs.readdir(n, cookie, 100).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        for e in &page {
+            assert!(
+                seen.insert(e.name.clone()),
+                "duplicate {:?}",
+                String::from_utf8_lossy(&e.name)
+            );
+        }
+        cookie = page.last().unwrap().next;
+    }
+    assert_eq!(seen.len(), count as usize + 2);
+    for i in (0..count).step_by(3) {
+        fs.unlink(&c, n, name(i).as_bytes()).unwrap();
+    }
+    fs.rename(&c, n, name(1).as_bytes(), ROOT, b"moved", 0).unwrap();
+    assert!(fs.lookup(&c, ROOT, b"moved").is_ok());
+    assert!(matches!(fs.rmdir(&c, ROOT, b"big"), Err(FsError::NotEmpty)));
+    assert_clean(&p, fs);
+}

@@ -6,6 +6,7 @@
 //! before it (or, first in its block, has its inode set to 0).
 
 use super::alloc;
+use super::htree;
 use super::inode::InodeBuf;
 use super::map;
 use super::txn::Txn;
@@ -25,11 +26,11 @@ pub struct Slot {
     pub file_type: u8,
 }
 
-fn has_tail(g: &Geometry) -> bool {
+pub(super) fn has_tail(g: &Geometry) -> bool {
     g.csum_seed.is_some()
 }
 
-fn limit(g: &Geometry) -> usize {
+pub(super) fn limit(g: &Geometry) -> usize {
     if has_tail(g) {
         BLOCK_SIZE - DIR_TAIL_SIZE
     } else {
@@ -38,7 +39,7 @@ fn limit(g: &Geometry) -> usize {
 }
 
 /// Every (logical, physical) directory block in order.
-fn blocks(txn: &Txn<'_>, g: &Geometry, d: &InodeBuf) -> Result<Vec<(u64, u64)>> {
+pub(super) fn blocks(txn: &Txn<'_>, g: &Geometry, d: &InodeBuf) -> Result<Vec<(u64, u64)>> {
     let runs = map::load(txn, g, d)?.runs;
     Ok(runs
         .iter()
@@ -46,21 +47,37 @@ fn blocks(txn: &Txn<'_>, g: &Geometry, d: &InodeBuf) -> Result<Vec<(u64, u64)>> 
         .collect())
 }
 
-fn seal(txn: &mut Txn<'_>, g: &Geometry, block: u64, dir_ino: u32) -> Result<()> {
+/// Reseal a changed directory block: a leaf gets its `DirTail`, an index
+/// block (hashed directories) its `DxTail`.
+pub(super) fn seal(txn: &mut Txn<'_>, g: &Geometry, block: u64, dir_ino: u32) -> Result<()> {
     if let Some(seed) = g.csum_seed {
-        dir::seal_leaf_tail(txn.block_mut(block)?, block, dir_ino, seed);
+        let b = txn.block_mut(block)?;
+        if htree::is_index_block(b) {
+            htree::seal_index(b, block, dir_ino, seed);
+        } else {
+            dir::seal_leaf_tail(b, block, dir_ino, seed);
+        }
     }
     Ok(())
 }
 
 /// Visit every live entry: `f` returns true to stop.
 pub fn scan(txn: &Txn<'_>, g: &Geometry, d: &InodeBuf, mut f: impl FnMut(Slot, &[u8]) -> bool) -> Result<Option<Slot>> {
+    let indexed = htree::is_indexed(d);
     for (logical, block) in blocks(txn, g, d)? {
         let bytes = txn.block(block)?;
+        let index = indexed && htree::is_index_block(bytes);
         if let Some(seed) = g.csum_seed {
-            dir::verify_leaf_tail(bytes, block, d.ino.get(), seed)?;
+            if index {
+                htree::verify_index(bytes, block, d.ino.get(), seed)?;
+            } else {
+                dir::verify_leaf_tail(bytes, block, d.ino.get(), seed)?;
+            }
         }
-        for e in DirBlockIter::new(bytes, block * BLOCK_SIZE_U64, has_tail(g)) {
+        if index && logical != 0 {
+            continue;
+        }
+        for e in DirBlockIter::new(bytes, block * BLOCK_SIZE_U64, has_tail(g) && !index) {
             let e = e?;
             if e.inode == 0 {
                 continue;
@@ -82,6 +99,9 @@ pub fn scan(txn: &Txn<'_>, g: &Geometry, d: &InodeBuf, mut f: impl FnMut(Slot, &
 
 /// Find `name`.
 pub fn find(txn: &Txn<'_>, g: &Geometry, d: &InodeBuf, name: &[u8]) -> Result<Option<Slot>> {
+    if htree::is_indexed(d) && name != b"." && name != b".." {
+        return htree::find(txn, g, d, name);
+    }
     scan(txn, g, d, |_, n| n == name)
 }
 
@@ -94,7 +114,19 @@ pub fn is_empty(txn: &Txn<'_>, g: &Geometry, d: &InodeBuf) -> Result<bool> {
 /// full (the kernel layout allows one block: ENOSPC past it).
 pub fn add(txn: &mut Txn<'_>, g: &Geometry, d: &mut InodeBuf, name: &[u8], ino: u32, file_type: u8) -> Result<()> {
     dir::check_name(name)?;
+    if htree::is_indexed(d) {
+        return htree::add(txn, g, d, name, ino, file_type);
+    }
     let need = rec_len_for(name.len());
+    if htree::can_index(g) && d.size() >= BLOCK_SIZE_U64 {
+        let (_, block) = *blocks(txn, g, d)?.first().ok_or(FsError::NotFound)?;
+        if let Some(off) = room_in(txn.block(block)?, block, g, need)? {
+            insert_at(txn.block_mut(block)?, off, name, ino, file_type);
+            return seal(txn, g, block, d.ino.get());
+        }
+        htree::convert(txn, g, d)?;
+        return htree::add(txn, g, d, name, ino, file_type);
+    }
     for (_, block) in blocks(txn, g, d)? {
         if let Some(off) = room_in(txn.block(block)?, block, g, need)? {
             insert_at(txn.block_mut(block)?, off, name, ino, file_type);
@@ -107,7 +139,7 @@ pub fn add(txn: &mut Txn<'_>, g: &Geometry, d: &mut InodeBuf, name: &[u8], ino: 
 }
 
 /// Offset of an entry whose record has `need` spare bytes.
-fn room_in(bytes: &[u8], block: u64, g: &Geometry, need: usize) -> Result<Option<usize>> {
+pub(super) fn room_in(bytes: &[u8], block: u64, g: &Geometry, need: usize) -> Result<Option<usize>> {
     for e in DirBlockIter::new(bytes, block * BLOCK_SIZE_U64, has_tail(g)) {
         let e = e?;
         let used = if e.inode == 0 { 0 } else { rec_len_for(e.name.len()) };
@@ -120,7 +152,7 @@ fn room_in(bytes: &[u8], block: u64, g: &Geometry, need: usize) -> Result<Option
 
 /// Put the new entry into the record at `off`: reuse a free record, or
 /// split a live one keeping its name.
-fn insert_at(block: &mut [u8], off: usize, name: &[u8], ino: u32, file_type: u8) {
+pub(super) fn insert_at(block: &mut [u8], off: usize, name: &[u8], ino: u32, file_type: u8) {
     let rec_len = u16::from_le_bytes([block[off + 4], block[off + 5]]) as usize;
     let cur_ino = u32::from_le_bytes([block[off], block[off + 1], block[off + 2], block[off + 3]]);
     if cur_ino == 0 {
@@ -133,7 +165,7 @@ fn insert_at(block: &mut [u8], off: usize, name: &[u8], ino: u32, file_type: u8)
 }
 
 /// Append an empty block to the directory.
-fn grow(txn: &mut Txn<'_>, g: &Geometry, d: &mut InodeBuf) -> Result<u64> {
+pub(super) fn grow(txn: &mut Txn<'_>, g: &Geometry, d: &mut InodeBuf) -> Result<u64> {
     let mut fm = map::load(txn, g, d)?;
     let next_logical = d.size() / BLOCK_SIZE_U64;
     if g.is_kernel_layout() && next_logical >= 1 {
@@ -208,6 +240,9 @@ pub struct ListEntry {
 
 /// Entries whose cookie is >= `from`, at most `max`.
 pub fn list(txn: &Txn<'_>, g: &Geometry, d: &InodeBuf, from: u64, max: usize) -> Result<Vec<ListEntry>> {
+    if htree::is_indexed(d) {
+        return htree::list(txn, g, d, from, max);
+    }
     let mut out = Vec::new();
     scan(txn, g, d, |s, name| {
         let cookie = s.logical * BLOCK_SIZE_U64 + s.offset as u64;

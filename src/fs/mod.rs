@@ -7,6 +7,7 @@ pub mod attrs;
 pub mod core;
 pub mod data;
 pub mod dir;
+pub mod htree;
 pub mod inode;
 pub mod lifecycle;
 pub mod map;
