@@ -95,16 +95,16 @@ impl Fs {
         let (i, p) = (self.ino(ino)?, self.ino(parent)?);
         self.write(|txn, g| {
             let mut b = live(txn, g, i)?;
+            let mut d = live_dir(txn, g, p)?;
+            if dir::find(txn, g, &d, name)?.is_some() {
+                return Err(FsError::Exists);
+            }
+            may_change_dir(ctx, &d)?;
             if b.file_type() == Some(FileType::Directory) {
                 return Err(FsError::NotPermitted);
             }
             if b.links() >= MAX_LINKS {
                 return Err(FsError::TooManyLinks);
-            }
-            let mut d = live_dir(txn, g, p)?;
-            may_change_dir(ctx, &d)?;
-            if dir::find(txn, g, &d, name)?.is_some() {
-                return Err(FsError::Exists);
             }
             let kind = b.file_type().map_or(0, FileType::dirent_code);
             dir::add(txn, g, &mut d, name, i.get(), kind)?;
