@@ -13,6 +13,7 @@ pub use error::{FsError, Result};
 pub mod catalog;
 pub mod check;
 pub mod fs;
+pub mod fuse;
 pub mod fuzzing;
 pub mod image;
 pub mod layout;

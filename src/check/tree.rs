@@ -222,6 +222,7 @@ impl<'a> State<'a> {
             Ok(e) => e,
             Err(e) => return report.add_err(format!("directory inode {dir}"), &e),
         };
+        self.check_index(ino, report);
         for (i, e) in entries.iter().enumerate() {
             let loc = format!(
                 "directory inode {dir}, entry '{}' (block {}, offset {})",
@@ -273,6 +274,24 @@ impl<'a> State<'a> {
                     queue.push_back((t, dir));
                 }
             }
+        }
+    }
+
+    /// A hashed directory's index must lead every name to its leaf.
+    fn check_index(&self, ino: InodeNo, report: &mut Report) {
+        let g = self.img.geometry();
+        let txn = crate::fs::txn::Txn::read_only(self.img.file().bytes(), g.blocks_count);
+        let loc = format!("directory inode {}", ino.get());
+        let result = crate::fs::inode::load(&txn, g, ino).and_then(|d| {
+            if crate::fs::htree::is_indexed(&d) {
+                crate::fs::htree::verify(&txn, g, &d)
+            } else {
+                Ok(Vec::new())
+            }
+        });
+        match result {
+            Ok(problems) => problems.into_iter().for_each(|p| report.add(&loc, p)),
+            Err(e) => report.add_err(loc, &e),
         }
     }
 

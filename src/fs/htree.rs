@@ -445,3 +445,32 @@ pub fn list(txn: &Txn<'_>, g: &Geometry, dir: &InodeBuf, from: u64, max: usize) 
     }
     Ok(out)
 }
+
+/// fsck: every leaf is indexed once and holds only names whose hash falls
+/// in its index range. Returns one message per problem.
+pub fn verify(txn: &Txn<'_>, g: &Geometry, dir: &InodeBuf) -> Result<Vec<String>> {
+    let c = ctx(txn, g, dir)?;
+    let leaves = c.leaves()?;
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, &(low, leaf)) in leaves.iter().enumerate() {
+        if leaf == 0 || !seen.insert(leaf) {
+            problems.push(format!("index names leaf block {leaf} twice (or the root)"));
+            continue;
+        }
+        let high = leaves.get(i + 1).map(|x| x.0 & !1);
+        let p = c.phys(leaf)?;
+        if let Some(seed) = g.csum_seed {
+            fd::verify_leaf_tail(txn.block(p)?, p, dir.ino.get(), seed)?;
+        }
+        for (h, _, _, name) in leaf_entries(g, txn.block(p)?, p)? {
+            if h < low & !1 || high.is_some_and(|hi| h >= hi) {
+                problems.push(format!(
+                    "'{}' (hash {h:#x}) is in leaf {leaf}, outside its hash range",
+                    String::from_utf8_lossy(&name)
+                ));
+            }
+        }
+    }
+    Ok(problems)
+}

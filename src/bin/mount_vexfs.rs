@@ -1,0 +1,533 @@
+//! `mount.vexfs IMAGE DIR [-sfnv] [-o OPTIONS]`: mount a VexFS image over
+//! FUSE. Installed as /sbin/mount.vexfs (cargo calls the binary
+//! `mount-vexfs`) so that `mount -t vexfs IMAGE DIR` and fstab lines work:
+//! mount(8) runs `mount.vexfs IMAGE DIR [-sfnv] [-o options]`.
+//!
+//! Without `-f` the process forks before opening the image; the parent
+//! waits until the child has mounted (or failed) and then exits 0 (or 32),
+//! so that `mount` returns once the filesystem is usable. The child
+//! serves the mount until it is unmounted (`umount DIR`) or gets SIGTERM,
+//! SIGINT or SIGHUP, which unmount it; it syncs the image before exiting.
+
+use clap::Parser;
+use fuser::{MountOption, SessionACL};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::exit;
+use std::sync::Arc;
+use vexfs::error::FsError;
+use vexfs::fs::core::Fs;
+use vexfs::fuse::VexFuse;
+
+/// Exit status of a failed mount, as mount(8) documents it.
+const EXIT_MOUNT_FAILURE: i32 = 32;
+/// Exit status of a bad command line or option.
+const EXIT_USAGE: i32 = 1;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mount.vexfs",
+    version,
+    about = "Mount a VexFS image over FUSE",
+    after_help = "Options (-o, comma-separated): ro, rw, allow_other, allow_root, default_permissions, \
+                  debug, threads=N, fsname=NAME, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, \
+                  sync, async, dirsync; ignored: defaults, auto, noauto, user, users, nouser, owner, group, \
+                  _netdev, nofail, loop, relatime, strictatime, lazytime, nodiratime, x-*, comment=*. \
+                  See docs/mount.md."
+)]
+struct Cli {
+    /// The image file (or block device) made by mkfs.vexfs.
+    image: PathBuf,
+    /// The mount point: an existing directory.
+    dir: PathBuf,
+    /// Mount options, comma-separated; may be given more than once.
+    #[arg(short = 'o', value_name = "OPTIONS")]
+    options: Vec<String>,
+    /// Stay in the foreground (do not daemonise).
+    #[arg(short = 'f')]
+    foreground: bool,
+    /// Sloppy: ignore unknown mount options instead of failing.
+    #[arg(short = 's')]
+    sloppy: bool,
+    /// Do not write /etc/mtab (accepted for mount(8); there is nothing to write).
+    #[arg(short = 'n')]
+    no_mtab: bool,
+    /// Say what is being done.
+    #[arg(short = 'v')]
+    verbose: bool,
+    /// Filesystem type as mount(8) passes it; must be vexfs when given.
+    #[arg(short = 't', value_name = "TYPE")]
+    fstype: Option<String>,
+    /// mount(8)'s target namespace: not supported.
+    #[arg(short = 'N', value_name = "NAMESPACE")]
+    namespace: Option<String>,
+}
+
+/// What the -o options asked for.
+#[derive(Debug)]
+struct Opts {
+    read_only: bool,
+    acl: SessionACL,
+    default_permissions: bool,
+    debug: bool,
+    threads: usize,
+    fsname: Option<String>,
+    /// Kernel mount flags by group (dev, suid, exec, atime, sync): the last
+    /// one given wins, as with mount(8).
+    flags: BTreeMap<&'static str, MountOption>,
+    dirsync: bool,
+}
+
+impl Default for Opts {
+    fn default() -> Opts {
+        Opts {
+            read_only: false,
+            acl: SessionACL::Owner,
+            default_permissions: false,
+            debug: false,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8),
+            fsname: None,
+            flags: BTreeMap::new(),
+            dirsync: false,
+        }
+    }
+}
+
+/// Options mount(8) or fstab may pass that mean nothing to a FUSE mount.
+fn ignored(o: &str) -> bool {
+    const IGNORED: &[&str] = &[
+        "defaults",
+        "auto",
+        "noauto",
+        "user",
+        "users",
+        "nouser",
+        "owner",
+        "group",
+        "_netdev",
+        "nofail",
+        "loop",
+        "relatime",
+        "norelatime",
+        "strictatime",
+        "nostrictatime",
+        "lazytime",
+        "nolazytime",
+        "diratime",
+        "nodiratime",
+        "iversion",
+        "noiversion",
+        "mand",
+        "nomand",
+        "silent",
+        "loud",
+    ];
+    IGNORED.contains(&o)
+        || o.starts_with("x-")
+        || o.starts_with("comment=")
+        || o.starts_with("helper=")
+        || o.starts_with("subtype=")
+}
+
+fn parse_options(lists: &[String], sloppy: bool) -> Result<Opts, String> {
+    let mut o = Opts::default();
+    for opt in lists.iter().flat_map(|l| l.split(',')).filter(|s| !s.is_empty()) {
+        let flag = |group: &'static str, m: MountOption| (group, m);
+        let set = match opt {
+            "ro" => {
+                o.read_only = true;
+                None
+            }
+            "rw" => {
+                o.read_only = false;
+                None
+            }
+            "allow_other" => {
+                o.acl = SessionACL::All;
+                None
+            }
+            "allow_root" => {
+                o.acl = SessionACL::RootAndOwner;
+                None
+            }
+            "default_permissions" => {
+                o.default_permissions = true;
+                None
+            }
+            "debug" => {
+                o.debug = true;
+                None
+            }
+            "dirsync" => {
+                o.dirsync = true;
+                None
+            }
+            "dev" => Some(flag("dev", MountOption::Dev)),
+            "nodev" => Some(flag("dev", MountOption::NoDev)),
+            "suid" => Some(flag("suid", MountOption::Suid)),
+            "nosuid" => Some(flag("suid", MountOption::NoSuid)),
+            "exec" => Some(flag("exec", MountOption::Exec)),
+            "noexec" => Some(flag("exec", MountOption::NoExec)),
+            "atime" => Some(flag("atime", MountOption::Atime)),
+            "noatime" => Some(flag("atime", MountOption::NoAtime)),
+            "sync" => Some(flag("sync", MountOption::Sync)),
+            "async" => Some(flag("sync", MountOption::Async)),
+            _ if opt.starts_with("threads=") => {
+                o.threads = opt["threads=".len()..]
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .ok_or_else(|| format!("bad option '{opt}': threads= takes a number from 1 to 64"))?;
+                None
+            }
+            _ if opt.starts_with("fsname=") => {
+                o.fsname = Some(opt["fsname=".len()..].to_string());
+                None
+            }
+            _ if opt.starts_with("uid=") || opt.starts_with("gid=") => {
+                return Err(format!(
+                    "option '{opt}' is not supported: VexFS stores the owner of every file (use chown)"
+                ));
+            }
+            _ if ignored(opt) => None,
+            _ if sloppy => None,
+            _ => return Err(format!("unknown mount option '{opt}' (see mount.vexfs --help)")),
+        };
+        if let Some((group, m)) = set {
+            o.flags.insert(group, m);
+        }
+    }
+    Ok(o)
+}
+
+/// The fuser configuration for these options.
+fn fuse_config(o: &Opts, fsname: &str) -> fuser::Config {
+    let mut mount_options = vec![
+        MountOption::FSName(fsname.to_string()),
+        // Sent as a kernel option so that a direct mount(2) shows
+        // "fuse.vexfs" too (fuser's Subtype only reaches fusermount).
+        MountOption::CUSTOM("subtype=vexfs".into()),
+        if o.read_only { MountOption::RO } else { MountOption::RW },
+    ];
+    if o.default_permissions {
+        mount_options.push(MountOption::DefaultPermissions);
+    }
+    if o.dirsync {
+        mount_options.push(MountOption::DirSync);
+    }
+    mount_options.extend(o.flags.values().cloned());
+    let mut cfg = fuser::Config::default();
+    cfg.mount_options = mount_options;
+    cfg.acl = o.acl;
+    cfg.n_threads = Some(o.threads);
+    cfg.clone_fd = o.threads > 1;
+    cfg
+}
+
+/// Where the outcome of the mount goes: stderr in the foreground; in a
+/// daemon child, stderr (still the caller's) plus one status word for the
+/// waiting parent.
+struct Status {
+    pipe: Option<std::io::PipeWriter>,
+}
+
+impl Status {
+    fn fail(mut self, msg: impl std::fmt::Display) -> ! {
+        eprintln!("mount.vexfs: {msg}");
+        if let Some(p) = self.pipe.as_mut() {
+            let _ = p.write_all(b"err");
+        }
+        exit(EXIT_MOUNT_FAILURE);
+    }
+
+    fn ready(&mut self) {
+        if let Some(mut p) = self.pipe.take() {
+            let _ = p.write_all(b"ok");
+            detach_stdio();
+        }
+    }
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            exit(code);
+        }
+    };
+    let usage = |msg: String| -> ! {
+        eprintln!("mount.vexfs: {msg}");
+        exit(EXIT_USAGE);
+    };
+    if cli.namespace.is_some() {
+        usage("-N (mount in another namespace) is not supported".into());
+    }
+    if let Some(t) = cli.fstype.as_deref() {
+        if t != "vexfs" && t != "fuse.vexfs" {
+            usage(format!("-t {t}: this helper mounts only vexfs"));
+        }
+    }
+    let opts = parse_options(&cli.options, cli.sloppy).unwrap_or_else(|m| usage(m));
+    let _ = cli.no_mtab;
+    let early = Status { pipe: None };
+    if !Path::new("/dev/fuse").exists() {
+        early.fail("/dev/fuse is missing: load the fuse module (modprobe fuse) or give the container the device");
+    }
+    let image = match std::fs::canonicalize(&cli.image) {
+        Ok(p) => p,
+        Err(e) => early.fail(format!("{}: {e}", cli.image.display())),
+    };
+    let dir = match std::fs::canonicalize(&cli.dir) {
+        Ok(p) if p.is_dir() => p,
+        Ok(_) => early.fail(format!("mount point {} is not a directory", cli.dir.display())),
+        Err(e) => early.fail(format!("mount point {}: {e}", cli.dir.display())),
+    };
+    if opts.debug {
+        log::set_logger(&StderrLog).ok();
+        log::set_max_level(log::LevelFilter::Debug);
+    }
+    if cli.foreground || opts.debug {
+        serve(&cli, &opts, &image, &dir, Status { pipe: None });
+    }
+    daemonise(&cli, &opts, &image, &dir);
+}
+
+/// Fork; the parent exits once the child reports the mount ready (0) or
+/// failed (32). Runs before any thread exists, as fork requires.
+fn daemonise(cli: &Cli, opts: &Opts, image: &Path, dir: &Path) -> ! {
+    let (mut reader, writer) = match std::io::pipe() {
+        Ok(p) => p,
+        Err(e) => Status { pipe: None }.fail(format!("cannot create a pipe: {e}")),
+    };
+    // SAFETY: the process is single-threaded here (nothing has spawned a
+    // thread yet), so the child may run arbitrary code after fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        Status { pipe: None }.fail(format!("cannot fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        drop(reader);
+        // SAFETY: setsid has no memory-safety preconditions.
+        unsafe { libc::setsid() };
+        serve(cli, opts, image, dir, Status { pipe: Some(writer) });
+    }
+    drop(writer);
+    let mut word = Vec::new();
+    let _ = reader.read_to_end(&mut word);
+    if word != b"ok" {
+        // The child has exited or is exiting: reap it.
+        // SAFETY: waitpid on our own child with a null status pointer.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    }
+    match word.as_slice() {
+        b"ok" => exit(0),
+        b"err" => exit(EXIT_MOUNT_FAILURE),
+        _ => {
+            eprintln!("mount.vexfs: the mount process (pid {pid}) exited before the mount was ready");
+            exit(EXIT_MOUNT_FAILURE)
+        }
+    }
+}
+
+/// The signals that unmount.
+fn term_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise and fill a local sigset_t.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// Open the image, mount it and serve it until it is unmounted.
+fn serve(cli: &Cli, opts: &Opts, image: &Path, dir: &Path, mut status: Status) -> ! {
+    // Block the termination signals in every thread (threads inherit the
+    // mask); one thread takes them with sigwait and unmounts.
+    let set = term_signals();
+    // SAFETY: set is an initialised sigset_t; a null old-set is allowed.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+
+    let fs = match Fs::open(image, opts.read_only) {
+        Ok(fs) => Arc::new(fs),
+        Err(FsError::Locked(_)) => status.fail(format!("{} is already mounted or in use", image.display())),
+        Err(e) => status.fail(format!("cannot open {}: {e}", image.display())),
+    };
+    let fsname = opts.fsname.clone().unwrap_or_else(|| image.display().to_string());
+    let cfg = fuse_config(opts, &fsname);
+    let mut session = match fuser::Session::new(VexFuse::new(fs.clone()), dir, &cfg) {
+        Ok(s) => s,
+        Err(e) => status.fail(format!("cannot mount {} on {}: {e}", image.display(), dir.display())),
+    };
+    if cli.verbose {
+        eprintln!(
+            "mount.vexfs: mounted {} on {} ({}, {} threads)",
+            image.display(),
+            dir.display(),
+            if opts.read_only { "ro" } else { "rw" },
+            opts.threads
+        );
+    }
+    let unmounter = session.unmount_callable();
+    let mnt = dir.to_path_buf();
+    let sync_fs = fs.clone();
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || signal_loop(set, unmounter, mnt, sync_fs));
+    if let Err(e) = spawned {
+        drop(session);
+        status.fail(format!("cannot start the signal thread: {e}"));
+    }
+    status.ready();
+    let result = session.run();
+    let synced = fs.sync();
+    drop(fs);
+    if let Err(e) = result {
+        eprintln!(
+            "mount.vexfs: {}: the FUSE session ended with an error: {e}",
+            dir.display()
+        );
+        exit(1);
+    }
+    if let Err(e) = synced {
+        eprintln!("mount.vexfs: {}: sync at unmount failed: {e}", image.display());
+        exit(1);
+    }
+    exit(0);
+}
+
+/// Wait for SIGTERM/SIGINT/SIGHUP and unmount; the session loop then ends
+/// and `serve` syncs and exits. A second signal while a lazy unmount waits
+/// for open files syncs and exits at once.
+fn signal_loop(set: libc::sigset_t, mut unmounter: fuser::SessionUnmounter, dir: PathBuf, fs: Arc<Fs>) {
+    let mut asked = false;
+    loop {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: set is initialised and the signals are blocked in all threads.
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            continue;
+        }
+        if asked {
+            let _ = fs.sync();
+            exit(0);
+        }
+        asked = true;
+        log::info!("signal {sig}: unmounting {}", dir.display());
+        if unmounter.unmount().is_ok() {
+            continue;
+        }
+        // Busy (files open): detach now, the session ends at the last close.
+        lazy_unmount(&dir);
+    }
+}
+
+fn lazy_unmount(dir: &Path) {
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return;
+    };
+    // SAFETY: c is a valid NUL-terminated path.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+        return;
+    }
+    // Not root: the setuid helper may unmount for us.
+    for helper in ["fusermount3", "fusermount"] {
+        let ok = std::process::Command::new(helper)
+            .args(["-u", "-z", "--"])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return;
+        }
+    }
+    eprintln!("mount.vexfs: cannot unmount {}", dir.display());
+}
+
+/// A daemon must not hold the caller's terminal or pipes open.
+fn detach_stdio() {
+    let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") else {
+        return;
+    };
+    use std::os::fd::AsRawFd;
+    for fd in 0..=2 {
+        // SAFETY: dup2 onto the standard descriptors of this process.
+        unsafe { libc::dup2(null.as_raw_fd(), fd) };
+    }
+    let _ = std::env::set_current_dir("/");
+}
+
+/// `-o debug`: fuser's and the adapter's log lines on stderr.
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        eprintln!("mount.vexfs[{}] {}: {}", r.level(), r.target(), r.args());
+    }
+    fn flush(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(s: &str) -> Result<Opts, String> {
+        parse_options(&[s.to_string()], false)
+    }
+
+    #[test]
+    fn generic_options_are_accepted() {
+        let o = opts("defaults,noatime,nodev,nosuid,user,x-systemd.automount,_netdev,rw").unwrap();
+        assert!(!o.read_only);
+        assert_eq!(o.flags.len(), 3);
+        assert!(opts("ro,allow_other,default_permissions").unwrap().read_only);
+    }
+
+    #[test]
+    fn the_last_of_a_pair_wins() {
+        let o = opts("ro,rw,nodev,dev").unwrap();
+        assert!(!o.read_only);
+        assert_eq!(o.flags["dev"], MountOption::Dev);
+        let cfg = fuse_config(&o, "/img");
+        assert!(cfg.mount_options.contains(&MountOption::RW));
+        assert!(!cfg.mount_options.contains(&MountOption::RO));
+    }
+
+    #[test]
+    fn unknown_and_owner_options_are_refused() {
+        assert!(opts("bogus").unwrap_err().contains("unknown mount option 'bogus'"));
+        assert!(parse_options(&["bogus".into()], true).is_ok());
+        assert!(opts("uid=1000").unwrap_err().contains("not supported"));
+        assert!(opts("threads=0").is_err());
+        assert_eq!(opts("threads=3").unwrap().threads, 3);
+    }
+
+    #[test]
+    fn mount_8_command_line_parses() {
+        let c = Cli::try_parse_from([
+            "mount.vexfs",
+            "/img",
+            "/mnt",
+            "-sfnv",
+            "-o",
+            "rw,noatime",
+            "-t",
+            "vexfs",
+        ])
+        .unwrap();
+        assert!(c.sloppy && c.foreground && c.no_mtab && c.verbose);
+        assert_eq!(c.options, vec!["rw,noatime"]);
+        let c = Cli::try_parse_from(["mount.vexfs", "-o", "ro", "/img", "/mnt"]).unwrap();
+        assert_eq!(c.image, PathBuf::from("/img"));
+    }
+}

@@ -1,0 +1,559 @@
+//! The FUSE adapter: [`VexFuse`] turns fuser requests into calls on the
+//! core ([`crate::fs::core::Fs`]) and core results into replies. Errors go
+//! through [`FsError::errno`](crate::error::FsError::errno), the one
+//! mapping to errno (plus ENXIO for SEEK_DATA/SEEK_HOLE past the end, see
+//! [`convert::errno`]).
+//!
+//! Kernel caches: attributes and entries live 1 second. The core is the
+//! only writer of a mounted image and every change goes through this
+//! mount, whose own changes FUSE invalidates itself, so cached attributes
+//! stay right. The writeback cache is *off*: with it the kernel would keep
+//! dirty pages, sizes and mtimes of its own and write them back later
+//! under other credentials, and ENOSPC would surface at close or never.
+//!
+//! File handles are always 0: the core is stateless per handle; open
+//! files are only counted (`Fs::opened` / `Fs::released`) so that a file
+//! unlinked while open lives until its last close.
+
+pub mod convert;
+
+use crate::error::FsError;
+use crate::fs::attrs::{SetAttr, TimeSet};
+use crate::fs::core::{Attr, Fs};
+use crate::fs::namespace::NewNode;
+use crate::fs::perm::{Ctx, MAY_EXEC, MAY_READ, MAY_WRITE};
+use convert::{ctx, errno, file_attr};
+use fuser::{
+    AccessFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use log::debug;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How long the kernel may cache attributes and directory entries.
+pub const TTL: Duration = Duration::from_secs(1);
+/// Largest write request (and readahead) asked of the kernel.
+pub const MAX_WRITE: u32 = 1 << 20;
+/// Chunk size of copy_file_range.
+pub const COPY_CHUNK: usize = 1 << 20;
+/// Directory entries fetched from the core per readdir request (a 4 KiB
+/// reply holds at most 128 entries of 32 bytes).
+const READDIR_BATCH: usize = 128;
+
+const SEEK_DATA: i32 = 3;
+const SEEK_HOLE: i32 = 4;
+
+/// A mounted image, served over FUSE.
+pub struct VexFuse {
+    pub fs: Arc<Fs>,
+}
+
+impl VexFuse {
+    pub fn new(fs: Arc<Fs>) -> VexFuse {
+        VexFuse { fs }
+    }
+}
+
+fn req_ctx(req: &Request) -> Ctx {
+    ctx(req.uid(), req.gid(), req.pid())
+}
+
+fn gen(a: &Attr) -> Generation {
+    Generation(a.generation.into())
+}
+
+/// MAY_* bits an open with these flags needs.
+fn open_mask(flags: OpenFlags) -> u32 {
+    match flags.0 & libc::O_ACCMODE {
+        libc::O_WRONLY => MAY_WRITE,
+        libc::O_RDWR => MAY_READ | MAY_WRITE,
+        _ => MAY_READ,
+    }
+}
+
+/// Permission bits plus file type of a mknod/create mode, after the umask
+/// (the kernel has already applied it unless FUSE_DONT_MASK, which we do
+/// not ask for; masking again is harmless).
+fn masked(mode: u32, umask: u32) -> u16 {
+    ((mode & libc::S_IFMT) | (mode & !umask & 0o7777)) as u16
+}
+
+fn log_err(op: &str, e: &FsError) -> Errno {
+    debug!("{op}: {e}");
+    errno(e)
+}
+
+impl VexFuse {
+    fn reply_entry(&self, op: &str, r: crate::Result<Attr>, reply: ReplyEntry) {
+        match r {
+            Ok(a) => reply.entry(&TTL, &file_attr(&a), gen(&a)),
+            Err(e) => reply.error(log_err(op, &e)),
+        }
+    }
+
+    fn reply_empty(&self, op: &str, r: crate::Result<()>, reply: ReplyEmpty) {
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(log_err(op, &e)),
+        }
+    }
+
+    /// open(2) without default_permissions: the kernel does not check
+    /// read/write permission on open, the core's `access` does.
+    fn do_open(&self, req: &Request, ino: u64, flags: OpenFlags) -> crate::Result<()> {
+        let c = req_ctx(req);
+        self.fs.access(&c, ino, open_mask(flags))?;
+        if flags.0 & libc::O_TRUNC != 0 && flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
+            // Sent only because we ask for FUSE_ATOMIC_O_TRUNC.
+            let s = SetAttr {
+                size: Some(0),
+                ..SetAttr::default()
+            };
+            self.fs.setattr(&c, ino, &s)?;
+        }
+        self.fs.opened(ino)
+    }
+
+    fn do_copy(&self, ino_in: u64, off_in: u64, ino_out: u64, off_out: u64, len: u64) -> Result<u32, FsError> {
+        // The reply carries a u32; stop at the largest whole chunk below it.
+        let len = len.min(u64::from(u32::MAX) & !(COPY_CHUNK as u64 - 1));
+        let mut done = 0u64;
+        while done < len {
+            let want = (len - done).min(COPY_CHUNK as u64) as usize;
+            let step = self
+                .fs
+                .read_data(ino_in, off_in + done, want)
+                .and_then(|buf| match buf.is_empty() {
+                    true => Ok(0),
+                    false => self.fs.write_data(ino_out, off_out + done, &buf),
+                });
+            match step {
+                Ok(0) => break,
+                Ok(n) => done += n as u64,
+                // Like write(2): report what was copied before the error.
+                Err(_) if done > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done as u32)
+    }
+}
+
+impl Filesystem for VexFuse {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        if let Err(nearest) = config.set_max_write(MAX_WRITE) {
+            let _ = config.set_max_write(nearest);
+        }
+        if let Err(nearest) = config.set_max_readahead(MAX_WRITE) {
+            let _ = config.set_max_readahead(nearest);
+        }
+        // Capabilities that stay correct with the core as the only writer;
+        // each is requested only when the kernel offers it.
+        for cap in [
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_CACHE_SYMLINKS,
+        ] {
+            let _ = config.add_capabilities(cap);
+        }
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        if let Err(e) = self.fs.sync() {
+            log::error!("sync at unmount: {e}");
+        }
+    }
+
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let r = self.fs.lookup(&req_ctx(req), parent.0, name.as_bytes());
+        match r {
+            Ok(a) => reply.entry(&TTL, &file_attr(&a), gen(&a)),
+            // Not worth a log line: lookups of missing names are normal.
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn forget(&self, _req: &Request, _ino: INodeNo, _nlookup: u64) {}
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.fs.getattr(ino.0) {
+            Ok(a) => reply.attr(&TTL, &file_attr(&a)),
+            Err(e) => reply.error(log_err("getattr", &e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let c = req_ctx(req);
+        let time = |t: TimeOrNow| match t {
+            TimeOrNow::Now => TimeSet::Now,
+            TimeOrNow::SpecificTime(st) => TimeSet::At(convert::timestamp_from_kernel(st)),
+        };
+        let s = SetAttr {
+            mode: mode.map(|m| (m & 0o7777) as u16),
+            uid,
+            gid,
+            size,
+            atime: atime.map(time),
+            mtime: mtime.map(time),
+        };
+        // WORKAROUND (core gap): Fs::setattr does not check write
+        // permission for a size change. ftruncate(2) and open(O_TRUNC)
+        // come with a handle whose open already checked it; truncate(2)
+        // by path comes without one, so check it here.
+        let r = match (size, fh) {
+            (Some(_), None) => self.fs.access(&c, ino.0, MAY_WRITE),
+            _ => Ok(()),
+        }
+        .and_then(|()| self.fs.setattr(&c, ino.0, &s));
+        match r {
+            Ok(a) => reply.attr(&TTL, &file_attr(&a)),
+            Err(e) => reply.error(log_err("setattr", &e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.fs.readlink(ino.0) {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(log_err("readlink", &e)),
+        }
+    }
+
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+        let node = match mode & libc::S_IFMT {
+            0 | libc::S_IFREG => NewNode::File,
+            libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK => NewNode::Special { rdev },
+            _ => return reply.error(Errno::EINVAL),
+        };
+        let m = masked(mode, umask);
+        let r = self.fs.create(&req_ctx(req), parent.0, name.as_bytes(), m, node);
+        self.reply_entry("mknod", r, reply);
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let m = masked(mode & 0o7777, umask);
+        let r = self
+            .fs
+            .create(&req_ctx(req), parent.0, name.as_bytes(), m, NewNode::Dir);
+        self.reply_entry("mkdir", r, reply);
+    }
+
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = self.fs.unlink(&req_ctx(req), parent.0, name.as_bytes());
+        self.reply_empty("unlink", r, reply);
+    }
+
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = self.fs.rmdir(&req_ctx(req), parent.0, name.as_bytes());
+        self.reply_empty("rmdir", r, reply);
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let node = NewNode::Symlink {
+            target: target.as_os_str().as_bytes(),
+        };
+        let r = self
+            .fs
+            .create(&req_ctx(req), parent.0, link_name.as_bytes(), 0o777, node);
+        self.reply_entry("symlink", r, reply);
+    }
+
+    fn rename(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let r = self.fs.rename(
+            &req_ctx(req),
+            parent.0,
+            name.as_bytes(),
+            newparent.0,
+            newname.as_bytes(),
+            flags.bits(),
+        );
+        self.reply_empty("rename", r, reply);
+    }
+
+    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let r = self.fs.link(&req_ctx(req), ino.0, newparent.0, newname.as_bytes());
+        self.reply_entry("link", r, reply);
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.do_open(req, ino.0, flags) {
+            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Err(e) => reply.error(log_err("open", &e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.fs.read_data(ino.0, offset, size as usize) {
+            Ok(d) => reply.data(&d),
+            Err(e) => reply.error(log_err("read", &e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.fs.write_data(ino.0, offset, data) {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(log_err("write", &e)),
+        }
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let r = self.fs.released(ino.0);
+        self.reply_empty("release", r, reply);
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let r = self.fs.sync();
+        self.reply_empty("fsync", r, reply);
+    }
+
+    fn opendir(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        // As for files, the kernel leaves the read check to us.
+        match self.fs.access(&req_ctx(req), ino.0, open_mask(flags) & MAY_READ) {
+            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Err(e) => reply.error(log_err("opendir", &e)),
+        }
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let entries = match self.fs.readdir(ino.0, offset, READDIR_BATCH) {
+            Ok(v) => v,
+            Err(e) => return reply.error(log_err("readdir", &e)),
+        };
+        for e in entries {
+            let kind = match convert::dirent_type(e.file_type) {
+                Some(k) => k,
+                None => match self.fs.getattr(e.inode.into()) {
+                    Ok(a) => convert::file_type(a.kind),
+                    Err(err) => return reply.error(log_err("readdir", &err)),
+                },
+            };
+            // The offset of an entry is where the next readdir resumes.
+            if reply.add(INodeNo(e.inode.into()), e.next, kind, OsStr::from_bytes(&e.name)) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let r = self.fs.sync();
+        self.reply_empty("fsyncdir", r, reply);
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.fs.statfs() {
+            Ok(s) => reply.statfs(
+                s.blocks,
+                s.free_blocks,
+                s.free_blocks,
+                s.files,
+                s.free_files,
+                s.block_size,
+                s.name_max,
+                s.block_size,
+            ),
+            Err(e) => reply.error(log_err("statfs", &e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let r = self.fs.setxattr(&req_ctx(req), ino.0, name.as_bytes(), value, flags);
+        self.reply_empty("setxattr", r, reply);
+    }
+
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match self.fs.getxattr(&req_ctx(req), ino.0, name.as_bytes()) {
+            Ok(v) if size == 0 => reply.size(v.len() as u32),
+            Ok(v) if v.len() <= size as usize => reply.data(&v),
+            Ok(_) => reply.error(Errno::ERANGE),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.fs.listxattr(&req_ctx(req), ino.0) {
+            Ok(v) if size == 0 => reply.size(v.len() as u32),
+            Ok(v) if v.len() <= size as usize => reply.data(&v),
+            Ok(_) => reply.error(Errno::ERANGE),
+            Err(e) => reply.error(log_err("listxattr", &e)),
+        }
+    }
+
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = self.fs.removexattr(&req_ctx(req), ino.0, name.as_bytes());
+        self.reply_empty("removexattr", r, reply);
+    }
+
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        // R_OK/W_OK/X_OK are MAY_READ/MAY_WRITE/MAY_EXEC bit for bit.
+        let m = mask.bits() as u32 & (MAY_READ | MAY_WRITE | MAY_EXEC);
+        let r = self.fs.access(&req_ctx(req), ino.0, m);
+        self.reply_empty("access", r, reply);
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        // O_EXCL needs nothing here: the kernel looked the name up first,
+        // and the core answers EEXIST if it appeared since.
+        let m = masked((mode & 0o7777) | libc::S_IFREG, umask);
+        let r = self
+            .fs
+            .create(&req_ctx(req), parent.0, name.as_bytes(), m, NewNode::File)
+            .and_then(|a| self.fs.opened(a.ino.into()).map(|()| a));
+        match r {
+            Ok(a) => reply.created(&TTL, &file_attr(&a), gen(&a), FileHandle(0), FopenFlags::empty()),
+            Err(e) => reply.error(log_err("create", &e)),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let r = self.fs.fallocate(ino.0, mode, offset, length);
+        self.reply_empty("fallocate", r, reply);
+    }
+
+    fn lseek(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+        // The kernel answers SEEK_SET/CUR/END itself.
+        if whence != SEEK_DATA && whence != SEEK_HOLE {
+            return reply.error(Errno::EINVAL);
+        }
+        let Ok(off) = u64::try_from(offset) else {
+            return reply.error(Errno::from_i32(libc::ENXIO));
+        };
+        match self.fs.seek_data_hole(ino.0, off, whence == SEEK_DATA) {
+            Ok(pos) => reply.offset(pos as i64),
+            Err(e) => reply.error(log_err("lseek", &e)),
+        }
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        ino_in: INodeNo,
+        _fh_in: FileHandle,
+        offset_in: u64,
+        ino_out: INodeNo,
+        _fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        match self.do_copy(ino_in.0, offset_in, ino_out.0, offset_out, len) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(log_err("copy_file_range", &e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_masks_follow_the_access_mode() {
+        assert_eq!(open_mask(OpenFlags(libc::O_RDONLY)), MAY_READ);
+        assert_eq!(open_mask(OpenFlags(libc::O_WRONLY | libc::O_APPEND)), MAY_WRITE);
+        assert_eq!(open_mask(OpenFlags(libc::O_RDWR)), MAY_READ | MAY_WRITE);
+    }
+
+    #[test]
+    fn umask_applies_to_permission_bits_only() {
+        assert_eq!(masked(libc::S_IFIFO | 0o666, 0o022), (libc::S_IFIFO | 0o644) as u16);
+        assert_eq!(masked(0o4777, 0o077), 0o4700);
+    }
+}
