@@ -377,3 +377,24 @@ fn hashed_directories_scale_and_stay_consistent() {
     assert!(matches!(fs.rmdir(&c, ROOT, b"big"), Err(FsError::NotEmpty)));
     assert_clean(&p, fs);
 }
+
+#[test]
+fn orphans_survive_a_crash_and_are_freed_at_the_next_open() {
+    let (_d, p, fs) = open(false, 16 << 20);
+    let c = Ctx::root();
+    let f = fs.create(&c, ROOT, b"tmp", 0o644, NewNode::File).unwrap();
+    let n: u64 = f.ino.into();
+    fs.opened(n).unwrap();
+    fs.write_data(n, 0, &[1u8; 10_000]).unwrap();
+    fs.unlink(&c, ROOT, b"tmp").unwrap();
+    // "Crash": the daemon goes away with the file still open.
+    fs.sync().unwrap();
+    drop(fs);
+    let r = fsck(&p).unwrap();
+    assert!(r.is_clean(), "an orphan is not a problem: {:?}", r.problems);
+    let fs = Fs::open(&p, false).unwrap();
+    assert!(fs.getattr(n).is_err(), "freed at open");
+    let before = fs.statfs().unwrap();
+    assert_clean(&p, fs);
+    assert!(before.free_files > 0);
+}

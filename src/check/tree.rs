@@ -362,13 +362,50 @@ impl<'a> State<'a> {
         }
     }
 
-    /// Every valid inode is referenced exactly i_links_count times.
+    /// Inodes on the orphan chain (unlinked while open; the next
+    /// read-write mount frees them), walked with a bound and a cycle check.
+    fn orphans(&self, report: &mut Report) -> BitSet {
+        let g = self.img.geometry();
+        let mut set = BitSet::new(u64::from(g.inodes_count) + 1);
+        let mut cur = self.img.superblock().s_last_orphan.get();
+        while cur != 0 {
+            let Some(ino) = g.inode_no(cur) else {
+                report.add("orphan chain", format!("inode number {cur} out of range"));
+                break;
+            };
+            if set.set(cur.into()) {
+                report.add("orphan chain", format!("cycle at inode {cur}"));
+                break;
+            }
+            cur = match self.img.inode(ino) {
+                Ok(v) => v.ext.map_or(0, |e| e.i_next_orphan.get()),
+                Err(e) => {
+                    report.add_err("orphan chain", &e);
+                    break;
+                }
+            };
+        }
+        set
+    }
+
+    /// Every valid inode is referenced exactly i_links_count times
+    /// (orphans: zero links and no references).
     pub fn check_links(&mut self, report: &mut Report) {
+        let orphans = self.orphans(report);
         for n in 1..self.refs.len() {
             if !self.valid.get(n as u64) {
                 continue;
             }
             let (refs, links) = (self.refs[n], u32::from(self.links_on_disk[n]));
+            if orphans.get(n as u64) {
+                if refs != 0 || links != 0 {
+                    report.add(
+                        ino_loc(n as u32),
+                        format!("on the orphan chain but has {links} links and {refs} references"),
+                    );
+                }
+                continue;
+            }
             if refs == 0 {
                 report.add(ino_loc(n as u32), "in use but not linked from any directory");
             } else if refs != links {
