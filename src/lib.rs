@@ -19,3 +19,4 @@ pub mod image;
 pub mod layout;
 pub mod mkfs;
 pub mod read;
+pub mod journal;

@@ -181,6 +181,9 @@ pub fn free_blocks(txn: &mut Txn<'_>, g: &Geometry, start: u64, len: u64) -> Res
         }
         let run = (per - b % per).min(end - b);
         changed += bm.set_run(txn, b, run, false)?;
+        for x in b..b + run {
+            txn.forget(x);
+        }
         b += run;
     }
     with_superblock(txn, |sb| sb.set_free_blocks(sb.free_blocks() + changed))?;

@@ -3,14 +3,18 @@
 //! parallel) and the attribute type the adapter replies with.
 
 use super::inode::{self as ino_io, InodeBuf};
-use super::txn::Txn;
+use super::txn::{Staged, Txn};
 use crate::error::{FsError, Result};
 use crate::format::inode::{FileType, InodeNo, Timestamp};
-use crate::image::{Image, Mode};
+use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
+use crate::image::{Image, Media, Mode};
+use crate::journal::{self, JournalState};
 use crate::layout::Geometry;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// What getattr returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,24 +74,66 @@ pub fn attr_of(b: &InodeBuf) -> Result<Attr> {
     })
 }
 
+/// Everything behind the image lock.
+struct State {
+    image: Image,
+    /// Committed transactions' blocks not yet logged (journaled images).
+    staged: Staged,
+    /// Blocks freed by staged transactions (revoke candidates).
+    freed: Vec<u64>,
+    journal: Option<JournalState>,
+}
+
+/// Seconds after which staged changes are committed by [`Fs::tick`].
+pub const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+
 /// A mounted image.
 pub struct Fs {
-    image: RwLock<Image>,
+    state: RwLock<State>,
     pub(crate) geometry: Geometry,
     read_only: bool,
+    /// Set when a flush failed: the filesystem refuses further writes.
+    failed: AtomicBool,
+    last_commit: Mutex<Instant>,
     /// Open handles per inode, for open-unlinked files.
     pub(crate) open_counts: Mutex<HashMap<u32, u32>>,
 }
 
 impl Fs {
-    /// Open an image for the filesystem (exclusive lock when read-write).
+    /// Open an image for the filesystem (exclusive lock when read-write),
+    /// replaying the journal first when it holds committed transactions.
     pub fn open(path: &Path, read_only: bool) -> Result<Fs> {
-        let image = Image::open(path, if read_only { Mode::ReadOnly } else { Mode::ReadWrite })?;
+        let mut image = Image::open(path, if read_only { Mode::ReadOnly } else { Mode::ReadWrite })?;
         let geometry = image.geometry().clone();
+        let seed = image.superblock().s_checksum_seed.get();
+        let journal = if !journal::enabled(&geometry) {
+            None
+        } else if read_only {
+            if journal::scan(image.file().bytes(), &geometry, seed)?.needed {
+                return Err(FsError::Unsupported(
+                    "the journal holds transactions to replay: mount read-write once (or run fsck.vexfs)".into(),
+                ));
+            }
+            None
+        } else {
+            let n = journal::recover(image.file_mut(), &geometry, seed)?;
+            if n > 0 {
+                eprintln!("vexfs: {}: replayed {n} journal transaction(s)", path.display());
+            }
+            Some(JournalState::load(image.file(), &geometry, seed)?)
+        };
+        let state = State {
+            image,
+            staged: Staged::new(),
+            freed: Vec::new(),
+            journal,
+        };
         let fs = Fs {
-            image: RwLock::new(image),
+            state: RwLock::new(state),
             geometry,
             read_only,
+            failed: AtomicBool::new(false),
+            last_commit: Mutex::new(Instant::now()),
             open_counts: Mutex::new(HashMap::new()),
         };
         if !read_only {
@@ -101,7 +147,7 @@ impl Fs {
     }
 
     pub fn is_read_only(&self) -> bool {
-        self.read_only
+        self.read_only || self.failed.load(Ordering::Relaxed)
     }
 
     /// Validate an inode number coming from the kernel.
@@ -114,33 +160,142 @@ impl Fs {
 
     /// Run `f` over a read-only view (shared lock; parallel with readers).
     pub fn read<R>(&self, f: impl FnOnce(&Txn<'_>, &Geometry) -> Result<R>) -> Result<R> {
-        let img = self.image.read();
-        let txn = Txn::read_only(img.file().bytes(), self.geometry.blocks_count);
+        let st = self.state.read();
+        let txn = Txn::read_only_with_overlay(st.image.file().bytes(), self.geometry.blocks_count, &st.staged);
         f(&txn, &self.geometry)
     }
 
     /// Run `f` in a transaction (exclusive lock); its changes become
     /// visible together when `f` succeeds, and not at all when it fails.
+    /// On journaled images they are staged and logged at the next commit.
     pub fn write<R>(&self, f: impl FnOnce(&mut Txn<'_>, &Geometry) -> Result<R>) -> Result<R> {
-        if self.read_only {
+        if self.is_read_only() {
             return Err(FsError::ReadOnly);
         }
-        let mut img = self.image.write();
-        let mut txn = Txn::new(img.file_mut().bytes_mut()?, self.geometry.blocks_count);
-        let r = f(&mut txn, &self.geometry)?;
-        txn.commit();
+        let mut guard = self.state.write();
+        let State {
+            image,
+            staged,
+            freed,
+            journal,
+        } = &mut *guard;
+        let blocks = self.geometry.blocks_count;
+        let map = image.file_mut().bytes_mut()?;
+        let (r, dirty, txn_freed) = if journal.is_some() {
+            let mut txn = Txn::with_overlay(map, blocks, staged);
+            let r = f(&mut txn, &self.geometry)?;
+            let (d, fr) = txn.into_parts();
+            (r, d, fr)
+        } else {
+            let mut txn = Txn::new(map, blocks);
+            let r = f(&mut txn, &self.geometry)?;
+            txn.commit();
+            return Ok(r);
+        };
+        for b in &txn_freed {
+            staged.remove(b);
+        }
+        freed.extend(txn_freed);
+        staged.extend(dirty);
+        if staged.len() >= self.stage_limit() {
+            self.commit_locked(&mut guard)?;
+        }
         Ok(r)
     }
 
-    /// Flush the map to the media (fsync, fsyncdir, unmount).
+    /// Most staged blocks before a commit is forced: half the ring, so one
+    /// commit always fits.
+    fn stage_limit(&self) -> usize {
+        (journal::ring_len(&self.geometry) / 2).clamp(1, 1024) as usize
+    }
+
+    fn commit_locked(&self, st: &mut State) -> Result<()> {
+        let State {
+            image,
+            staged,
+            freed,
+            journal,
+        } = st;
+        let Some(js) = journal.as_mut() else {
+            return Media::flush(image.file_mut(), None);
+        };
+        let r = match journal::commit(image.file_mut(), &self.geometry, js, staged, freed) {
+            Err(FsError::NoSpace) => {
+                // One transaction larger than the ring: write it home
+                // unjournaled, between two full flushes.
+                eprintln!(
+                    "vexfs: a transaction of {} blocks does not fit the journal; writing it without the journal",
+                    staged.len()
+                );
+                journal::checkpoint(image.file_mut(), &self.geometry, js, false).and_then(|_| {
+                    let map = image.file_mut().bytes_mut()?;
+                    for (b, data) in staged.iter() {
+                        let at = (*b * BLOCK_SIZE_U64) as usize;
+                        map[at..at + BLOCK_SIZE].copy_from_slice(&data[..]);
+                    }
+                    staged.clear();
+                    Media::flush(image.file_mut(), None)
+                })
+            }
+            other => other,
+        };
+        if let Err(e) = &r {
+            eprintln!("vexfs: commit failed ({e}); the filesystem is now read-only");
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        freed.clear();
+        *self.last_commit.lock() = Instant::now();
+        r
+    }
+
+    /// A durability point (fsync, fsyncdir, syncfs): when it returns, every
+    /// change made so far survives a crash.
     pub fn sync(&self) -> Result<()> {
-        self.image.read().file().flush()
+        let mut st = self.state.write();
+        if st.journal.is_some() && !st.staged.is_empty() {
+            return self.commit_locked(&mut st);
+        }
+        Media::flush(st.image.file_mut(), None)
+    }
+
+    /// Commit staged changes older than [`COMMIT_INTERVAL`] (the daemon
+    /// calls this periodically, like jbd2's commit timer).
+    pub fn tick(&self) -> Result<()> {
+        let due = self.last_commit.lock().elapsed() >= COMMIT_INTERVAL;
+        let pending = !self.state.read().staged.is_empty();
+        if due && pending {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Unmount: commit, checkpoint, and leave the journal empty and the
+    /// image clean.
+    pub fn close(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.sync()?;
+        let mut guard = self.state.write();
+        let State { image, journal, .. } = &mut *guard;
+        match journal.as_mut() {
+            Some(js) => journal::checkpoint(image.file_mut(), &self.geometry, js, true),
+            None => Media::flush(image.file_mut(), None),
+        }
     }
 
     /// Attributes of inode `n`.
     pub fn getattr(&self, n: u64) -> Result<Attr> {
         let ino = self.ino(n)?;
         self.read(|t, g| attr_of(&live(t, g, ino)?))
+    }
+}
+
+impl Drop for Fs {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            eprintln!("vexfs: unmount did not complete cleanly: {e}");
+        }
     }
 }
 

@@ -203,8 +203,11 @@ fn ctx<'t, 'a>(txn: &'t Txn<'a>, g: &'t Geometry, dir: &InodeBuf) -> Result<Ctx<
     })
 }
 
-/// Live entries of a leaf: (hash, inode, file type, name).
-fn leaf_entries(g: &Geometry, b: &[u8], p: u64) -> Result<Vec<(u32, u32, u8, Vec<u8>)>> {
+/// A leaf entry: (hash, inode, file type, name).
+type LeafEntry = (u32, u32, u8, Vec<u8>);
+
+/// Live entries of a leaf.
+fn leaf_entries(g: &Geometry, b: &[u8], p: u64) -> Result<Vec<LeafEntry>> {
     let mut v = Vec::new();
     for e in DirBlockIter::new(b, p * BLOCK_SIZE_U64, d::has_tail(g)) {
         let e = e?;
@@ -250,7 +253,7 @@ fn write_leaf(
     g: &Geometry,
     p: u64,
     dir_ino: u32,
-    entries: &[(u32, u32, u8, Vec<u8>)],
+    entries: &[LeafEntry],
 ) -> Result<()> {
     let lim = d::limit(g);
     let b = txn.block_new(p)?;

@@ -12,7 +12,10 @@
 
 use crate::error::{Expected, FsError, Result};
 use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Metadata blocks changed by committed transactions but not yet home.
+pub type Staged = BTreeMap<u64, Box<[u8; BLOCK_SIZE]>>;
 
 /// Most metadata blocks one transaction may dirty. Why: bounds the heap a
 /// single operation can use (a rename touching two large directories and
@@ -38,27 +41,43 @@ impl MapRef<'_> {
 pub struct Txn<'a> {
     map: MapRef<'a>,
     blocks_count: u64,
-    dirty: BTreeMap<u64, Box<[u8; BLOCK_SIZE]>>,
+    /// Committed-but-not-yet-home blocks, read under this transaction's own.
+    overlay: Option<&'a Staged>,
+    dirty: Staged,
+    /// Blocks this transaction freed (the journal may need to revoke them).
+    freed: BTreeSet<u64>,
 }
 
 impl<'a> Txn<'a> {
     /// Start a transaction over the mapped image.
     pub fn new(map: &'a mut [u8], blocks_count: u64) -> Self {
+        Self::build(MapRef::ReadWrite(map), blocks_count, None)
+    }
+
+    fn build(map: MapRef<'a>, blocks_count: u64, overlay: Option<&'a Staged>) -> Self {
         Txn {
-            map: MapRef::ReadWrite(map),
+            map,
             blocks_count,
+            overlay,
             dirty: BTreeMap::new(),
+            freed: BTreeSet::new(),
         }
+    }
+
+    /// A read-write transaction over the map with staged blocks on top.
+    pub fn with_overlay(map: &'a mut [u8], blocks_count: u64, overlay: &'a Staged) -> Self {
+        Self::build(MapRef::ReadWrite(map), blocks_count, Some(overlay))
+    }
+
+    /// A read-only transaction over the map with staged blocks on top.
+    pub fn read_only_with_overlay(map: &'a [u8], blocks_count: u64, overlay: &'a Staged) -> Self {
+        Self::build(MapRef::ReadOnly(map), blocks_count, Some(overlay))
     }
 
     /// A transaction that can only read (shared lock, read-only mounts);
     /// any attempt to change a block fails with EROFS.
     pub fn read_only(map: &'a [u8], blocks_count: u64) -> Self {
-        Txn {
-            map: MapRef::ReadOnly(map),
-            blocks_count,
-            dirty: BTreeMap::new(),
-        }
+        Self::build(MapRef::ReadOnly(map), blocks_count, None)
     }
 
     fn check(&self, block: u64) -> Result<usize> {
@@ -77,10 +96,14 @@ impl<'a> Txn<'a> {
     /// The current contents of a block (this transaction's copy if any).
     pub fn block(&self, block: u64) -> Result<&[u8]> {
         let at = self.check(block)?;
-        Ok(match self.dirty.get(&block) {
-            Some(b) => &b[..],
-            None => &self.map.bytes()[at..at + BLOCK_SIZE],
-        })
+        if let Some(b) = self
+            .dirty
+            .get(&block)
+            .or_else(|| self.overlay.and_then(|o| o.get(&block)))
+        {
+            return Ok(&b[..]);
+        }
+        Ok(&self.map.bytes()[at..at + BLOCK_SIZE])
     }
 
     /// A writable copy of a metadata block, taken from the map on first use.
@@ -94,7 +117,11 @@ impl<'a> Txn<'a> {
                 return Err(FsError::NoSpace);
             }
             let mut copy = Box::new([0u8; BLOCK_SIZE]);
-            copy.copy_from_slice(&self.map.bytes()[at..at + BLOCK_SIZE]);
+            let current = match self.overlay.and_then(|o| o.get(&block)) {
+                Some(b) => &b[..],
+                None => &self.map.bytes()[at..at + BLOCK_SIZE],
+            };
+            copy.copy_from_slice(current);
             self.dirty.insert(block, copy);
         }
         Ok(&mut self.dirty.get_mut(&block).expect("inserted above")[..])
@@ -103,6 +130,7 @@ impl<'a> Txn<'a> {
     /// A writable, zeroed metadata block (for freshly allocated blocks,
     /// whose old contents must not be read).
     pub fn block_new(&mut self, block: u64) -> Result<&mut [u8]> {
+        self.freed.remove(&block);
         let b = self.block_mut(block)?;
         b.fill(0);
         Ok(b)
@@ -121,6 +149,19 @@ impl<'a> Txn<'a> {
     pub fn data(&self, block: u64) -> Result<&[u8]> {
         let at = self.check(block)?;
         Ok(&self.map.bytes()[at..at + BLOCK_SIZE])
+    }
+
+    /// A block was freed: drop any metadata copy of it (the block may be
+    /// reused for file data, which must not be overwritten later) and
+    /// remember it for the journal's revoke records.
+    pub fn forget(&mut self, block: u64) {
+        self.dirty.remove(&block);
+        self.freed.insert(block);
+    }
+
+    /// Split into the changed blocks and the freed blocks (journaled commit).
+    pub fn into_parts(self) -> (Staged, BTreeSet<u64>) {
+        (self.dirty, self.freed)
     }
 
     /// Number of metadata blocks changed so far.

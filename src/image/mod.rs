@@ -159,6 +159,35 @@ impl MappedFile {
     }
 }
 
+/// Where every write and flush of a mounted image goes: the one I/O seam
+/// (format-spec/14-media.md). The mapped file implements it; the crash
+/// harness wraps it to record flush points.
+pub trait Media {
+    fn bytes(&self) -> &[u8];
+    fn bytes_mut(&mut self) -> Result<&mut [u8]>;
+    /// Make `offset .. offset + len` (or everything, for `None`) durable.
+    fn flush(&mut self, range: Option<(u64, u64)>) -> Result<()>;
+}
+
+impl Media for MappedFile {
+    fn bytes(&self) -> &[u8] {
+        MappedFile::bytes(self)
+    }
+
+    fn bytes_mut(&mut self) -> Result<&mut [u8]> {
+        MappedFile::bytes_mut(self)
+    }
+
+    fn flush(&mut self, range: Option<(u64, u64)>) -> Result<()> {
+        let err = |e| FsError::io(format!("flush of {} failed", self.path.display()), e);
+        match (&self.map, range) {
+            (Map::Ro(_), _) => Ok(()),
+            (Map::Rw(m), None) => m.flush().map_err(err),
+            (Map::Rw(m), Some((off, len))) => m.flush_range(off as usize, len as usize).map_err(err),
+        }
+    }
+}
+
 /// A validated image: a mapped file whose superblock and geometry checked out.
 pub struct Image {
     file: MappedFile,

@@ -1,0 +1,221 @@
+//! Writing transactions into the ring and checkpointing
+//! (format-spec/10-journal.md §10.8-10.9, §10.12).
+
+use super::{next_pos, pos_block, region_range, ring_len, tx_blocks, REVOKES_PER_BLOCK};
+use crate::error::{FsError, Result};
+use crate::format::checksum::structure_csum;
+use crate::format::features::INCOMPAT_RECOVER;
+use crate::format::journal::{self as fj, JournalHeader, JOURNAL_MAGIC, RECORD_CSUM_OFFSET, TAGS_PER_DESCRIPTOR};
+use crate::format::superblock::Superblock;
+use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
+use crate::image::Media;
+use crate::layout::Geometry;
+use std::collections::{BTreeMap, HashSet};
+use zerocopy::{FromBytes, FromZeros, IntoBytes};
+
+/// Staged metadata blocks, by home block number.
+pub type Staged = BTreeMap<u64, Box<[u8; BLOCK_SIZE]>>;
+
+/// The writer's view of the ring (kept in memory while mounted).
+#[derive(Debug, Clone)]
+pub struct JournalState {
+    seed: u32,
+    /// Next ring position to write.
+    head: u64,
+    next_seq: u64,
+    /// `js_start` as on disk (0 = nothing to replay).
+    start: u64,
+    /// Ring blocks between `start` and `head`.
+    used: u64,
+    /// Blocks logged since the last checkpoint (they need revokes if freed).
+    logged: HashSet<u64>,
+}
+
+impl JournalState {
+    /// State of a journal with nothing to replay (after recovery).
+    pub fn load(media: &dyn Media, g: &Geometry, seed: u32) -> Result<JournalState> {
+        let js = super::superblock(media.bytes(), g, seed)?;
+        if js.js_start.get() != 0 {
+            return Err(FsError::Invalid("the journal needs replay before use".into()));
+        }
+        Ok(JournalState {
+            seed,
+            head: 1,
+            next_seq: js.js_sequence.get(),
+            start: 0,
+            used: 0,
+            logged: HashSet::new(),
+        })
+    }
+
+    /// Ring blocks in use (for deciding when to commit or checkpoint).
+    pub fn used(&self) -> u64 {
+        self.used
+    }
+
+    /// Was `block` logged since the last checkpoint?
+    pub fn is_logged(&self, block: u64) -> bool {
+        self.logged.contains(&block)
+    }
+}
+
+fn write_block(media: &mut dyn Media, block: u64, data: &[u8]) -> Result<()> {
+    let at = (block * BLOCK_SIZE_U64) as usize;
+    media.bytes_mut()?[at..at + BLOCK_SIZE].copy_from_slice(data);
+    Ok(())
+}
+
+fn header(kind: u32, seq: u64) -> JournalHeader {
+    let mut h = JournalHeader::new_zeroed();
+    h.jh_magic.set(JOURNAL_MAGIC);
+    h.jh_blocktype.set(kind);
+    h.jh_sequence.set(seq);
+    h
+}
+
+/// Seal a record with its ring-position checksum and write it.
+fn write_record(media: &mut dyn Media, g: &Geometry, seed: u32, pos: u64, mut rec: Vec<u8>) -> Result<()> {
+    let c = fj::record_checksum(&rec, pos, seed);
+    rec[RECORD_CSUM_OFFSET..].copy_from_slice(&c.to_le_bytes());
+    write_block(media, pos_block(g, pos), &rec)
+}
+
+/// Rewrite the journal superblock's start and sequence.
+pub(super) fn write_js(media: &mut dyn Media, g: &Geometry, seed: u32, start: u64, seq: u64) -> Result<()> {
+    let at = (g.journal.start * BLOCK_SIZE_U64) as usize;
+    let bytes = &mut media.bytes_mut()?[at..at + BLOCK_SIZE];
+    let (js, _) = fj::JournalSuperblock::mut_from_prefix(bytes)
+        .map_err(|_| FsError::Invalid("journal superblock view".into()))?;
+    js.js_start.set(start);
+    js.js_sequence.set(seq);
+    let c = fj::superblock_checksum(bytes, g.journal.start, seed);
+    bytes[68..72].copy_from_slice(&c.to_le_bytes());
+    Ok(())
+}
+
+/// Set or clear `needs_recovery` in the superblock in the map, and in a
+/// staged copy of block 0 so the flag survives when that copy goes home.
+pub fn set_recover(media: &mut dyn Media, staged: Option<&mut Staged>, on: bool) -> Result<()> {
+    let apply = |bytes: &mut [u8]| -> Result<()> {
+        let (sb, _) = Superblock::mut_from_prefix(bytes).map_err(|_| FsError::Invalid("superblock view".into()))?;
+        let f = sb.s_feature_incompat.get();
+        sb.s_feature_incompat.set(if on {
+            f | INCOMPAT_RECOVER
+        } else {
+            f & !INCOMPAT_RECOVER
+        });
+        sb.update_checksum();
+        Ok(())
+    };
+    apply(&mut media.bytes_mut()?[..BLOCK_SIZE])?;
+    if let Some(b0) = staged.and_then(|s| s.get_mut(&0)) {
+        apply(&mut b0[..])?;
+    }
+    Ok(())
+}
+
+/// Log `staged` (and revokes of freed, previously logged blocks) as one
+/// transaction, make it durable, then copy the blocks home. Data blocks
+/// already in the map are flushed first (ordered mode).
+pub fn commit(
+    media: &mut dyn Media,
+    g: &Geometry,
+    js: &mut JournalState,
+    staged: &mut Staged,
+    freed: &[u64],
+) -> Result<()> {
+    let revokes: Vec<u64> = freed.iter().copied().filter(|b| js.logged.contains(b)).collect();
+    let need = tx_blocks(staged.len(), revokes.len());
+    if need > ring_len(g) {
+        return Err(FsError::NoSpace);
+    }
+    if js.used + need > ring_len(g) {
+        checkpoint(media, g, js, false)?;
+    }
+    media.flush(None)?;
+    if js.start == 0 {
+        set_recover(media, Some(staged), true)?;
+        write_js(media, g, js.seed, js.head, js.next_seq)?;
+        media.flush(None)?;
+        js.start = js.head;
+    }
+    let (seq, seed) = (js.next_seq, js.seed);
+    let mut pos = js.head;
+    for chunk in revokes.chunks(REVOKES_PER_BLOCK) {
+        let mut rec = vec![0u8; BLOCK_SIZE];
+        rec[..16].copy_from_slice(header(fj::BLOCKTYPE_REVOKE, seq).as_bytes());
+        rec[16..20].copy_from_slice(&(chunk.len() as u32).to_le_bytes());
+        for (i, b) in chunk.iter().enumerate() {
+            rec[24 + 8 * i..32 + 8 * i].copy_from_slice(&b.to_le_bytes());
+        }
+        write_record(media, g, seed, pos, rec)?;
+        pos = next_pos(g, pos);
+    }
+    let entries: Vec<(&u64, &Box<[u8; BLOCK_SIZE]>)> = staged.iter().collect();
+    let mut tag_sums = Vec::with_capacity(entries.len() * 4);
+    for chunk in entries.chunks(TAGS_PER_DESCRIPTOR) {
+        let desc_pos = pos;
+        pos = next_pos(g, pos);
+        let mut desc = vec![0u8; BLOCK_SIZE];
+        desc[..16].copy_from_slice(header(fj::BLOCKTYPE_DESCRIPTOR, seq).as_bytes());
+        for (i, (&block, data)) in chunk.iter().enumerate() {
+            let sum = structure_csum(seed, block, &[&seq.to_le_bytes(), &data[..]]);
+            tag_sums.extend_from_slice(&sum.to_le_bytes());
+            let escaped = data[..4] == JOURNAL_MAGIC.to_le_bytes();
+            let mut tag = fj::JournalTag::new_zeroed();
+            tag.t_blocknr.set(block);
+            tag.t_flags
+                .set((u32::from(escaped) * fj::TAG_ESCAPED) | (u32::from(i + 1 == chunk.len()) * fj::TAG_LAST));
+            tag.t_checksum.set(sum);
+            desc[16 + 16 * i..32 + 16 * i].copy_from_slice(tag.as_bytes());
+            let dst = (pos_block(g, pos) * BLOCK_SIZE_U64) as usize;
+            let bytes = media.bytes_mut()?;
+            bytes[dst..dst + BLOCK_SIZE].copy_from_slice(&data[..]);
+            if escaped {
+                bytes[dst..dst + 4].fill(0);
+            }
+            pos = next_pos(g, pos);
+        }
+        write_record(media, g, seed, desc_pos, desc)?;
+    }
+    media.flush(Some(region_range(g)))?;
+    let mut rec = vec![0u8; BLOCK_SIZE];
+    rec[..16].copy_from_slice(header(fj::BLOCKTYPE_COMMIT, seq).as_bytes());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut body = fj::CommitBody::new_zeroed();
+    body.c_commit_sec.set(now.as_secs());
+    body.c_commit_nsec.set(now.subsec_nanos());
+    body.c_data_blocks.set(entries.len() as u32);
+    body.c_data_checksum.set(structure_csum(seed, seq, &[&tag_sums]));
+    rec[16..40].copy_from_slice(body.as_bytes());
+    write_record(media, g, seed, pos, rec)?;
+    media.flush(Some(region_range(g)))?;
+    js.head = next_pos(g, pos);
+    js.used += need;
+    js.next_seq += 1;
+    for (&block, data) in staged.iter() {
+        js.logged.insert(block);
+        write_block(media, block, &data[..])?;
+    }
+    staged.clear();
+    Ok(())
+}
+
+/// Make every home block durable and empty the ring. With `clear_flag`
+/// (unmount, syncfs) `needs_recovery` is cleared too.
+pub fn checkpoint(media: &mut dyn Media, g: &Geometry, js: &mut JournalState, clear_flag: bool) -> Result<()> {
+    media.flush(None)?;
+    write_js(media, g, js.seed, 0, js.next_seq)?;
+    media.flush(Some(region_range(g)))?;
+    if clear_flag {
+        set_recover(media, None, false)?;
+        media.flush(Some((0, BLOCK_SIZE_U64)))?;
+    }
+    js.start = 0;
+    js.used = 0;
+    js.head = 1;
+    js.logged.clear();
+    Ok(())
+}
