@@ -27,7 +27,7 @@ const EXIT_OPERATIONAL: u8 = 8;
 struct Args {
     /// Image file or block device.
     image: PathBuf,
-    /// Open read-only and answer "no" to every repair (the default).
+    /// Open read-only, do not replay the journal, answer "no" to every repair.
     #[arg(short = 'n')]
     no: bool,
     /// Answer "yes" to every repair (repair is not available yet).
@@ -47,8 +47,31 @@ struct Args {
     progress: bool,
 }
 
+/// Replay the journal (unless -n), as e2fsck does before checking.
+fn replay_journal(args: &Args) -> Result<usize, vexfs::FsError> {
+    if args.no {
+        return Ok(0);
+    }
+    let mut img = Image::open(&args.image, Mode::ReadWrite)?;
+    let g = img.geometry().clone();
+    if !vexfs::journal::enabled(&g) {
+        return Ok(0);
+    }
+    let seed = img.superblock().s_checksum_seed.get();
+    vexfs::journal::recover(img.file_mut(), &g, seed)
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    match replay_journal(&args) {
+        Ok(0) => {}
+        Ok(n) => eprintln!(
+            "fsck.vexfs: {}: replayed {n} journal transaction(s)",
+            args.image.display()
+        ),
+        // A damaged or locked image is reported by the read-only open below.
+        Err(_) => {}
+    }
     let img = match Image::open(&args.image, Mode::ReadOnly) {
         Ok(i) => i,
         Err(e) => {
