@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::exit;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use vexfs::error::FsError;
 use vexfs::fs::core::Fs;
 use vexfs::fuse::VexFuse;
@@ -376,17 +376,20 @@ fn serve(cli: &Cli, opts: &Opts, image: &Path, dir: &Path, mut status: Status) -
     }
     let unmounter = session.unmount_callable();
     let mnt = dir.to_path_buf();
-    let sync_fs = fs.clone();
+    let weak = Arc::downgrade(&fs);
     let spawned = std::thread::Builder::new()
         .name("signals".into())
-        .spawn(move || signal_loop(set, unmounter, mnt, sync_fs));
+        .spawn(move || signal_loop(set, unmounter, mnt, weak))
+        .and_then(|_| vexfs::fuse::spawn_commit_timer(Arc::downgrade(&fs)));
     if let Err(e) = spawned {
         drop(session);
-        status.fail(format!("cannot start the signal thread: {e}"));
+        status.fail(format!("cannot start a thread: {e}"));
     }
     status.ready();
     let result = session.run();
-    let synced = fs.sync();
+    // The session's destroy closed the image already; closing again is a
+    // no-op that reports an error here, where it can be seen.
+    let closed = fs.close();
     drop(fs);
     if let Err(e) = result {
         eprintln!(
@@ -395,17 +398,20 @@ fn serve(cli: &Cli, opts: &Opts, image: &Path, dir: &Path, mut status: Status) -
         );
         exit(1);
     }
-    if let Err(e) = synced {
-        eprintln!("mount.vexfs: {}: sync at unmount failed: {e}", image.display());
+    if let Err(e) = closed {
+        eprintln!(
+            "mount.vexfs: {}: unmount did not complete cleanly: {e}",
+            image.display()
+        );
         exit(1);
     }
     exit(0);
 }
 
 /// Wait for SIGTERM/SIGINT/SIGHUP and unmount; the session loop then ends
-/// and `serve` syncs and exits. A second signal while a lazy unmount waits
-/// for open files syncs and exits at once.
-fn signal_loop(set: libc::sigset_t, mut unmounter: fuser::SessionUnmounter, dir: PathBuf, fs: Arc<Fs>) {
+/// and `serve` closes the image and exits. A second signal while a lazy
+/// unmount waits for open files closes the image and exits at once.
+fn signal_loop(set: libc::sigset_t, mut unmounter: fuser::SessionUnmounter, dir: PathBuf, fs: Weak<Fs>) {
     let mut asked = false;
     loop {
         let mut sig: libc::c_int = 0;
@@ -414,7 +420,9 @@ fn signal_loop(set: libc::sigset_t, mut unmounter: fuser::SessionUnmounter, dir:
             continue;
         }
         if asked {
-            let _ = fs.sync();
+            if let Some(fs) = fs.upgrade() {
+                let _ = fs.close();
+            }
             exit(0);
         }
         asked = true;

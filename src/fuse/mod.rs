@@ -32,7 +32,7 @@ use log::debug;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 /// How long the kernel may cache attributes and directory entries.
@@ -53,6 +53,23 @@ pub struct VexFuse {
     pub fs: Arc<Fs>,
 }
 
+/// How often the commit timer asks the core to commit old changes.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// Start the commit timer of a mount: every [`TICK`] it calls
+/// [`Fs::tick`], which commits staged changes older than the core's
+/// commit interval (like jbd2's commit timer). It holds only a weak
+/// reference and ends once the filesystem is gone.
+pub fn spawn_commit_timer(fs: Weak<Fs>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("commit".into()).spawn(move || loop {
+        std::thread::sleep(TICK);
+        let Some(fs) = fs.upgrade() else { return };
+        if let Err(e) = fs.tick() {
+            log::error!("periodic commit: {e}");
+        }
+    })
+}
+
 impl VexFuse {
     pub fn new(fs: Arc<Fs>) -> VexFuse {
         VexFuse { fs }
@@ -67,13 +84,16 @@ fn gen(a: &Attr) -> Generation {
     Generation(a.generation.into())
 }
 
-/// MAY_* bits an open with these flags needs.
+/// MAY_* bits an open with these flags needs (O_TRUNC needs write
+/// permission even with O_RDONLY, as in Linux's build_open_flags).
 fn open_mask(flags: OpenFlags) -> u32 {
-    match flags.0 & libc::O_ACCMODE {
-        libc::O_WRONLY => MAY_WRITE,
-        libc::O_RDWR => MAY_READ | MAY_WRITE,
-        _ => MAY_READ,
-    }
+    let trunc = if flags.0 & libc::O_TRUNC != 0 { MAY_WRITE } else { 0 };
+    trunc
+        | match flags.0 & libc::O_ACCMODE {
+            libc::O_WRONLY => MAY_WRITE,
+            libc::O_RDWR => MAY_READ | MAY_WRITE,
+            _ => MAY_READ,
+        }
 }
 
 /// Permission bits plus file type of a mknod/create mode, after the umask
@@ -108,8 +128,9 @@ impl VexFuse {
     fn do_open(&self, req: &Request, ino: u64, flags: OpenFlags) -> crate::Result<()> {
         let c = req_ctx(req);
         self.fs.access(&c, ino, open_mask(flags))?;
-        if flags.0 & libc::O_TRUNC != 0 && flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
-            // Sent only because we ask for FUSE_ATOMIC_O_TRUNC.
+        if flags.0 & libc::O_TRUNC != 0 {
+            // Sent only because we ask for FUSE_ATOMIC_O_TRUNC; Linux
+            // truncates on O_RDONLY|O_TRUNC too.
             let s = SetAttr {
                 size: Some(0),
                 ..SetAttr::default()
@@ -117,6 +138,34 @@ impl VexFuse {
             self.fs.setattr(&c, ino, &s)?;
         }
         self.fs.opened(ino)
+    }
+
+    /// WORKAROUND (core gap): a write or truncate by a non-owner of a
+    /// setuid/setgid file makes the kernel (without FUSE_HANDLE_KILLPRIV,
+    /// which would need the core to clear the bits on write) send a plain
+    /// chmod that only clears S_ISUID/S_ISGID, with the writer's
+    /// credentials. The kernel forces that change for local filesystems
+    /// (ATTR_FORCE); `Fs::setattr` refuses it (EPERM: not the owner), which
+    /// made the write fail. Such a request is let through as root when the
+    /// caller may write the file (so it could have cleared the bits by
+    /// writing anyway) and changes nothing else an owner check protects.
+    fn kills_privileges(&self, c: &Ctx, ino: u64, s: &SetAttr) -> bool {
+        let Some(new) = s.mode.map(|m| m & 0o7777) else {
+            return false;
+        };
+        let given_time = |t: Option<TimeSet>| matches!(t, Some(TimeSet::At(_)));
+        if c.uid == 0 || s.uid.is_some() || s.gid.is_some() || given_time(s.atime) || given_time(s.mtime) {
+            return false;
+        }
+        let Ok(a) = self.fs.getattr(ino) else {
+            return false;
+        };
+        const PRIV: u16 = 0o6000;
+        a.uid != c.uid
+            && new != a.perm
+            && new & !PRIV == a.perm & !PRIV
+            && new & PRIV & !a.perm == 0
+            && self.fs.access(c, ino, MAY_WRITE).is_ok()
     }
 
     fn do_copy(&self, ino_in: u64, off_in: u64, ino_out: u64, off_out: u64, len: u64) -> Result<u32, FsError> {
@@ -165,8 +214,9 @@ impl Filesystem for VexFuse {
     }
 
     fn destroy(&mut self) {
-        if let Err(e) = self.fs.sync() {
-            log::error!("sync at unmount: {e}");
+        // Commit, checkpoint the journal and mark the image clean.
+        if let Err(e) = self.fs.close() {
+            log::error!("closing the image at unmount: {e}");
         }
     }
 
@@ -227,7 +277,10 @@ impl Filesystem for VexFuse {
             (Some(_), None) => self.fs.access(&c, ino.0, MAY_WRITE),
             _ => Ok(()),
         }
-        .and_then(|()| self.fs.setattr(&c, ino.0, &s));
+        .and_then(|()| match self.kills_privileges(&c, ino.0, &s) {
+            true => self.fs.setattr(&Ctx::root(), ino.0, &s),
+            false => self.fs.setattr(&c, ino.0, &s),
+        });
         match r {
             Ok(a) => reply.attr(&TTL, &file_attr(&a)),
             Err(e) => reply.error(log_err("setattr", &e)),
@@ -371,9 +424,9 @@ impl Filesystem for VexFuse {
         self.reply_empty("fsync", r, reply);
     }
 
-    fn opendir(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         // As for files, the kernel leaves the read check to us.
-        match self.fs.access(&req_ctx(req), ino.0, open_mask(flags) & MAY_READ) {
+        match self.fs.access(&req_ctx(req), ino.0, MAY_READ) {
             Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
             Err(e) => reply.error(log_err("opendir", &e)),
         }
@@ -549,6 +602,10 @@ mod tests {
         assert_eq!(open_mask(OpenFlags(libc::O_RDONLY)), MAY_READ);
         assert_eq!(open_mask(OpenFlags(libc::O_WRONLY | libc::O_APPEND)), MAY_WRITE);
         assert_eq!(open_mask(OpenFlags(libc::O_RDWR)), MAY_READ | MAY_WRITE);
+        assert_eq!(
+            open_mask(OpenFlags(libc::O_RDONLY | libc::O_TRUNC)),
+            MAY_READ | MAY_WRITE
+        );
     }
 
     #[test]
