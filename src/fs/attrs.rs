@@ -57,7 +57,14 @@ impl Fs {
             let mut b = live(txn, g, ino)?;
             let (uid, gid, mode) = (b.base().i_uid.get(), b.base().i_gid.get(), b.base().mode());
             if let Some(m) = s.mode {
-                owner_or_root(ctx, uid)?;
+                // Clearing only setuid/setgid is what the kernel asks for
+                // when a non-owner writes or truncates such a file
+                // (file_remove_privs); anyone who may write may do that.
+                let (new, cur) = (m & 0o7777, mode & 0o7777);
+                let kills_privs = new != cur && new & !0o6000 == cur & !0o6000 && new & 0o6000 & !cur == 0;
+                if !(kills_privs && perm::check(ctx, mode, uid, gid, MAY_WRITE).is_ok()) {
+                    owner_or_root(ctx, uid)?;
+                }
                 let mut perm = m & 0o7777;
                 if ctx.uid != 0 && !ctx.in_group(gid) {
                     perm &= !0o2000;

@@ -140,34 +140,6 @@ impl VexFuse {
         self.fs.opened(ino)
     }
 
-    /// WORKAROUND (core gap): a write or truncate by a non-owner of a
-    /// setuid/setgid file makes the kernel (without FUSE_HANDLE_KILLPRIV,
-    /// which would need the core to clear the bits on write) send a plain
-    /// chmod that only clears S_ISUID/S_ISGID, with the writer's
-    /// credentials. The kernel forces that change for local filesystems
-    /// (ATTR_FORCE); `Fs::setattr` refuses it (EPERM: not the owner), which
-    /// made the write fail. Such a request is let through as root when the
-    /// caller may write the file (so it could have cleared the bits by
-    /// writing anyway) and changes nothing else an owner check protects.
-    fn kills_privileges(&self, c: &Ctx, ino: u64, s: &SetAttr) -> bool {
-        let Some(new) = s.mode.map(|m| m & 0o7777) else {
-            return false;
-        };
-        let given_time = |t: Option<TimeSet>| matches!(t, Some(TimeSet::At(_)));
-        if c.uid == 0 || s.uid.is_some() || s.gid.is_some() || given_time(s.atime) || given_time(s.mtime) {
-            return false;
-        }
-        let Ok(a) = self.fs.getattr(ino) else {
-            return false;
-        };
-        const PRIV: u16 = 0o6000;
-        a.uid != c.uid
-            && new != a.perm
-            && new & !PRIV == a.perm & !PRIV
-            && new & PRIV & !a.perm == 0
-            && self.fs.access(c, ino, MAY_WRITE).is_ok()
-    }
-
     fn do_copy(&self, ino_in: u64, off_in: u64, ino_out: u64, off_out: u64, len: u64) -> Result<u32, FsError> {
         // The reply carries a u32; stop at the largest whole chunk below it.
         let len = len.min(u64::from(u32::MAX) & !(COPY_CHUNK as u64 - 1));
@@ -269,18 +241,14 @@ impl Filesystem for VexFuse {
             atime: atime.map(time),
             mtime: mtime.map(time),
         };
-        // WORKAROUND (core gap): Fs::setattr does not check write
-        // permission for a size change. ftruncate(2) and open(O_TRUNC)
-        // come with a handle whose open already checked it; truncate(2)
-        // by path comes without one, so check it here.
+        // ftruncate(2) and open(O_TRUNC) come with a handle whose open
+        // already checked write permission; truncate(2) by path comes
+        // without one, so it is checked here.
         let r = match (size, fh) {
             (Some(_), None) => self.fs.access(&c, ino.0, MAY_WRITE),
             _ => Ok(()),
         }
-        .and_then(|()| match self.kills_privileges(&c, ino.0, &s) {
-            true => self.fs.setattr(&Ctx::root(), ino.0, &s),
-            false => self.fs.setattr(&c, ino.0, &s),
-        });
+        .and_then(|()| self.fs.setattr(&c, ino.0, &s));
         match r {
             Ok(a) => reply.attr(&TTL, &file_attr(&a)),
             Err(e) => reply.error(log_err("setattr", &e)),
