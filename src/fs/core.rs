@@ -6,6 +6,7 @@ use super::inode::{self as ino_io, InodeBuf};
 use super::txn::{Staged, Txn};
 use crate::error::{FsError, Result};
 use crate::format::inode::{FileType, InodeNo, Timestamp};
+use crate::format::superblock::{STATE_DIRTY, STATE_VALID};
 use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::image::{Image, Media, Mode};
 use crate::journal::{self, JournalState};
@@ -138,8 +139,30 @@ impl Fs {
         };
         if !read_only {
             fs.reclaim_orphans()?;
+            fs.mark_mounted(true)?;
         }
         Ok(fs)
+    }
+
+    /// Superblock bookkeeping: mounted (state "not clean", mount count and
+    /// time) or cleanly unmounted (state "clean", write time).
+    fn mark_mounted(&self, mounted: bool) -> Result<()> {
+        let now = super::inode::now().sec;
+        self.write(|txn, _| {
+            super::alloc::with_superblock(txn, |sb| {
+                let state = sb.s_state.get() & !(STATE_VALID | STATE_DIRTY);
+                if mounted {
+                    sb.s_state.set(state | STATE_DIRTY);
+                    sb.s_mnt_count.set(sb.s_mnt_count.get().wrapping_add(1));
+                    sb.s_mtime.set(now as u32);
+                    sb.s_mtime_hi = (now >> 32) as u8;
+                } else {
+                    sb.s_state.set(state | STATE_VALID);
+                }
+                sb.s_wtime.set(now as u32);
+                sb.s_wtime_hi = (now >> 32) as u8;
+            })
+        })
     }
 
     pub fn geometry(&self) -> &Geometry {
@@ -274,6 +297,9 @@ impl Fs {
     pub fn close(&self) -> Result<()> {
         if self.read_only {
             return Ok(());
+        }
+        if !self.is_read_only() {
+            self.mark_mounted(false)?;
         }
         self.sync()?;
         let mut guard = self.state.write();
