@@ -3,17 +3,17 @@
 //! `mount-vexfs`) so that `mount -t vexfs IMAGE DIR` and fstab lines work:
 //! mount(8) runs `mount.vexfs IMAGE DIR [-sfnv] [-o options]`.
 //!
-//! Without `-f` the process forks before opening the image; the parent
-//! waits until the child has mounted (or failed) and then exits 0 (or 32),
-//! so that `mount` returns once the filesystem is usable. The child
+//! Without `-f` the program runs itself again as a daemon before opening
+//! the image; the first process waits until the daemon has mounted (or
+//! failed) and then exits 0 (or 32), so that `mount` returns once the
+//! filesystem is usable. The child
 //! serves the mount until it is unmounted (`umount DIR`) or gets SIGTERM,
 //! SIGINT or SIGHUP, which unmount it; it syncs the image before exiting.
 
 use clap::Parser;
 use fuser::{MountOption, SessionACL};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::exit;
 use std::sync::{Arc, Weak};
@@ -230,25 +230,32 @@ fn fuse_config(o: &Opts, fsname: &str) -> fuser::Config {
 /// daemon child, stderr (still the caller's) plus one status word for the
 /// waiting parent.
 struct Status {
-    pipe: Option<std::io::PipeWriter>,
+    /// In the daemon child: stdout, a pipe the waiting parent reads.
+    report: Option<std::io::Stdout>,
 }
 
 impl Status {
     fn fail(mut self, msg: impl std::fmt::Display) -> ! {
-        eprintln!("mount.vexfs: {msg}");
-        if let Some(p) = self.pipe.as_mut() {
-            let _ = p.write_all(b"err");
+        match self.report.as_mut() {
+            Some(out) => {
+                let _ = writeln!(out, "err:{msg}");
+                let _ = out.flush();
+            }
+            None => eprintln!("mount.vexfs: {msg}"),
         }
         exit(EXIT_MOUNT_FAILURE);
     }
 
     fn ready(&mut self) {
-        if let Some(mut p) = self.pipe.take() {
-            let _ = p.write_all(b"ok");
-            detach_stdio();
+        if let Some(mut out) = self.report.take() {
+            let _ = writeln!(out, "ok");
+            let _ = out.flush();
         }
     }
 }
+
+/// Set in the environment of the re-executed daemon process.
+const DAEMON_ENV: &str = "VEXFS_MOUNT_DAEMON";
 
 fn main() {
     let cli = match Cli::try_parse() {
@@ -273,7 +280,7 @@ fn main() {
     }
     let opts = parse_options(&cli.options, cli.sloppy).unwrap_or_else(|m| usage(m));
     let _ = cli.no_mtab;
-    let early = Status { pipe: None };
+    let early = Status { report: None };
     if !Path::new("/dev/fuse").exists() {
         early.fail("/dev/fuse is missing: load the fuse module (modprobe fuse) or give the container the device");
     }
@@ -290,69 +297,75 @@ fn main() {
         log::set_logger(&StderrLog).ok();
         log::set_max_level(log::LevelFilter::Debug);
     }
+    if std::env::var_os(DAEMON_ENV).is_some() {
+        // A daemon must not keep the caller's working directory busy.
+        let _ = std::env::set_current_dir("/");
+        serve(
+            &cli,
+            &opts,
+            &image,
+            &dir,
+            Status {
+                report: Some(std::io::stdout()),
+            },
+        );
+    }
     if cli.foreground || opts.debug {
-        serve(&cli, &opts, &image, &dir, Status { pipe: None });
+        serve(&cli, &opts, &image, &dir, Status { report: None });
     }
-    daemonise(&cli, &opts, &image, &dir);
+    daemonise();
 }
 
-/// Fork; the parent exits once the child reports the mount ready (0) or
-/// failed (32). Runs before any thread exists, as fork requires.
-fn daemonise(cli: &Cli, opts: &Opts, image: &Path, dir: &Path) -> ! {
-    let (mut reader, writer) = match std::io::pipe() {
-        Ok(p) => p,
-        Err(e) => Status { pipe: None }.fail(format!("cannot create a pipe: {e}")),
+/// Run this program again as the daemon (same arguments, in its own
+/// process group, stdin and stderr on /dev/null) and exit once it reports
+/// the mount ready (0) or failed (32) on its stdout pipe. Re-executing
+/// instead of forking keeps the program free of `unsafe`.
+fn daemonise() -> ! {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let fail = |msg: String| -> ! {
+        eprintln!("mount.vexfs: {msg}");
+        exit(EXIT_MOUNT_FAILURE)
     };
-    // SAFETY: the process is single-threaded here (nothing has spawned a
-    // thread yet), so the child may run arbitrary code after fork.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        Status { pipe: None }.fail(format!("cannot fork: {}", std::io::Error::last_os_error()));
+    let exe = std::env::current_exe().unwrap_or_else(|e| fail(format!("cannot find this program: {e}")));
+    let mut child = Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(DAEMON_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| fail(format!("cannot start the mount process: {e}")));
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
     }
-    if pid == 0 {
-        drop(reader);
-        // SAFETY: setsid has no memory-safety preconditions.
-        unsafe { libc::setsid() };
-        serve(cli, opts, image, dir, Status { pipe: Some(writer) });
-    }
-    drop(writer);
-    let mut word = Vec::new();
-    let _ = reader.read_to_end(&mut word);
-    if word != b"ok" {
-        // The child has exited or is exiting: reap it.
-        // SAFETY: waitpid on our own child with a null status pointer.
-        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-    }
-    match word.as_slice() {
-        b"ok" => exit(0),
-        b"err" => exit(EXIT_MOUNT_FAILURE),
+    match line.trim_end() {
+        "ok" => exit(0),
+        l if l.starts_with("err:") => fail(l["err:".len()..].to_string()),
         _ => {
-            eprintln!("mount.vexfs: the mount process (pid {pid}) exited before the mount was ready");
-            exit(EXIT_MOUNT_FAILURE)
+            let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+            fail(format!(
+                "the mount process exited before the mount was ready ({status})"
+            ))
         }
-    }
-}
-
-/// The signals that unmount.
-fn term_signals() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset initialise and fill a local sigset_t.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            libc::sigaddset(&mut set, s);
-        }
-        set
     }
 }
 
 /// Open the image, mount it and serve it until it is unmounted.
 fn serve(cli: &Cli, opts: &Opts, image: &Path, dir: &Path, mut status: Status) -> ! {
-    // Block the termination signals in every thread (threads inherit the
-    // mask); one thread takes them with sigwait and unmounts.
-    let set = term_signals();
-    // SAFETY: set is an initialised sigset_t; a null old-set is allowed.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    // SIGTERM/SIGINT/SIGHUP are delivered to one thread (signal-hook's
+    // safe iterator), which unmounts.
+    let signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ]) {
+        Ok(s) => s,
+        Err(e) => status.fail(format!("cannot install signal handlers: {e}")),
+    };
 
     let fs = match Fs::open(image, opts.read_only) {
         Ok(fs) => Arc::new(fs),
@@ -379,7 +392,7 @@ fn serve(cli: &Cli, opts: &Opts, image: &Path, dir: &Path, mut status: Status) -
     let weak = Arc::downgrade(&fs);
     let spawned = std::thread::Builder::new()
         .name("signals".into())
-        .spawn(move || signal_loop(set, unmounter, mnt, weak))
+        .spawn(move || signal_loop(signals, unmounter, mnt, weak))
         .and_then(|_| vexfs::fuse::spawn_commit_timer(Arc::downgrade(&fs)));
     if let Err(e) = spawned {
         drop(session);
@@ -411,14 +424,14 @@ fn serve(cli: &Cli, opts: &Opts, image: &Path, dir: &Path, mut status: Status) -
 /// Wait for SIGTERM/SIGINT/SIGHUP and unmount; the session loop then ends
 /// and `serve` closes the image and exits. A second signal while a lazy
 /// unmount waits for open files closes the image and exits at once.
-fn signal_loop(set: libc::sigset_t, mut unmounter: fuser::SessionUnmounter, dir: PathBuf, fs: Weak<Fs>) {
+fn signal_loop(
+    mut signals: signal_hook::iterator::Signals,
+    mut unmounter: fuser::SessionUnmounter,
+    dir: PathBuf,
+    fs: Weak<Fs>,
+) {
     let mut asked = false;
-    loop {
-        let mut sig: libc::c_int = 0;
-        // SAFETY: set is initialised and the signals are blocked in all threads.
-        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
-            continue;
-        }
+    for sig in signals.forever() {
         if asked {
             if let Some(fs) = fs.upgrade() {
                 let _ = fs.close();
@@ -435,18 +448,15 @@ fn signal_loop(set: libc::sigset_t, mut unmounter: fuser::SessionUnmounter, dir:
     }
 }
 
+/// `umount -l`, or the setuid helpers' lazy unmount when not root.
 fn lazy_unmount(dir: &Path) {
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return;
-    };
-    // SAFETY: c is a valid NUL-terminated path.
-    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
-        return;
-    }
-    // Not root: the setuid helper may unmount for us.
-    for helper in ["fusermount3", "fusermount"] {
-        let ok = std::process::Command::new(helper)
-            .args(["-u", "-z", "--"])
+    for (prog, args) in [
+        ("umount", &["-l", "--"][..]),
+        ("fusermount3", &["-u", "-z", "--"]),
+        ("fusermount", &["-u", "-z", "--"]),
+    ] {
+        let ok = std::process::Command::new(prog)
+            .args(args)
             .arg(dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -457,19 +467,6 @@ fn lazy_unmount(dir: &Path) {
         }
     }
     eprintln!("mount.vexfs: cannot unmount {}", dir.display());
-}
-
-/// A daemon must not hold the caller's terminal or pipes open.
-fn detach_stdio() {
-    let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") else {
-        return;
-    };
-    use std::os::fd::AsRawFd;
-    for fd in 0..=2 {
-        // SAFETY: dup2 onto the standard descriptors of this process.
-        unsafe { libc::dup2(null.as_raw_fd(), fd) };
-    }
-    let _ = std::env::set_current_dir("/");
 }
 
 /// `-o debug`: fuser's and the adapter's log lines on stderr.
