@@ -600,11 +600,7 @@ fn walk(img: &Image) {
             let Ok(view) = img.inode(ino) else { continue };
             let _ = img.extent_tree_blocks(ino, &view);
             match view.base.file_type() {
-                Some(FileType::Directory) => {
-                    if visited.insert(e.inode) {
-                        stack.push(e.inode);
-                    }
-                }
+                Some(FileType::Directory) if visited.insert(e.inode) => stack.push(e.inode),
                 Some(FileType::Regular) => {
                     let _ = img.read_file(ino, 0, MAX_FILE_READ);
                 }

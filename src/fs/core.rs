@@ -77,7 +77,8 @@ pub fn attr_of(b: &InodeBuf) -> Result<Attr> {
 
 /// Everything behind the image lock.
 struct State {
-    image: Image,
+    /// The image's bytes and flushes: the mapped file, or a test harness.
+    media: Box<dyn Media + Send + Sync>,
     /// Committed transactions' blocks not yet logged (journaled images).
     staged: Staged,
     /// Blocks freed by staged transactions (revoke candidates).
@@ -104,27 +105,43 @@ impl Fs {
     /// Open an image for the filesystem (exclusive lock when read-write),
     /// replaying the journal first when it holds committed transactions.
     pub fn open(path: &Path, read_only: bool) -> Result<Fs> {
-        let mut image = Image::open(path, if read_only { Mode::ReadOnly } else { Mode::ReadWrite })?;
-        let geometry = image.geometry().clone();
-        let seed = image.superblock().s_checksum_seed.get();
+        let image = Image::open(path, if read_only { Mode::ReadOnly } else { Mode::ReadWrite })?;
+        let (file, geometry) = image.into_parts();
+        Self::from_parts(Box::new(file), geometry, read_only, &path.display().to_string())
+    }
+
+    /// Open an image held by any [`Media`] (the crash harness uses an
+    /// in-memory one); the superblock and geometry are validated first.
+    pub fn from_media(media: Box<dyn Media + Send + Sync>, read_only: bool) -> Result<Fs> {
+        let bytes = media.bytes();
+        let sb = crate::format::superblock::Superblock::parse(bytes)?;
+        let geometry = Geometry::new(sb, bytes.len() as u64)?;
+        if !read_only && geometry.access == crate::format::features::Access::ReadOnlyOnly {
+            return Err(FsError::Unsupported("unknown ro_compat features: read-only only".into()));
+        }
+        Self::from_parts(media, geometry, read_only, "image")
+    }
+
+    fn from_parts(mut media: Box<dyn Media + Send + Sync>, geometry: Geometry, read_only: bool, name: &str) -> Result<Fs> {
+        let seed = u32::from_le_bytes(media.bytes()[624..628].try_into().unwrap_or_default());
         let journal = if !journal::enabled(&geometry) {
             None
         } else if read_only {
-            if journal::scan(image.file().bytes(), &geometry, seed)?.needed {
+            if journal::scan(media.bytes(), &geometry, seed)?.needed {
                 return Err(FsError::Unsupported(
                     "the journal holds transactions to replay: mount read-write once (or run fsck.vexfs)".into(),
                 ));
             }
             None
         } else {
-            let n = journal::recover(image.file_mut(), &geometry, seed)?;
+            let n = journal::recover(&mut *media, &geometry, seed)?;
             if n > 0 {
-                eprintln!("vexfs: {}: replayed {n} journal transaction(s)", path.display());
+                eprintln!("vexfs: {name}: replayed {n} journal transaction(s)");
             }
-            Some(JournalState::load(image.file(), &geometry, seed)?)
+            Some(JournalState::load(&*media, &geometry, seed)?)
         };
         let state = State {
-            image,
+            media,
             staged: Staged::new(),
             freed: Vec::new(),
             journal,
@@ -184,7 +201,7 @@ impl Fs {
     /// Run `f` over a read-only view (shared lock; parallel with readers).
     pub fn read<R>(&self, f: impl FnOnce(&Txn<'_>, &Geometry) -> Result<R>) -> Result<R> {
         let st = self.state.read();
-        let txn = Txn::read_only_with_overlay(st.image.file().bytes(), self.geometry.blocks_count, &st.staged);
+        let txn = Txn::read_only_with_overlay(st.media.bytes(), self.geometry.blocks_count, &st.staged);
         f(&txn, &self.geometry)
     }
 
@@ -197,13 +214,13 @@ impl Fs {
         }
         let mut guard = self.state.write();
         let State {
-            image,
+            media,
             staged,
             freed,
             journal,
         } = &mut *guard;
         let blocks = self.geometry.blocks_count;
-        let map = image.file_mut().bytes_mut()?;
+        let map = media.bytes_mut()?;
         let (r, dirty, txn_freed) = if journal.is_some() {
             let mut txn = Txn::with_overlay(map, blocks, staged);
             let r = f(&mut txn, &self.geometry)?;
@@ -234,15 +251,15 @@ impl Fs {
 
     fn commit_locked(&self, st: &mut State) -> Result<()> {
         let State {
-            image,
+            media,
             staged,
             freed,
             journal,
         } = st;
         let Some(js) = journal.as_mut() else {
-            return Media::flush(image.file_mut(), None);
+            return media.flush(None);
         };
-        let r = match journal::commit(image.file_mut(), &self.geometry, js, staged, freed) {
+        let r = match journal::commit(&mut **media, &self.geometry, js, staged, freed) {
             Err(FsError::NoSpace) => {
                 // One transaction larger than the ring: write it home
                 // unjournaled, between two full flushes.
@@ -250,14 +267,14 @@ impl Fs {
                     "vexfs: a transaction of {} blocks does not fit the journal; writing it without the journal",
                     staged.len()
                 );
-                journal::checkpoint(image.file_mut(), &self.geometry, js, false).and_then(|_| {
-                    let map = image.file_mut().bytes_mut()?;
+                journal::checkpoint(&mut **media, &self.geometry, js, false).and_then(|_| {
+                    let map = media.bytes_mut()?;
                     for (b, data) in staged.iter() {
                         let at = (*b * BLOCK_SIZE_U64) as usize;
                         map[at..at + BLOCK_SIZE].copy_from_slice(&data[..]);
                     }
                     staged.clear();
-                    Media::flush(image.file_mut(), None)
+                    media.flush(None)
                 })
             }
             other => other,
@@ -278,7 +295,7 @@ impl Fs {
         if st.journal.is_some() && !st.staged.is_empty() {
             return self.commit_locked(&mut st);
         }
-        Media::flush(st.image.file_mut(), None)
+        st.media.flush(None)
     }
 
     /// Commit staged changes older than [`COMMIT_INTERVAL`] (the daemon
@@ -303,10 +320,10 @@ impl Fs {
         }
         self.sync()?;
         let mut guard = self.state.write();
-        let State { image, journal, .. } = &mut *guard;
+        let State { media, journal, .. } = &mut *guard;
         match journal.as_mut() {
-            Some(js) => journal::checkpoint(image.file_mut(), &self.geometry, js, true),
-            None => Media::flush(image.file_mut(), None),
+            Some(js) => journal::checkpoint(&mut **media, &self.geometry, js, true),
+            None => media.flush(None),
         }
     }
 

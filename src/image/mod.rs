@@ -271,6 +271,11 @@ impl Image {
         &self.file
     }
 
+    /// Split into the mapped file (which keeps the lock) and the geometry.
+    pub fn into_parts(self) -> (MappedFile, Geometry) {
+        (self.file, self.geometry)
+    }
+
     /// The underlying mapped file, mutable (tools that repair or mkfs).
     pub fn file_mut(&mut self) -> &mut MappedFile {
         &mut self.file
