@@ -406,7 +406,13 @@ impl Geometry {
 
     /// True for a block that may belong to a file (not metadata, in range).
     pub fn is_data_block(&self, block: u64) -> bool {
-        block >= self.first_data_block && block < self.blocks_count
+        block >= self.first_data_block && block < self.blocks_count && Some(block) != self.backup_superblock()
+    }
+
+    /// v1 images keep a copy of the superblock, written by mkfs and never
+    /// again, in their last block (format-spec/02-superblock.md §2.5).
+    pub fn backup_superblock(&self) -> Option<u64> {
+        (!self.is_kernel_layout()).then(|| self.blocks_count - 1)
     }
 
     /// Bits per bitmap block in this layout.
@@ -433,6 +439,9 @@ impl Geometry {
             if r.blocks > 0 {
                 v.push((name, r));
             }
+        }
+        if let Some(b) = self.backup_superblock() {
+            v.push(("backup superblock", Region { start: b, blocks: 1 }));
         }
         v
     }

@@ -3,7 +3,9 @@
 //! `replay_corpus_and_artifacts` runs every file of `fuzz/corpus/<target>/`
 //! (and of `fuzz/artifacts/<target>/`, where cargo-fuzz saves crashing
 //! inputs) through the matching `vexfs::fuzzing` entry point, so a crash
-//! found once stays fixed. `regenerate_corpus` (ignored; run it with
+//! found once stays fixed. Inputs that exhaust memory or time live in
+//! `fuzz/artifacts/<target>/oom/` and are replayed only by the ignored
+//! `replay_resource_exhaustion_reproducers`. `regenerate_corpus` (ignored; run it with
 //! `cargo test --test fuzz_corpus -- --ignored regenerate_corpus`) rebuilds
 //! the seed corpora from images made by `vexfs::mkfs` and from structures
 //! built with the format module's own writers.
@@ -15,7 +17,7 @@ use vexfs::format::dir::{self, rec_len_for, DxRoot};
 use vexfs::format::events::{self, EventRecord, EventRingHeader, EVENT_MAGIC, EVENT_RING_MAGIC};
 use vexfs::format::extent::{self, Extent, ExtentHeader, ExtentIndex, BLOCK_MAX_ENTRIES, EXTENT_MAGIC, TAIL_OFFSET};
 use vexfs::format::hnsw::{self, UpperRecord};
-use vexfs::format::inode::{InodeBase, S_IFDIR, S_IFLNK, S_IFREG};
+use vexfs::format::inode::{InodeBase, INDEX_FL, S_IFDIR, S_IFLNK, S_IFREG};
 use vexfs::format::vector::{self, CollectionHeader, ElemType, NodeHeader, COLLECTION_MAGIC, NODE_LIVE};
 use vexfs::format::xattr::{self, XattrEntry, XattrHeader, XATTR_MAGIC};
 use vexfs::format::{BLOCK_SIZE, BLOCK_SIZE_U64, CATALOG_INO, ROOT_INO};
@@ -24,8 +26,11 @@ use vexfs::image::{Image, Mode};
 use vexfs::mkfs::{self, MkfsOptions, Sizing};
 use zerocopy::{FromZeros, IntoBytes};
 
+/// A `vexfs::fuzzing` entry point.
+type Entry = fn(&[u8]);
+
 /// Every fuzz target: its name (directory and `[[bin]]` name) and entry point.
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+const TARGETS: &[(&str, Entry)] = &[
     ("superblock", fuzzing::superblock),
     ("inode", fuzzing::inode),
     ("extent_node", fuzzing::extent_node),
@@ -69,6 +74,26 @@ fn replay_corpus_and_artifacts() {
         }
     }
     println!("{replayed} inputs replayed");
+}
+
+/// Resource-exhaustion reproducers (`fuzz/artifacts/<target>/oom/`): inputs
+/// that make the library allocate gigabytes or run for minutes. They are not
+/// replayed by default because, until the library bounds the work, replaying
+/// them would exhaust the machine running the tests; once fixed, move them up
+/// to `fuzz/artifacts/<target>/` so the default replay covers them.
+#[test]
+#[ignore = "replays inputs that currently exhaust memory; run once the library bounds them"]
+fn replay_resource_exhaustion_reproducers() {
+    for (name, entry) in TARGETS {
+        for path in files_in(&fuzz_dir().join("artifacts").join(name).join("oom")) {
+            let data = std::fs::read(&path).unwrap();
+            let started = std::time::Instant::now();
+            let run = std::panic::catch_unwind(|| entry(&data));
+            assert!(run.is_ok(), "vexfs::fuzzing::{name} panicked on {}", path.display());
+            let took = started.elapsed();
+            assert!(took.as_secs() < 10, "{} took {took:?}", path.display());
+        }
+    }
 }
 
 #[test]
@@ -251,7 +276,7 @@ fn from_kernel_image(dir: &Path, c: &mut Corpus) {
     let p = make(dir, "k.img", &mkfs_options(1 << 20, true, &[], Sizing::default()));
     let bytes = std::fs::read(&p).unwrap();
     assert_eq!(bytes.len(), 1 << 20);
-    c.add("whole_image", "kernel_1mib_mkfs.img", &bytes);
+    c.add("whole_image", "kernel_1mib_mkfs.vexfs", &bytes);
     c.add("superblock", "kernel_1mib.sb", &bytes[..1024]);
     c.add(
         "inode",
@@ -293,8 +318,9 @@ fn dir_block_with(entries: &[(u32, u8, &[u8])]) -> Vec<u8> {
     b
 }
 
-/// A 72-block kernel-layout image with files, a subdirectory and both
-/// kinds of symlink, built by hand in the kernel module's layout.
+/// A 72-block kernel-layout image with files, a hashed subdirectory (an
+/// htree root in logical block 0, one leaf) and both kinds of symlink, built
+/// by hand in the kernel module's layout.
 fn kernel_populated(dir: &Path, c: &mut Corpus) {
     const BLOCKS: u64 = 72;
     let p = make(
@@ -306,11 +332,13 @@ fn kernel_populated(dir: &Path, c: &mut Corpus) {
     let long_target = b"sub/some/deeper/path/that/does/not/fit/in/the/inode/i_block/area.txt";
     let text: Vec<u8> = b"hello, vexfs\n".iter().copied().cycle().take(5000).collect();
     let mut fast = kernel_inode(S_IFLNK | 0o777, 1, 9, &[]);
+    let mut hashed_sub = kernel_inode(S_IFDIR | 0o755, 2, 2 * BLOCK_SIZE_U64, &[69, 71]);
+    hashed_sub.i_flags.set(INDEX_FL);
     fast.i_block.as_mut_bytes()[..9].copy_from_slice(b"hello.txt");
     let inodes = [
         (ROOT_INO, kernel_inode(S_IFDIR | 0o755, 3, BLOCK_SIZE_U64, &[66])),
-        (2, kernel_inode(S_IFREG | 0o644, 1, text.len() as u64, &[67, 68])),
-        (3, kernel_inode(S_IFDIR | 0o755, 2, BLOCK_SIZE_U64, &[69])),
+        (2, kernel_inode(S_IFREG | 0o644, 2, text.len() as u64, &[67, 68])),
+        (3, hashed_sub),
         (4, kernel_inode(S_IFREG | 0o644, 1, 0, &[])),
         (5, fast),
         (6, kernel_inode(S_IFLNK | 0o777, 1, long_target.len() as u64, &[70])),
@@ -327,7 +355,8 @@ fn kernel_populated(dir: &Path, c: &mut Corpus) {
         (5, 7, b"link"),
         (6, 7, b"longlink"),
     ]);
-    let sub = dir_block_with(&[(3, 2, b"."), (1, 2, b".."), (4, 1, b"empty")]);
+    let sub = htree_root(3, 1, 0, &[(0, 1)]);
+    let sub_leaf = dir_block_with(&[(4, 1, b"empty"), (2, 1, b"hello-again")]);
     let put = |bytes: &mut Vec<u8>, n: usize, data: &[u8]| {
         bytes[n * BLOCK_SIZE..n * BLOCK_SIZE + data.len()].copy_from_slice(data);
     };
@@ -335,19 +364,21 @@ fn kernel_populated(dir: &Path, c: &mut Corpus) {
     put(&mut bytes, 67, &text);
     put(&mut bytes, 69, &sub);
     put(&mut bytes, 70, long_target);
-    for b in 67..=70 {
+    put(&mut bytes, 71, &sub_leaf);
+    for b in 67..=71 {
         bitmap::set_bit(&mut bytes[BLOCK_SIZE..2 * BLOCK_SIZE], b, true);
     }
     // Superblock counters (no checksum in the kernel layout).
-    let free_blocks = (BLOCKS - 71) as u32;
+    let free_blocks = (BLOCKS - 72) as u32;
     bytes[12..16].copy_from_slice(&free_blocks.to_le_bytes());
     let free_inodes = u32::from_le_bytes(bytes[20..24].try_into().unwrap()) - 5;
     bytes[20..24].copy_from_slice(&free_inodes.to_le_bytes());
     std::fs::write(&p, &bytes).unwrap();
     assert_clean(&p);
-    c.add("whole_image", "kernel_72blk_files_dirs_symlinks.img", &bytes);
+    c.add("whole_image", "kernel_72blk_files_hashed_dir_symlinks.vexfs", &bytes);
     c.add("dir_block", "kernel_root_dir_populated.dirblk", &root);
-    c.add("dir_block", "kernel_subdir.dirblk", &sub);
+    c.add("dir_block", "kernel_hashed_subdir_root_levels0.dirblk", &sub);
+    c.add("dir_block", "kernel_hashed_subdir_leaf.dirblk", &sub_leaf);
     for (n, name) in [
         (2usize, "kernel_regular_file_2_blocks.inode"),
         (5, "kernel_fast_symlink.inode"),
@@ -358,9 +389,14 @@ fn kernel_populated(dir: &Path, c: &mut Corpus) {
     }
 }
 
-/// A v1 image with collections shrunk to the blocks it uses (plus a few
-/// free ones): blocks past the new end are marked in use in the bitmap
-/// leaf, counters and checksums are recomputed, and fsck finds it clean.
+/// A v1 image with collections, shrunk to the blocks mkfs used plus
+/// [`V1_COMPACT_SLACK`]: blocks past the new end are marked in use in the
+/// bitmap leaf, counters and checksums are recomputed, and the backup
+/// superblock (if mkfs wrote one) moves to the new last block. Then the filesystem
+/// core fills it: files with data and an xattr, a subdirectory, both kinds
+/// of symlink, a fifo, a device, and a hashed directory (hard links, so it
+/// needs no more inodes than the compact inode table has). fsck finds it
+/// clean.
 fn v1_compact(dir: &Path, c: &mut Corpus) {
     let sizing = Sizing {
         inode_ratio: Some(1 << 40),
@@ -376,10 +412,15 @@ fn v1_compact(dir: &Path, c: &mut Corpus) {
     assert_eq!(g.block_bitmap.blocks, 1);
     let leaf_at = g.block_bitmap.start as usize * BLOCK_SIZE;
     let used = bitmap::find_zero(&bytes[leaf_at..leaf_at + TAILED_BITS_BYTES], 0, g.blocks_count).unwrap();
-    let blocks = used + 4;
+    let blocks = used + V1_COMPACT_SLACK;
+    // Newer mkfs keeps a backup superblock in the last block (in use, never
+    // rewritten); move it to the new last block when there is one.
+    let last = (g.blocks_count - 1) as usize * BLOCK_SIZE;
+    let backup = bytes[last..last + 4] == bytes[..4];
+    let data_end = if backup { blocks - 1 } else { blocks };
     {
         let leaf = &mut bytes[leaf_at..leaf_at + BLOCK_SIZE];
-        for b in blocks..BITS_PER_TAILED_BLOCK {
+        for b in data_end..BITS_PER_TAILED_BLOCK {
             bitmap::set_bit(&mut leaf[..TAILED_BITS_BYTES], b, true);
         }
         bitmap::seal_tailed(leaf, g.block_bitmap.start, Some(seed), BITS_PER_TAILED_BLOCK);
@@ -388,19 +429,78 @@ fn v1_compact(dir: &Path, c: &mut Corpus) {
         .unwrap()
         .clone();
     sb.set_blocks_count(blocks);
-    sb.set_free_blocks(blocks - used);
+    sb.set_free_blocks(data_end - used);
     sb.update_checksum();
     bytes[..1024].copy_from_slice(sb.as_bytes());
     bytes.truncate(blocks as usize * BLOCK_SIZE);
+    if backup {
+        let at = (blocks - 1) as usize * BLOCK_SIZE;
+        bytes[at..].fill(0);
+        bytes[at..at + 1024].copy_from_slice(sb.as_bytes());
+    }
     std::fs::remove_file(&p).unwrap();
     std::fs::write(&p, &bytes).unwrap();
     assert_clean(&p);
-    c.add(
-        "whole_image",
-        &format!("v1_{blocks}blk_compact_two_collections.img"),
-        &bytes,
-    );
+    populate_v1(&p);
+    assert_clean(&p);
+    let bytes = std::fs::read(&p).unwrap();
+    let name = format!("v1_{blocks}blk_collections_files_htree_xattr.vexfs");
+    c.add("whole_image", &name, &bytes);
     c.add("superblock", "v1_compact.sb", &bytes[..1024]);
+    let img = Image::open(&p, Mode::ReadOnly).unwrap();
+    let many = img.resolve("/many").unwrap();
+    let view = img.inode(many).unwrap();
+    let index_block = img.mappings(many, &view).unwrap()[0].physical;
+    c.add(
+        "dir_block",
+        "v1_htree_root_of_hashed_dir.dirblk",
+        block(&bytes, index_block),
+    );
+    let hello = img.resolve("/hello.txt").unwrap();
+    let xattr_at = img.inode(hello).unwrap().xattr_block();
+    c.add(
+        "xattr_block",
+        "v1_user_comment_from_fs_core.xattr",
+        block(&bytes, xattr_at),
+    );
+}
+
+/// Free blocks left in the compact v1 image for [`populate_v1`].
+const V1_COMPACT_SLACK: u64 = 20;
+
+fn populate_v1(p: &Path) {
+    use vexfs::fs::core::Fs;
+    use vexfs::fs::namespace::NewNode;
+    use vexfs::fs::perm::Ctx;
+    const ROOT: u64 = ROOT_INO as u64;
+    let fs = Fs::open(p, false).unwrap();
+    let ctx = Ctx::root();
+    let hello = fs.create(&ctx, ROOT, b"hello.txt", 0o644, NewNode::File).unwrap();
+    fs.write_data(hello.ino.into(), 0, b"hello, vexfs\n").unwrap();
+    fs.setxattr(&ctx, hello.ino.into(), b"user.comment", b"a seed for the fuzzers", 0)
+        .unwrap();
+    let data = fs.create(&ctx, ROOT, b"data.bin", 0o600, NewNode::File).unwrap();
+    let pattern: Vec<u8> = (0..3 * BLOCK_SIZE).map(|i| (i * 7 % 251) as u8).collect();
+    fs.write_data(data.ino.into(), 0, &pattern).unwrap();
+    let sub = fs.create(&ctx, ROOT, b"sub", 0o755, NewNode::Dir).unwrap();
+    let fast = NewNode::Symlink {
+        target: b"../hello.txt",
+    };
+    fs.create(&ctx, sub.ino.into(), b"link", 0, fast).unwrap();
+    let long = [b"sub/".as_slice(); 20].concat();
+    let slow = NewNode::Symlink { target: &long };
+    fs.create(&ctx, sub.ino.into(), b"longlink", 0, slow).unwrap();
+    fs.create(&ctx, ROOT, b"fifo", 0o010644, NewNode::Special { rdev: 0 })
+        .unwrap();
+    fs.create(&ctx, ROOT, b"null", 0o020666, NewNode::Special { rdev: 0x103 })
+        .unwrap();
+    let many = fs.create(&ctx, ROOT, b"many", 0o755, NewNode::Dir).unwrap();
+    for i in 0..200 {
+        let name = format!("hard-link-number-{i:04}");
+        fs.link(&ctx, hello.ino.into(), many.ino.into(), name.as_bytes())
+            .unwrap();
+    }
+    fs.sync().unwrap();
 }
 
 fn sealed_xattr_block(attrs: &[(u8, &[u8], &[u8])]) -> Vec<u8> {
@@ -528,6 +628,35 @@ fn events_block() -> Vec<u8> {
     b
 }
 
+/// An htree root block (no checksum tail): ".", "..", then `dx_limit`,
+/// `dx_count` and the slots (hash, logical block); slot 0's hash is unused.
+fn htree_root(dot: u32, dotdot: u32, levels: u8, slots: &[(u32, u32)]) -> Vec<u8> {
+    let mut dx = DxRoot::new_zeroed();
+    dx.dot_inode.set(dot);
+    dx.dot_rec_len.set(12);
+    dx.dot_name_len = 1;
+    dx.dot_file_type = 2;
+    dx.dot_name[0] = b'.';
+    dx.dotdot_inode.set(dotdot);
+    dx.dotdot_rec_len.set((BLOCK_SIZE - 12) as u16);
+    dx.dotdot_name_len = 2;
+    dx.dotdot_file_type = 2;
+    dx.dotdot_name[..2].copy_from_slice(b"..");
+    dx.dx_hash_version = 1;
+    dx.dx_info_length = 8;
+    dx.dx_indirect_levels = levels;
+    dx.dx_limit.set(((BLOCK_SIZE - 32 - 8) / 8 + 1) as u16);
+    dx.dx_count.set(slots.len() as u16);
+    dx.dx_block.set(slots[0].1);
+    let mut b = vec![0u8; BLOCK_SIZE];
+    b[..40].copy_from_slice(dx.as_bytes());
+    for (i, (hash, blk)) in slots.iter().enumerate().skip(1) {
+        b[32 + i * 8..36 + i * 8].copy_from_slice(&hash.to_le_bytes());
+        b[36 + i * 8..40 + i * 8].copy_from_slice(&blk.to_le_bytes());
+    }
+    b
+}
+
 /// Structures mkfs never writes, built with the format module's writers and
 /// sealed for the fuzzing module's seed and locations.
 fn hand_built(c: &mut Corpus) {
@@ -568,28 +697,7 @@ fn hand_built(c: &mut Corpus) {
     c.add("extent_node", "inode_root_two_extents.extroot", &root);
 
     // A hashed directory's root block: ".", "..", then the index.
-    let mut dx = DxRoot::new_zeroed();
-    dx.dot_inode.set(20);
-    dx.dot_rec_len.set(12);
-    dx.dot_name_len = 1;
-    dx.dot_file_type = 2;
-    dx.dot_name[0] = b'.';
-    dx.dotdot_inode.set(1);
-    dx.dotdot_rec_len.set((BLOCK_SIZE - 12) as u16);
-    dx.dotdot_name_len = 2;
-    dx.dotdot_file_type = 2;
-    dx.dotdot_name[..2].copy_from_slice(b"..");
-    dx.dx_hash_version = 1;
-    dx.dx_info_length = 8;
-    dx.dx_limit.set(((BLOCK_SIZE - 32) / 8) as u16);
-    dx.dx_count.set(3);
-    dx.dx_block.set(1);
-    let mut b = vec![0u8; BLOCK_SIZE];
-    b[..40].copy_from_slice(dx.as_bytes());
-    for (i, (hash, blk)) in [(0x4000_0000u32, 2u32), (0x9000_0000, 3)].iter().enumerate() {
-        b[40 + i * 8..44 + i * 8].copy_from_slice(&hash.to_le_bytes());
-        b[44 + i * 8..48 + i * 8].copy_from_slice(&blk.to_le_bytes());
-    }
+    let b = htree_root(20, 1, 0, &[(0, 1), (0x4000_0000, 2), (0x9000_0000, 3)]);
     c.add("dir_block", "htree_root_three_leaves.dirblk", &b);
     // A leaf with long and odd names, sealed for FUZZ_BLOCK / FUZZ_INO.
     let long = [b'n'; 255];

@@ -65,7 +65,7 @@ fn a_committed_transaction_is_replayed_after_a_crash() {
     let mut js = JournalState::load(&m, &g, seed).unwrap();
     let targets = [(g.first_data_block + 100, 0xA1), (g.first_data_block + 101, 0xB2)];
     let mut s = staged(&targets);
-    journal::commit(&mut m, &g, &mut js, &mut s, &[]).unwrap();
+    journal::commit(&mut m, &g, &mut js, &mut s, &[], false).unwrap();
     // Every flush point of the commit is a possible crash state.
     let states = m.flushes.clone();
     let last = states.len() - 1;
@@ -103,7 +103,7 @@ fn a_damaged_commit_record_discards_its_transaction() {
     let mut js = JournalState::load(&m, &g, seed).unwrap();
     let t = g.first_data_block + 7;
     let original = block(&m.bytes, t).to_vec();
-    journal::commit(&mut m, &g, &mut js, &mut staged(&[(t, 1)]), &[]).unwrap();
+    journal::commit(&mut m, &g, &mut js, &mut staged(&[(t, 1)]), &[], false).unwrap();
     let mut crashed = m.flushes.last().unwrap().clone();
     // Ring: position 1 descriptor, 2 data, 3 commit.
     let commit_at = ((g.journal.start + 3) * 4096 + 100) as usize;
@@ -122,9 +122,9 @@ fn revoked_blocks_are_not_replayed_over_newer_data() {
     let mut js = JournalState::load(&m, &g, seed).unwrap();
     let b = g.first_data_block + 50;
     // T1 logs b as metadata; T2 frees it (revoke); then b holds file data.
-    journal::commit(&mut m, &g, &mut js, &mut staged(&[(b, 0x11)]), &[]).unwrap();
+    journal::commit(&mut m, &g, &mut js, &mut staged(&[(b, 0x11)]), &[], false).unwrap();
     let other = g.first_data_block + 51;
-    journal::commit(&mut m, &g, &mut js, &mut staged(&[(other, 0x22)]), &[b]).unwrap();
+    journal::commit(&mut m, &g, &mut js, &mut staged(&[(other, 0x22)]), &[b], false).unwrap();
     m.bytes[b as usize * 4096..(b as usize + 1) * 4096].fill(0x33);
     m.flush(None).unwrap();
     let mut c = MemMedia {
@@ -144,7 +144,7 @@ fn the_ring_wraps_through_checkpoints() {
     // Far more transactions than the ring holds; each needs 3 blocks.
     for i in 0..(ring * 2) {
         let b = g.first_data_block + (i % 40);
-        journal::commit(&mut m, &g, &mut js, &mut staged(&[(b, i as u8)]), &[]).unwrap();
+        journal::commit(&mut m, &g, &mut js, &mut staged(&[(b, i as u8)]), &[], false).unwrap();
         let mut c = MemMedia {
             bytes: m.flushes.last().unwrap().clone(),
             flushes: Vec::new(),
@@ -163,11 +163,24 @@ fn blocks_starting_with_the_journal_magic_are_escaped() {
     let mut data = Box::new([7u8; 4096]);
     data[..4].copy_from_slice(&vexfs::format::journal::JOURNAL_MAGIC.to_le_bytes());
     s.insert(b, data.clone());
-    journal::commit(&mut m, &g, &mut js, &mut s, &[]).unwrap();
+    journal::commit(&mut m, &g, &mut js, &mut s, &[], false).unwrap();
     let mut c = MemMedia {
         bytes: m.flushes.last().unwrap().clone(),
         flushes: Vec::new(),
     };
     assert_eq!(journal::recover(&mut c, &g, seed).unwrap(), 1);
     assert_eq!(block(&c.bytes, b), &data[..]);
+}
+
+#[test]
+fn a_garbage_journal_superblock_sector_falls_back_to_the_backup_copy() {
+    let (m, g, seed) = setup();
+    let mut bytes = m.bytes.clone();
+    let at = (g.journal.start * 4096) as usize;
+    for (j, b) in bytes[at..at + 512].iter_mut().enumerate() {
+        *b = (j as u8).wrapping_mul(31);
+    }
+    assert!(journal::superblock(&bytes, &g, seed).is_ok());
+    let fs = vexfs::fs::core::Fs::from_media(Box::new(MemMedia { bytes, flushes: Vec::new() }), false);
+    assert!(fs.is_ok(), "{:?}", fs.err());
 }

@@ -105,7 +105,7 @@ pub fn check(img: &Image, state: &State<'_>, report: &mut Report) {
     let mut free = 0u64;
     for b in 0..g.blocks_count {
         let marked = bit(&bits, per, b);
-        let used = b < g.first_data_block || state.used_blocks.get(b);
+        let used = b < g.first_data_block || state.used_blocks.get(b) || Some(b) == g.backup_superblock();
         if marked != used {
             runs.note(b, marked);
         }
@@ -200,6 +200,16 @@ pub fn check_superblock_fields(img: &Image, report: &mut Report) {
                 sb.s_def_hash_version
             ),
         );
+    }
+    if let Some(e) = img.primary_superblock_error() {
+        report.add("superblock", format!("primary damaged, the backup was used: {e}"));
+    }
+    if let Some(b) = g.backup_superblock() {
+        match img.block(b).map(crate::format::superblock::Superblock::parse) {
+            Ok(Ok(backup)) if backup.s_uuid == sb.s_uuid && backup.blocks_count() == sb.blocks_count() => {}
+            Ok(Err(e)) => report.add(format!("backup superblock (block {b})"), e.to_string()),
+            _ => report.add(format!("backup superblock (block {b})"), "missing or describes another image"),
+        }
     }
     if !g.is_kernel_layout() && (sb.s_vx_flags.get() != 0 || sb.s_vx_reserved.iter().any(|&b| b != 0)) {
         report.add("superblock", "s_vx_flags or s_vx_reserved is not zero");

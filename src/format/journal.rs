@@ -28,6 +28,9 @@ pub const TAG_LAST: u32 = 0x2;
 pub const RECORD_CSUM_OFFSET: usize = BLOCK_SIZE - 4;
 /// Tags per descriptor block (after the 16-byte header, before the checksum).
 pub const TAGS_PER_DESCRIPTOR: usize = (RECORD_CSUM_OFFSET - 16) / 16;
+/// Offset of the journal superblock's backup copy within its block (a
+/// different 512-byte sector than the primary, format-spec/10 §10.2).
+pub const BACKUP_OFFSET: usize = 2048;
 /// Smallest journal mkfs creates (superblock + room for a few transactions).
 pub const MIN_JOURNAL_BLOCKS: u64 = 64;
 

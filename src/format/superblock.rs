@@ -203,6 +203,27 @@ impl Superblock {
         self.ro_compat() & super::features::RO_COMPAT_METADATA_CSUM != 0 || self.s_checksum_type == CSUM_TYPE_CRC32
     }
 
+    /// Find the superblock of an image of `len` bytes: the primary at byte
+    /// 0, or, when it is damaged, the backup copy v1 images keep in their
+    /// last block (format-spec/02-superblock.md §2.5). `read(offset, n)`
+    /// reads image bytes. Returns the superblock and, when it came from the
+    /// backup, what was wrong with the primary.
+    pub fn find(len: u64, read: &dyn Fn(u64, usize) -> Option<Vec<u8>>) -> Result<(Superblock, Option<FsError>)> {
+        let head = read(0, SUPERBLOCK_SIZE).unwrap_or_default();
+        let primary = Superblock::parse(&head).map(Clone::clone);
+        let err = match primary {
+            Ok(sb) => return Ok((sb, None)),
+            Err(e @ FsError::Truncated { .. }) => return Err(e),
+            Err(e) => e,
+        };
+        let last = (len / 4096).saturating_sub(1);
+        let backup = read(last * 4096, SUPERBLOCK_SIZE).and_then(|b| Superblock::parse(&b).ok().cloned());
+        match backup {
+            Some(sb) if !sb.features().is_kernel_layout() && sb.blocks_count() == last + 1 => Ok((sb, Some(err))),
+            _ => Err(err),
+        }
+    }
+
     /// CRC-32 of bytes 0..1020 (format-spec/13-checksums.md).
     pub fn compute_checksum(&self) -> u32 {
         super::checksum::superblock_csum(&self.as_bytes()[..CHECKSUM_OFFSET])

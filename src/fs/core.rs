@@ -106,24 +106,30 @@ impl Fs {
     /// replaying the journal first when it holds committed transactions.
     pub fn open(path: &Path, read_only: bool) -> Result<Fs> {
         let image = Image::open(path, if read_only { Mode::ReadOnly } else { Mode::ReadWrite })?;
-        let (file, geometry) = image.into_parts();
-        Self::from_parts(Box::new(file), geometry, read_only, &path.display().to_string())
+        let (file, geometry, sb) = image.into_parts();
+        Self::from_parts(Box::new(file), geometry, sb.s_checksum_seed.get(), read_only, &path.display().to_string())
     }
 
     /// Open an image held by any [`Media`] (the crash harness uses an
     /// in-memory one); the superblock and geometry are validated first.
     pub fn from_media(media: Box<dyn Media + Send + Sync>, read_only: bool) -> Result<Fs> {
         let bytes = media.bytes();
-        let sb = crate::format::superblock::Superblock::parse(bytes)?;
-        let geometry = Geometry::new(sb, bytes.len() as u64)?;
+        let read = |off: u64, n: usize| bytes.get(off as usize..(off as usize).checked_add(n)?).map(<[u8]>::to_vec);
+        let (sb, _) = crate::format::superblock::Superblock::find(bytes.len() as u64, &read)?;
+        let geometry = Geometry::new(&sb, bytes.len() as u64)?;
         if !read_only && geometry.access == crate::format::features::Access::ReadOnlyOnly {
             return Err(FsError::Unsupported("unknown ro_compat features: read-only only".into()));
         }
-        Self::from_parts(media, geometry, read_only, "image")
+        Self::from_parts(media, geometry, sb.s_checksum_seed.get(), read_only, "image")
     }
 
-    fn from_parts(mut media: Box<dyn Media + Send + Sync>, geometry: Geometry, read_only: bool, name: &str) -> Result<Fs> {
-        let seed = u32::from_le_bytes(media.bytes()[624..628].try_into().unwrap_or_default());
+    fn from_parts(
+        mut media: Box<dyn Media + Send + Sync>,
+        geometry: Geometry,
+        seed: u32,
+        read_only: bool,
+        name: &str) -> Result<Fs> {
+        // seed: s_checksum_seed of the validated superblock (primary or backup).
         let journal = if !journal::enabled(&geometry) {
             None
         } else if read_only {
@@ -259,7 +265,7 @@ impl Fs {
         let Some(js) = journal.as_mut() else {
             return media.flush(None);
         };
-        let r = match journal::commit(&mut **media, &self.geometry, js, staged, freed) {
+        let r = match journal::commit(&mut **media, &self.geometry, js, staged, freed, false) {
             Err(FsError::NoSpace) => {
                 // One transaction larger than the ring: write it home
                 // unjournaled, between two full flushes.
@@ -267,7 +273,7 @@ impl Fs {
                     "vexfs: a transaction of {} blocks does not fit the journal; writing it without the journal",
                     staged.len()
                 );
-                journal::checkpoint(&mut **media, &self.geometry, js, false).and_then(|_| {
+                journal::checkpoint(&mut **media, &self.geometry, js).and_then(|_| {
                     let map = media.bytes_mut()?;
                     for (b, data) in staged.iter() {
                         let at = (*b * BLOCK_SIZE_U64) as usize;
@@ -320,9 +326,14 @@ impl Fs {
         }
         self.sync()?;
         let mut guard = self.state.write();
-        let State { media, journal, .. } = &mut *guard;
+        let State { media, journal, staged, freed } = &mut *guard;
         match journal.as_mut() {
-            Some(js) => journal::checkpoint(&mut **media, &self.geometry, js, true),
+            Some(js) => {
+                // A last logged transaction clears needs_recovery.
+                journal::commit(&mut **media, &self.geometry, js, staged, freed, true)?;
+                freed.clear();
+                journal::checkpoint(&mut **media, &self.geometry, js)
+            }
             None => media.flush(None),
         }
     }

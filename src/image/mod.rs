@@ -8,7 +8,7 @@
 //! mapping, so a truncated image is refused instead of raising SIGBUS.
 
 use crate::error::{FsError, Result};
-use crate::format::superblock::{Superblock, SUPERBLOCK_SIZE};
+use crate::format::superblock::Superblock;
 use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::layout::Geometry;
 use memmap2::{Mmap, MmapMut, MmapOptions};
@@ -192,6 +192,10 @@ impl Media for MappedFile {
 pub struct Image {
     file: MappedFile,
     geometry: Geometry,
+    /// The superblock validated at open (primary, or the backup).
+    sb: Superblock,
+    /// Why the primary superblock was not used, when the backup was.
+    primary_error: Option<FsError>,
 }
 
 impl Image {
@@ -200,12 +204,20 @@ impl Image {
         let mut file = open_file(path, mode, false)?;
         lock(&file, path, mode)?;
         let len = size_of(&mut file, path)?;
-        let mut head = [0u8; SUPERBLOCK_SIZE];
-        let got = file
-            .read_at(&mut head, 0)
-            .map_err(|e| FsError::io(format!("cannot read {}", path.display()), e))?;
-        let sb = Superblock::parse(&head[..got])?;
-        let geometry = Geometry::new(sb, len)?;
+        let read = |off: u64, n: usize| -> Option<Vec<u8>> {
+            let mut buf = vec![0u8; n];
+            let got = file.read_at(&mut buf, off).ok()?;
+            buf.truncate(got);
+            Some(buf)
+        };
+        let (sb, primary_error) = Superblock::find(len, &read)?;
+        if primary_error.is_some() {
+            eprintln!(
+                "vexfs: {}: the primary superblock is damaged; using the backup in the last block",
+                path.display()
+            );
+        }
+        let geometry = Geometry::new(&sb, len)?;
         if mode == Mode::ReadWrite && geometry.access == crate::format::features::Access::ReadOnlyOnly {
             return Err(FsError::Unsupported(
                 "unknown ro_compat features: the image can only be opened read-only".into(),
@@ -216,7 +228,7 @@ impl Image {
             .map(|m| m.file_type().is_block_device())
             .unwrap_or(false);
         let file = MappedFile::map(file, path, mode, len, is_device)?;
-        Ok(Image { file, geometry })
+        Ok(Image { file, geometry, sb, primary_error })
     }
 
     pub fn geometry(&self) -> &Geometry {
@@ -225,11 +237,14 @@ impl Image {
 
     /// The superblock (validated at open).
     pub fn superblock(&self) -> &Superblock {
-        // The first 1024 bytes were parsed at open and the map is at least a block.
-        zerocopy::FromBytes::ref_from_prefix(self.file.bytes())
-            .map(|(sb, _)| sb)
-            .expect("map holds a superblock")
+        &self.sb
     }
+
+    /// What is wrong with the primary superblock, when the backup was used.
+    pub fn primary_superblock_error(&self) -> Option<&FsError> {
+        self.primary_error.as_ref()
+    }
+
 
     /// Block `n` (checked against s_blocks_count).
     pub fn block(&self, n: u64) -> Result<&[u8]> {
@@ -272,8 +287,8 @@ impl Image {
     }
 
     /// Split into the mapped file (which keeps the lock) and the geometry.
-    pub fn into_parts(self) -> (MappedFile, Geometry) {
-        (self.file, self.geometry)
+    pub fn into_parts(self) -> (MappedFile, Geometry, Superblock) {
+        (self.file, self.geometry, self.sb)
     }
 
     /// The underlying mapped file, mutable (tools that repair or mkfs).

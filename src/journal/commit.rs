@@ -82,59 +82,62 @@ fn write_record(media: &mut dyn Media, g: &Geometry, seed: u32, pos: u64, mut re
 
 /// Rewrite the journal superblock's start and sequence.
 pub(super) fn write_js(media: &mut dyn Media, g: &Geometry, seed: u32, start: u64, seq: u64) -> Result<()> {
-    let at = (g.journal.start * BLOCK_SIZE_U64) as usize;
-    let bytes = &mut media.bytes_mut()?[at..at + BLOCK_SIZE];
-    let (js, _) = fj::JournalSuperblock::mut_from_prefix(bytes)
-        .map_err(|_| FsError::Invalid("journal superblock view".into()))?;
+    // Start from whichever copy is valid, so a damaged primary is rewritten
+    // whole rather than patched (and never copied over the backup).
+    let mut js = super::superblock(media.bytes(), g, seed)?.clone();
     js.js_start.set(start);
     js.js_sequence.set(seq);
+    let at = (g.journal.start * BLOCK_SIZE_U64) as usize;
+    let bytes = &mut media.bytes_mut()?[at..at + BLOCK_SIZE];
+    bytes[..72].copy_from_slice(js.as_bytes());
     let c = fj::superblock_checksum(bytes, g.journal.start, seed);
     bytes[68..72].copy_from_slice(&c.to_le_bytes());
+    // The backup copy (format-spec/10 §10.2) in another sector of the block.
+    bytes.copy_within(0..72, fj::BACKUP_OFFSET);
     Ok(())
 }
 
-/// Set or clear `needs_recovery` in the superblock in the map, and in a
-/// staged copy of block 0 so the flag survives when that copy goes home.
-pub fn set_recover(media: &mut dyn Media, staged: Option<&mut Staged>, on: bool) -> Result<()> {
-    let apply = |bytes: &mut [u8]| -> Result<()> {
-        let (sb, _) = Superblock::mut_from_prefix(bytes).map_err(|_| FsError::Invalid("superblock view".into()))?;
-        let f = sb.s_feature_incompat.get();
-        sb.s_feature_incompat.set(if on {
-            f | INCOMPAT_RECOVER
-        } else {
-            f & !INCOMPAT_RECOVER
-        });
-        sb.update_checksum();
-        Ok(())
-    };
-    apply(&mut media.bytes_mut()?[..BLOCK_SIZE])?;
-    if let Some(b0) = staged.and_then(|s| s.get_mut(&0)) {
-        apply(&mut b0[..])?;
-    }
+/// Put block 0 into the transaction with `needs_recovery` set (`on`) or
+/// cleared. The superblock is never written in place: it reaches home only
+/// as a logged block, so a torn superblock write is always repaired by
+/// replay (format-spec/10-journal.md §10.12).
+pub fn stage_recover_flag(media: &dyn Media, staged: &mut Staged, on: bool) -> Result<()> {
+    let b0 = staged.entry(0).or_insert_with(|| {
+        let mut copy = Box::new([0u8; BLOCK_SIZE]);
+        copy.copy_from_slice(&media.bytes()[..BLOCK_SIZE]);
+        copy
+    });
+    let (sb, _) = Superblock::mut_from_prefix(&mut b0[..]).map_err(|_| FsError::Invalid("superblock view".into()))?;
+    let f = sb.s_feature_incompat.get();
+    sb.s_feature_incompat.set(if on { f | INCOMPAT_RECOVER } else { f & !INCOMPAT_RECOVER });
+    sb.update_checksum();
     Ok(())
 }
 
 /// Log `staged` (and revokes of freed, previously logged blocks) as one
 /// transaction, make it durable, then copy the blocks home. Data blocks
-/// already in the map are flushed first (ordered mode).
+/// already in the map are flushed first (ordered mode). With `clean`, the
+/// logged superblock has `needs_recovery` cleared (the last commit before
+/// unmount); otherwise set.
 pub fn commit(
     media: &mut dyn Media,
     g: &Geometry,
     js: &mut JournalState,
     staged: &mut Staged,
     freed: &[u64],
+    clean: bool,
 ) -> Result<()> {
+    stage_recover_flag(media, staged, !clean)?;
     let revokes: Vec<u64> = freed.iter().copied().filter(|b| js.logged.contains(b)).collect();
     let need = tx_blocks(staged.len(), revokes.len());
     if need > ring_len(g) {
         return Err(FsError::NoSpace);
     }
     if js.used + need > ring_len(g) {
-        checkpoint(media, g, js, false)?;
+        checkpoint(media, g, js)?;
     }
     media.flush(None)?;
     if js.start == 0 {
-        set_recover(media, Some(staged), true)?;
         write_js(media, g, js.seed, js.head, js.next_seq)?;
         media.flush(None)?;
         js.start = js.head;
@@ -203,16 +206,11 @@ pub fn commit(
     Ok(())
 }
 
-/// Make every home block durable and empty the ring. With `clear_flag`
-/// (unmount, syncfs) `needs_recovery` is cleared too.
-pub fn checkpoint(media: &mut dyn Media, g: &Geometry, js: &mut JournalState, clear_flag: bool) -> Result<()> {
+/// Make every home block durable and empty the ring.
+pub fn checkpoint(media: &mut dyn Media, g: &Geometry, js: &mut JournalState) -> Result<()> {
     media.flush(None)?;
     write_js(media, g, js.seed, 0, js.next_seq)?;
     media.flush(Some(region_range(g)))?;
-    if clear_flag {
-        set_recover(media, None, false)?;
-        media.flush(Some((0, BLOCK_SIZE_U64)))?;
-    }
     js.start = 0;
     js.used = 0;
     js.head = 1;

@@ -8,7 +8,7 @@
 mod commit;
 mod replay;
 
-pub use commit::{checkpoint, commit, JournalState};
+pub use commit::{checkpoint, commit, stage_recover_flag, JournalState};
 pub use replay::{recover, scan, Scan};
 
 use crate::format::journal::{JournalSuperblock, TAGS_PER_DESCRIPTOR};
@@ -52,8 +52,11 @@ pub fn enabled(g: &Geometry) -> bool {
     g.features.has_compat(crate::format::features::COMPAT_HAS_JOURNAL) && g.journal.blocks >= 2
 }
 
-/// Read the journal superblock (checked).
+/// Read the journal superblock (checked), falling back to its backup copy
+/// when the primary is damaged (a torn or garbage sector).
 pub fn superblock<'a>(bytes: &'a [u8], g: &Geometry, seed: u32) -> crate::Result<&'a JournalSuperblock> {
     let at = (g.journal.start * BLOCK_SIZE_U64) as usize;
-    crate::format::journal::parse_superblock(&bytes[at..at + 4096], g.journal.start, seed, g.journal.blocks)
+    let block = &bytes[at..at + 4096];
+    let parse = |b| crate::format::journal::parse_superblock(b, g.journal.start, seed, g.journal.blocks);
+    parse(block).or_else(|e| parse(&block[crate::format::journal::BACKUP_OFFSET..]).map_err(|_| e))
 }

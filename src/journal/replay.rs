@@ -4,7 +4,6 @@
 //! replay is replayed again by the next mount. Its cost grows with the
 //! journal, not the image.
 
-use super::commit::set_recover;
 use super::{next_pos, pos_block, region_range, ring_len, REVOKES_PER_BLOCK};
 use crate::error::{Expected, FsError, Result};
 use crate::format::checksum::structure_csum;
@@ -188,7 +187,7 @@ pub fn recover(media: &mut dyn Media, g: &Geometry, seed: u32) -> Result<usize> 
     media.flush(None)?;
     super::commit::write_js(media, g, seed, 0, s.next_seq)?;
     media.flush(Some(region_range(g)))?;
-    set_recover(media, None, false)?;
-    media.flush(Some((0, BLOCK_SIZE_U64)))?;
+    // needs_recovery stays set until the next logged commit clears it
+    // (the superblock is never written in place).
     Ok(s.txs.len())
 }

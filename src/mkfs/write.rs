@@ -390,6 +390,7 @@ fn journal_superblock(img: &mut [u8], plan: &Plan, uuid: [u8; 16], seed: u32) {
     blk[..72].copy_from_slice(js.as_bytes());
     let c = journal::superblock_checksum(blk, plan.journal.start, seed);
     blk[68..72].copy_from_slice(&c.to_le_bytes());
+    blk.copy_within(0..72, journal::BACKUP_OFFSET);
 }
 
 fn event_header(img: &mut [u8], plan: &Plan, seed: u32) {
@@ -445,7 +446,7 @@ pub fn v1(
         img,
         plan.block_bitmap,
         plan.block_summary,
-        plan.blocks,
+        plan.blocks - 1,
         used_blocks,
         seed,
         &mut tick,
@@ -466,6 +467,10 @@ pub fn v1(
     sb.s_free_inodes.set(free_inodes as u32);
     sb.update_checksum();
     img[..superblock::SUPERBLOCK_SIZE].copy_from_slice(sb.as_bytes());
+    // The backup superblock in the last block, never written again.
+    let backup = block_mut(img, plan.blocks - 1);
+    backup.fill(0);
+    backup[..superblock::SUPERBLOCK_SIZE].copy_from_slice(sb.as_bytes());
     debug_assert!(V1_DEFAULT.has_incompat(features::INCOMPAT_REGIONS));
     Ok(MkfsSummary {
         blocks: plan.blocks,
