@@ -161,9 +161,8 @@ pub fn check_rings(img: &Image, report: &mut Report) {
             Err(e) => report.add_err("journal superblock", &e),
         }
     }
-    if g.features.has_incompat(features::INCOMPAT_RECOVER) {
-        report.add("superblock", "needs_recovery is set: the journal must be replayed");
-    }
+    // needs_recovery with an empty journal is harmless: the next logged
+    // commit clears it (format-spec/10-journal.md §10.12).
     if g.features.has_ro_compat(features::RO_COMPAT_EVENTS) {
         if let Err(e) = img
             .block(g.events.start)
