@@ -57,12 +57,18 @@ impl Media for RecMedia {
         Ok(&mut self.bytes)
     }
     fn flush(&mut self, _range: Option<(u64, u64)>) -> vexfs::Result<()> {
-        let changed: Vec<usize> =
-            (0..self.bytes.len() / BS).filter(|&b| self.bytes[b * BS..(b + 1) * BS] != self.durable[b * BS..(b + 1) * BS]).collect();
+        let changed: Vec<usize> = (0..self.bytes.len() / BS)
+            .filter(|&b| self.bytes[b * BS..(b + 1) * BS] != self.durable[b * BS..(b + 1) * BS])
+            .collect();
         if !changed.is_empty() {
             let after = Arc::new(self.bytes.clone());
             let synced_ops = self.shared.synced_ops.load(Ordering::SeqCst);
-            self.shared.epochs.lock().unwrap().push(Epoch { before: self.durable.clone(), after: after.clone(), changed, synced_ops });
+            self.shared.epochs.lock().unwrap().push(Epoch {
+                before: self.durable.clone(),
+                after: after.clone(),
+                changed,
+                synced_ops,
+            });
             self.durable = after;
         }
         Ok(())
@@ -120,10 +126,24 @@ fn apply(fs: &Fs, op: Op, value: u8, writes: &mut Vec<(u32, u64, usize, u8)>) {
             writes.push((i as u32, off, len, value));
             fs.write_data(i, off, &vec![value; len]).map(|_| ())
         }),
-        Op::Truncate(p, size) => lookup(fs, p).map(|i| fs.setattr(&c, i, &SetAttr { size: Some(size), ..Default::default() }).map(|_| ())),
+        Op::Truncate(p, size) => lookup(fs, p).map(|i| {
+            fs.setattr(
+                &c,
+                i,
+                &SetAttr {
+                    size: Some(size),
+                    ..Default::default()
+                },
+            )
+            .map(|_| ())
+        }),
         Op::Unlink(p) => parent(p).map(|d| fs.unlink(&c, d, name(p))),
-        Op::Rename(a, b) => parent(a).zip(parent(b)).map(|(x, y)| fs.rename(&c, x, name(a), y, name(b), 0)),
-        Op::Link(a, b) => lookup(fs, a).zip(parent(b)).map(|(i, d)| fs.link(&c, i, d, name(b)).map(|_| ())),
+        Op::Rename(a, b) => parent(a)
+            .zip(parent(b))
+            .map(|(x, y)| fs.rename(&c, x, name(a), y, name(b), 0)),
+        Op::Link(a, b) => lookup(fs, a)
+            .zip(parent(b))
+            .map(|(i, d)| fs.link(&c, i, d, name(b)).map(|_| ())),
         Op::SetXattr(p) => lookup(fs, p).map(|i| fs.setxattr(&c, i, b"user.k", &[value], 0)),
         Op::Fsync => Some(fs.sync()),
     };
@@ -143,7 +163,10 @@ fn snapshot(fs: &Fs) -> (Tree, BTreeMap<String, u32>) {
             let p = format!("{path}/{}", String::from_utf8_lossy(&e.name));
             let a = fs.getattr(e.inode.into()).unwrap();
             let x = fs.getxattr(&Ctx::root(), e.inode.into(), b"user.k").ok();
-            tree.insert(p.clone(), (e.file_type, if e.file_type == 2 { 0 } else { a.size }, a.nlink, x));
+            tree.insert(
+                p.clone(),
+                (e.file_type, if e.file_type == 2 { 0 } else { a.size }, a.nlink, x),
+            );
             inos.insert(p.clone(), e.inode);
             if e.file_type == 2 {
                 stack.push((e.inode.into(), p));
@@ -210,9 +233,19 @@ fn crash_images(e: &Epoch, max: usize, seed: u64) -> Vec<Vec<u8>> {
 }
 
 /// Recover one crash image and check every property; Err says which failed.
-fn check_state(img: Vec<u8>, dir: &std::path::Path, states: &[Tree], synced: usize, writes: &[(u32, u64, usize, u8)]) -> Result<(), String> {
+fn check_state(
+    img: Vec<u8>,
+    dir: &std::path::Path,
+    states: &[Tree],
+    synced: usize,
+    writes: &[(u32, u64, usize, u8)],
+) -> Result<(), String> {
     let shared = Arc::new(Shared::default());
-    let media = RecMedia { durable: Arc::new(img.clone()), bytes: img.clone(), shared: shared.clone() };
+    let media = RecMedia {
+        durable: Arc::new(img.clone()),
+        bytes: img.clone(),
+        shared: shared.clone(),
+    };
     let fs = Fs::from_media(Box::new(media), false).map_err(|e| {
         if let Some(p) = std::env::var_os("CRASH_DUMP") {
             std::fs::write(p, &img).ok();
@@ -231,9 +264,13 @@ fn check_state(img: Vec<u8>, dir: &std::path::Path, states: &[Tree], synced: usi
         if tree[path].0 != 1 {
             continue;
         }
-        let data = fs.read_data(ino.into(), 0, 1 << 20).map_err(|e| format!("{path}: {e}"))?;
+        let data = fs
+            .read_data(ino.into(), 0, 1 << 20)
+            .map_err(|e| format!("{path}: {e}"))?;
         for (off, &v) in data.iter().enumerate() {
-            let written = writes.iter().any(|&(i, o, l, w)| i == ino && w == v && (o as usize..o as usize + l).contains(&off));
+            let written = writes
+                .iter()
+                .any(|&(i, o, l, w)| i == ino && w == v && (o as usize..o as usize + l).contains(&off));
             // A garbage sector in a data block being written at the crash
             // (the media's fault, not the filesystem's): its pattern is
             // known, see crash_images.
@@ -246,7 +283,13 @@ fn check_state(img: Vec<u8>, dir: &std::path::Path, states: &[Tree], synced: usi
     }
     fs.close().map_err(|e| format!("close after recovery: {e}"))?;
     drop(fs);
-    let last = shared.epochs.lock().unwrap().last().map(|e| (*e.after).clone()).unwrap_or(img);
+    let last = shared
+        .epochs
+        .lock()
+        .unwrap()
+        .last()
+        .map(|e| (*e.after).clone())
+        .unwrap_or(img);
     let p = dir.join("recovered.img");
     std::fs::write(&p, last).map_err(|e| e.to_string())?;
     let report = fsck(&p)?;
@@ -259,7 +302,11 @@ fn check_state(img: Vec<u8>, dir: &std::path::Path, states: &[Tree], synced: usi
 /// Run a workload with the recorder attached; check every crash state.
 fn run_workload(ops: &[Op], base: &[u8], dir: &std::path::Path, max_per_epoch: usize) -> Outcome {
     let shared = Arc::new(Shared::default());
-    let media = RecMedia { durable: Arc::new(base.to_vec()), bytes: base.to_vec(), shared: shared.clone() };
+    let media = RecMedia {
+        durable: Arc::new(base.to_vec()),
+        bytes: base.to_vec(),
+        shared: shared.clone(),
+    };
     let fs = Fs::from_media(Box::new(media), false).expect("open");
     // The base image's /A holds 8 KiB of 0x11 (see base_image).
     let a_ino = lookup(&fs, "A").expect("/A") as u32;
@@ -274,7 +321,10 @@ fn run_workload(ops: &[Op], base: &[u8], dir: &std::path::Path, max_per_epoch: u
     }
     drop(fs);
     let epochs = std::mem::take(&mut *shared.epochs.lock().unwrap());
-    let mut out = Outcome { states: 0, violations: Vec::new() };
+    let mut out = Outcome {
+        states: 0,
+        violations: Vec::new(),
+    };
     for (k, e) in epochs.iter().enumerate() {
         for img in crash_images(e, max_per_epoch, k as u64 * 7919 + ops.len() as u64) {
             out.states += 1;
@@ -323,10 +373,27 @@ fn every_crash_state_recovers_to_a_consistent_image() {
         states += o.states;
         violations.extend(o.violations);
     }
-    println!("crash harness: {} workloads, {states} crash states checked, {} violations", workloads.len(), violations.len());
-    for v in violations.iter().filter(|v| std::env::var_os("CRASH_ALL").is_some() || !v.contains("superblock")).take(if std::env::var_os("CRASH_ALL").is_some() { usize::MAX } else { 20 }) {
+    println!(
+        "crash harness: {} workloads, {states} crash states checked, {} violations",
+        workloads.len(),
+        violations.len()
+    );
+    for v in violations
+        .iter()
+        .filter(|v| std::env::var_os("CRASH_ALL").is_some() || !v.contains("superblock"))
+        .take(if std::env::var_os("CRASH_ALL").is_some() {
+            usize::MAX
+        } else {
+            20
+        })
+    {
         println!("  {v}");
     }
     assert!(states > 0, "no crash state was generated");
-    assert!(violations.is_empty(), "{} violations, first: {}", violations.len(), violations[0]);
+    assert!(
+        violations.is_empty(),
+        "{} violations, first: {}",
+        violations.len(),
+        violations[0]
+    );
 }

@@ -181,6 +181,12 @@ fn a_garbage_journal_superblock_sector_falls_back_to_the_backup_copy() {
         *b = (j as u8).wrapping_mul(31);
     }
     assert!(journal::superblock(&bytes, &g, seed).is_ok());
-    let fs = vexfs::fs::core::Fs::from_media(Box::new(MemMedia { bytes, flushes: Vec::new() }), false);
+    let fs = vexfs::fs::core::Fs::from_media(
+        Box::new(MemMedia {
+            bytes,
+            flushes: Vec::new(),
+        }),
+        false,
+    );
     assert!(fs.is_ok(), "{:?}", fs.err());
 }

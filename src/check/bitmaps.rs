@@ -207,7 +207,10 @@ pub fn check_superblock_fields(img: &Image, report: &mut Report) {
         match img.block(b).map(crate::format::superblock::Superblock::parse) {
             Ok(Ok(backup)) if backup.s_uuid == sb.s_uuid && backup.blocks_count() == sb.blocks_count() => {}
             Ok(Err(e)) => report.add(format!("backup superblock (block {b})"), e.to_string()),
-            _ => report.add(format!("backup superblock (block {b})"), "missing or describes another image"),
+            _ => report.add(
+                format!("backup superblock (block {b})"),
+                "missing or describes another image",
+            ),
         }
     }
     if !g.is_kernel_layout() && (sb.s_vx_flags.get() != 0 || sb.s_vx_reserved.iter().any(|&b| b != 0)) {

@@ -210,7 +210,7 @@ impl Superblock {
     /// backup, what was wrong with the primary.
     pub fn find(len: u64, read: &dyn Fn(u64, usize) -> Option<Vec<u8>>) -> Result<(Superblock, Option<FsError>)> {
         let head = read(0, SUPERBLOCK_SIZE).unwrap_or_default();
-        let primary = Superblock::parse(&head).map(Clone::clone);
+        let primary = Superblock::parse(&head).cloned();
         let err = match primary {
             Ok(sb) => return Ok((sb, None)),
             Err(e @ FsError::Truncated { .. }) => return Err(e),

@@ -107,18 +107,30 @@ impl Fs {
     pub fn open(path: &Path, read_only: bool) -> Result<Fs> {
         let image = Image::open(path, if read_only { Mode::ReadOnly } else { Mode::ReadWrite })?;
         let (file, geometry, sb) = image.into_parts();
-        Self::from_parts(Box::new(file), geometry, sb.s_checksum_seed.get(), read_only, &path.display().to_string())
+        Self::from_parts(
+            Box::new(file),
+            geometry,
+            sb.s_checksum_seed.get(),
+            read_only,
+            &path.display().to_string(),
+        )
     }
 
     /// Open an image held by any [`Media`] (the crash harness uses an
     /// in-memory one); the superblock and geometry are validated first.
     pub fn from_media(media: Box<dyn Media + Send + Sync>, read_only: bool) -> Result<Fs> {
         let bytes = media.bytes();
-        let read = |off: u64, n: usize| bytes.get(off as usize..(off as usize).checked_add(n)?).map(<[u8]>::to_vec);
+        let read = |off: u64, n: usize| {
+            bytes
+                .get(off as usize..(off as usize).checked_add(n)?)
+                .map(<[u8]>::to_vec)
+        };
         let (sb, _) = crate::format::superblock::Superblock::find(bytes.len() as u64, &read)?;
         let geometry = Geometry::new(&sb, bytes.len() as u64)?;
         if !read_only && geometry.access == crate::format::features::Access::ReadOnlyOnly {
-            return Err(FsError::Unsupported("unknown ro_compat features: read-only only".into()));
+            return Err(FsError::Unsupported(
+                "unknown ro_compat features: read-only only".into(),
+            ));
         }
         Self::from_parts(media, geometry, sb.s_checksum_seed.get(), read_only, "image")
     }
@@ -128,7 +140,8 @@ impl Fs {
         geometry: Geometry,
         seed: u32,
         read_only: bool,
-        name: &str) -> Result<Fs> {
+        name: &str,
+    ) -> Result<Fs> {
         // seed: s_checksum_seed of the validated superblock (primary or backup).
         let journal = if !journal::enabled(&geometry) {
             None
@@ -326,7 +339,12 @@ impl Fs {
         }
         self.sync()?;
         let mut guard = self.state.write();
-        let State { media, journal, staged, freed } = &mut *guard;
+        let State {
+            media,
+            journal,
+            staged,
+            freed,
+        } = &mut *guard;
         match journal.as_mut() {
             Some(js) => {
                 // A last logged transaction clears needs_recovery.

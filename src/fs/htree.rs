@@ -248,13 +248,7 @@ pub fn find(txn: &Txn<'_>, g: &Geometry, dir: &InodeBuf, name: &[u8]) -> Result<
 }
 
 /// Pack entries into a leaf block (the last record spans to the limit).
-fn write_leaf(
-    txn: &mut Txn<'_>,
-    g: &Geometry,
-    p: u64,
-    dir_ino: u32,
-    entries: &[LeafEntry],
-) -> Result<()> {
+fn write_leaf(txn: &mut Txn<'_>, g: &Geometry, p: u64, dir_ino: u32, entries: &[LeafEntry]) -> Result<()> {
     let lim = d::limit(g);
     let b = txn.block_new(p)?;
     let mut off = 0;

@@ -228,7 +228,12 @@ impl Image {
             .map(|m| m.file_type().is_block_device())
             .unwrap_or(false);
         let file = MappedFile::map(file, path, mode, len, is_device)?;
-        Ok(Image { file, geometry, sb, primary_error })
+        Ok(Image {
+            file,
+            geometry,
+            sb,
+            primary_error,
+        })
     }
 
     pub fn geometry(&self) -> &Geometry {
@@ -244,7 +249,6 @@ impl Image {
     pub fn primary_superblock_error(&self) -> Option<&FsError> {
         self.primary_error.as_ref()
     }
-
 
     /// Block `n` (checked against s_blocks_count).
     pub fn block(&self, n: u64) -> Result<&[u8]> {

@@ -109,7 +109,11 @@ pub fn stage_recover_flag(media: &dyn Media, staged: &mut Staged, on: bool) -> R
     });
     let (sb, _) = Superblock::mut_from_prefix(&mut b0[..]).map_err(|_| FsError::Invalid("superblock view".into()))?;
     let f = sb.s_feature_incompat.get();
-    sb.s_feature_incompat.set(if on { f | INCOMPAT_RECOVER } else { f & !INCOMPAT_RECOVER });
+    sb.s_feature_incompat.set(if on {
+        f | INCOMPAT_RECOVER
+    } else {
+        f & !INCOMPAT_RECOVER
+    });
     sb.update_checksum();
     Ok(())
 }
