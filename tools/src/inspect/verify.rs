@@ -293,6 +293,14 @@ pub fn verify(img: &Image) -> VerifyReport {
     };
     report.checksums = true;
     report.checked = 1; // the superblock, verified at open
+    if let Some(e) = img.primary_superblock_error() {
+        // The image opened from the backup superblock in its last block.
+        report.bad += 1;
+        report.problems.push(Problem {
+            structure: "superblock (primary; the backup was used)".into(),
+            error: e.to_string(),
+        });
+    }
     let mut v = Verifier { img, seed, report };
     let g = img.geometry().clone();
     v.bitmap("block", g.block_bitmap, g.block_summary, g.blocks_count);
