@@ -102,16 +102,18 @@ fn walk_extents(
     let root = extent::parse_node(view.base.i_block_bytes(), root_off, ROOT_MAX_ENTRIES)?;
     let mut stack: Vec<(u64, u16)> = Vec::new();
     visit_node(g, &root, root_off, u16::MAX, out, &mut stack)?;
-    let mut steps = 0u64;
+    // Every tree block may appear once: a block named twice (shared
+    // subtrees, cycles) is corruption, and the walk's work stays bounded by
+    // the tree's size.
+    let mut seen = std::collections::HashSet::new();
     while let Some((block, want_depth)) = stack.pop() {
-        steps += 1;
-        if steps > g.blocks_count {
+        if !seen.insert(block) {
             return Err(FsError::corrupt(
                 "extent tree",
                 root_off,
-                "nodes",
-                Expected::AtMost(g.blocks_count),
-                steps,
+                "ei_leaf_lo",
+                Expected::Known,
+                block,
             ));
         }
         let bytes = src.meta_block(block)?;
@@ -197,20 +199,38 @@ pub fn collect_tree_blocks(
     if view.base.flags() & EXTENTS_FL == 0 {
         return Ok(blocks);
     }
-    let root = extent::parse_node(view.base.i_block_bytes(), 0, ROOT_MAX_ENTRIES)?;
-    let mut stack: Vec<u64> = if root.depth() > 0 {
-        root.indexes().map(|i| i.leaf()).collect()
+    let root_off = g.inode_offset(ino) + 40;
+    let root = extent::parse_node(view.base.i_block_bytes(), root_off, ROOT_MAX_ENTRIES)?;
+    let mut stack: Vec<(u64, u16)> = if root.depth() > 0 {
+        root.indexes().map(|i| (i.leaf(), root.depth() - 1)).collect()
     } else {
         Vec::new()
     };
-    while let Some(b) = stack.pop() {
-        if blocks.len() as u64 > g.blocks_count {
-            break;
+    let mut seen = std::collections::HashSet::new();
+    while let Some((b, want_depth)) = stack.pop() {
+        if !seen.insert(b) {
+            return Err(FsError::corrupt(
+                "extent tree",
+                root_off,
+                "ei_leaf_lo",
+                Expected::Known,
+                b,
+            ));
         }
         blocks.push(b);
         let node = extent::parse_tree_block(src.meta_block(b)?, b, ino.get(), g.csum_seed)?;
+        if node.depth() != want_depth {
+            let at = b.saturating_mul(BLOCK_SIZE_U64) + 6;
+            return Err(FsError::corrupt(
+                "extent node",
+                at,
+                "eh_depth",
+                Expected::Eq(want_depth.into()),
+                node.depth().into(),
+            ));
+        }
         if node.depth() > 0 {
-            stack.extend(node.indexes().map(|i| i.leaf()));
+            stack.extend(node.indexes().map(|i| (i.leaf(), node.depth() - 1)));
         }
     }
     Ok(blocks)

@@ -90,7 +90,7 @@ pub struct TailedBitmap<'a> {
 /// Parse a tailed bitmap block at `block_no`, checking the checksum when
 /// `seed` is given and that `bt_free` matches the bits.
 pub fn parse_tailed(block: &[u8], block_no: u64, seed: Option<u32>, valid: u64) -> Result<TailedBitmap<'_>> {
-    let base = block_no * BLOCK_SIZE as u64;
+    let base = block_no.saturating_mul(BLOCK_SIZE as u64);
     let (bits, tail_bytes) = block.split_at_checked(TAILED_BITS_BYTES).ok_or_else(|| {
         FsError::corrupt(
             "bitmap block",

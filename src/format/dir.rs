@@ -231,7 +231,7 @@ pub fn leaf_checksum(block: &[u8], block_no: u64, dir_ino: u32, seed: u32) -> u3
 
 /// Verify the tail of a leaf block at `block_no`.
 pub fn verify_leaf_tail(block: &[u8], block_no: u64, dir_ino: u32, seed: u32) -> Result<()> {
-    let base = block_no * BLOCK_SIZE as u64;
+    let base = block_no.saturating_mul(BLOCK_SIZE as u64);
     let tail_at = block.len().saturating_sub(DIR_TAIL_SIZE);
     let tail = block
         .get(tail_at..)

@@ -95,7 +95,7 @@ const _: () = assert!(MAX_EVENT_LEN <= BLOCK_SIZE);
 
 /// Checksum of the ring header (seed, block number, all but er_checksum).
 pub fn header_checksum(bytes: &[u8], block_no: u64, seed: u32) -> u32 {
-    checksum::csum_skipping(seed, block_no, &bytes[..72], 68)
+    checksum::csum_skipping(seed, block_no, bytes.get(..72).unwrap_or(bytes), 68)
 }
 
 /// Checksum of a record: seed, its sequence number, then its `ev_len` bytes
@@ -106,7 +106,7 @@ pub fn record_checksum(record: &[u8], seq: u64, seed: u32) -> u32 {
 
 /// Parse and verify the ring header at `block_no`.
 pub fn parse_header(block: &[u8], block_no: u64, seed: u32, region_blocks: u64) -> Result<&EventRingHeader> {
-    let base = block_no * BLOCK_SIZE as u64;
+    let base = block_no.saturating_mul(BLOCK_SIZE as u64);
     let (h, _) = EventRingHeader::ref_from_prefix(block).map_err(|_| {
         FsError::corrupt(
             "event ring header",

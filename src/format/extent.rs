@@ -173,7 +173,7 @@ pub fn parse_node(bytes: &[u8], offset: u64, max: u16) -> Result<ExtentNode<'_>>
 /// Parse a tree block at `block_no`, verifying its tail checksum when
 /// `seed` is given (seeded by the owning inode number, then the block).
 pub fn parse_tree_block(block: &[u8], block_no: u64, ino: u32, seed: Option<u32>) -> Result<ExtentNode<'_>> {
-    let offset = block_no * BLOCK_SIZE as u64;
+    let offset = block_no.saturating_mul(BLOCK_SIZE as u64);
     if let Some(seed) = seed {
         let want = tree_block_checksum(block, block_no, ino, seed);
         let got = block

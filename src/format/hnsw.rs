@@ -120,8 +120,11 @@ impl Iterator for NeighbourIter<'_> {
             None => v,
             Some(p) => u64::from(p) + 1 + v,
         };
-        if id >= self.slots {
-            return self.bad("neighbour id", Expected::Below(self.slots), id);
+        // Slot ids are u32 on disk: nothing at or past 2^32 is valid, even
+        // when a (corrupt) ch_slots says there are more slots.
+        let limit = self.slots.min(1 << 32);
+        if id >= limit {
+            return self.bad("neighbour id", Expected::Below(limit), id);
         }
         self.prev = Some(id as u32);
         self.count += 1;

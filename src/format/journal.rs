@@ -95,7 +95,7 @@ const _: () = assert!(core::mem::size_of::<JournalTag>() == 16);
 /// Checksum of the journal superblock (seed, its block number, all but
 /// `js_checksum`).
 pub fn superblock_checksum(bytes: &[u8], block_no: u64, seed: u32) -> u32 {
-    checksum::csum_skipping(seed, block_no, &bytes[..72], 68)
+    checksum::csum_skipping(seed, block_no, bytes.get(..72).unwrap_or(bytes), 68)
 }
 
 /// Checksum of a record block: seed, then the ring position (block index
@@ -108,7 +108,7 @@ pub fn record_checksum(block: &[u8], ring_index: u64, seed: u32) -> u32 {
 
 /// Parse and verify the journal superblock at `block_no`.
 pub fn parse_superblock(block: &[u8], block_no: u64, seed: u32, region_blocks: u64) -> Result<&JournalSuperblock> {
-    let base = block_no * BLOCK_SIZE as u64;
+    let base = block_no.saturating_mul(BLOCK_SIZE as u64);
     let (js, _) = JournalSuperblock::ref_from_prefix(block).map_err(|_| {
         FsError::corrupt(
             "journal superblock",

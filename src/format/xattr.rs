@@ -79,7 +79,7 @@ pub fn block_checksum(block: &[u8], block_no: u64, seed: u32) -> u32 {
 
 /// Parse every entry of the xattr block at `block_no`.
 pub fn parse_block(block: &[u8], block_no: u64, seed: Option<u32>) -> Result<Vec<Xattr<'_>>> {
-    let base = block_no * BLOCK_SIZE as u64;
+    let base = block_no.saturating_mul(BLOCK_SIZE as u64);
     let bad = |off: usize, field, exp, act: u64| FsError::corrupt("xattr block", base + off as u64, field, exp, act);
     let (h, _) = XattrHeader::ref_from_prefix(block)
         .map_err(|_| bad(0, "size", Expected::Eq(BLOCK_SIZE as u64), block.len() as u64))?;

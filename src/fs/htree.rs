@@ -37,6 +37,9 @@ pub fn can_index(g: &Geometry) -> bool {
 /// A DxRoot (".." spans the rest of the block) or a DxNode (one empty
 /// record spanning the block).
 pub fn is_index_block(b: &[u8]) -> bool {
+    if b.len() < BLOCK_SIZE {
+        return false;
+    }
     let le16 = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
     let root = le16(4) == 12 && b[8] == b'.' && le16(16) == ROOT_DOTDOT_LEN && b[20] == b'.' && b[21] == b'.';
     let node = b[..4] == [0; 4] && le16(4) as usize == BLOCK_SIZE && b[6] == 0;
@@ -57,12 +60,21 @@ pub fn seal_index(b: &mut [u8], block: u64, dir_ino: u32, seed: u32) {
 
 /// Verify the `DxTail` of an index block.
 pub fn verify_index(b: &[u8], block: u64, dir_ino: u32, seed: u32) -> Result<()> {
+    if b.len() < BLOCK_SIZE {
+        return Err(FsError::corrupt(
+            "directory index block",
+            block.saturating_mul(BLOCK_SIZE_U64),
+            "size",
+            Expected::Eq(BLOCK_SIZE_U64),
+            b.len() as u64,
+        ));
+    }
     let want = fd::leaf_checksum(b, block, dir_ino, seed);
     let got = u32::from_le_bytes([b[4092], b[4093], b[4094], b[4095]]);
     if got != want {
         return Err(FsError::corrupt(
             "directory index block",
-            block * BLOCK_SIZE_U64 + 4092,
+            block.saturating_mul(BLOCK_SIZE_U64) + 4092,
             "dt_checksum",
             Expected::Eq(want.into()),
             got.into(),
@@ -168,7 +180,10 @@ impl Ctx<'_, '_> {
         Err(FsError::NotFound)
     }
 
-    /// Every leaf in index order with the lowest hash it holds.
+    /// Every leaf in index order with the lowest hash it holds. Each index
+    /// node may be named once: a node reached twice (a cycle, or slots
+    /// sharing a child) is corruption, which also bounds the work by the
+    /// directory's size rather than by slots^levels.
     fn leaves(&self) -> Result<Vec<(u32, u64)>> {
         let (root, p) = self.index(0)?;
         let levels = root[30].min(2);
@@ -176,9 +191,19 @@ impl Ctx<'_, '_> {
             .into_iter()
             .map(|(h, c)| (h, c.into()))
             .collect();
+        let mut seen = std::collections::HashSet::from([0u64]);
         for _ in 0..levels {
             let mut next = Vec::new();
             for (h, child) in frontier {
+                if !seen.insert(child) {
+                    return Err(FsError::corrupt(
+                        "directory index",
+                        p * BLOCK_SIZE_U64,
+                        "block",
+                        Expected::Known,
+                        child,
+                    ));
+                }
                 let (node, np) = self.index(child)?;
                 let slots = read_slots(node, NODE_AT, self.g, np * BLOCK_SIZE_U64)?;
                 next.extend(
