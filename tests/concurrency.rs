@@ -24,7 +24,7 @@ fn worker(fs: &Fs, t: u32, shared: [u64; 2]) -> Vec<(String, u64, Vec<u8>)> {
         let f = fs
             .create(&c, dir, name.as_bytes(), 0o644, NewNode::File)
             .expect("create");
-        let data: Vec<u8> = (0..(r % 7 + 1) * 1500).map(|i| (i as u32 ^ t ^ r) as u8).collect();
+        let data: Vec<u8> = (0..(r % 7 + 1) * 1500).map(|i| (i ^ t ^ r) as u8).collect();
         fs.write_data(f.ino.into(), 0, &data).expect("write");
         let other = shared[((r + 1) % 2) as usize];
         let renamed = format!("m-{name}");
