@@ -398,3 +398,25 @@ fn orphans_survive_a_crash_and_are_freed_at_the_next_open() {
     assert_clean(&p, fs);
     assert!(before.free_files > 0);
 }
+
+#[test]
+fn a_damaged_inode_gives_eio_and_the_rest_stays_usable() {
+    let (_d, p, fs) = open(false, 16 << 20);
+    let c = Ctx::root();
+    let good = fs.create(&c, ROOT, b"good", 0o644, NewNode::File).unwrap();
+    fs.write_data(good.ino.into(), 0, b"fine").unwrap();
+    let bad = fs.create(&c, ROOT, b"bad", 0o644, NewNode::File).unwrap();
+    let g = fs.geometry().clone();
+    fs.close().unwrap();
+    drop(fs);
+    let off = g.inode_offset(vexfs::format::inode::InodeNo::new(bad.ino, g.inodes_count).unwrap());
+    flip(&p, off + 20, 0x40);
+    let fs = Fs::open(&p, false).unwrap();
+    let e = fs.getattr(bad.ino.into()).unwrap_err();
+    assert_eq!(e.errno(), 5, "EIO for the damaged inode: {e}");
+    assert!(e.to_string().contains("i_checksum"), "{e}");
+    assert_eq!(fs.read_data(good.ino.into(), 0, 10).unwrap(), b"fine");
+    let n = fs.create(&c, ROOT, b"new", 0o644, NewNode::File).unwrap();
+    assert_ne!(n.ino, bad.ino);
+    assert!(fs.readdir(ROOT, 0, 100).unwrap().iter().any(|e| e.name == b"bad"));
+}
