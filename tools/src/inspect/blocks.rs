@@ -2,7 +2,7 @@
 //! superblock's free counts.
 
 use super::superblock::{region_rows, RegionRow};
-use super::{kv, warn, write_json, CmdResult, Status};
+use super::{kv, write_json, CmdResult};
 use serde::Serialize;
 use std::io::Write;
 use vexfs::format::bitmap::{self, count_zeros, BITS_PER_KERNEL_BLOCK, BITS_PER_TAILED_BLOCK, TAILED_BITS_BYTES};
@@ -159,14 +159,7 @@ pub fn run(img: &Image, json: bool, out: &mut dyn Write) -> CmdResult {
     } else {
         write_text(&r, out)?;
     }
-    for p in &problems {
-        warn(p);
-    }
-    Ok(if problems.is_empty() {
-        Status::Clean
-    } else {
-        Status::Problems
-    })
+    Ok(super::finish(&problems))
 }
 
 fn write_text(r: &BlocksReport, out: &mut dyn Write) -> std::io::Result<()> {

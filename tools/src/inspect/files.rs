@@ -1,7 +1,7 @@
 //! `tree` (a recursive listing) and `cat` (a file's bytes).
 
 use super::{
-    display_name, hex, mode_octal, resolve_path, type_letter, type_name, warn, write_json, CmdResult, Failure, Status,
+    display_name, hex, mode_octal, resolve_path, type_letter, type_name, write_json, CmdResult, Failure, Status,
 };
 use serde::Serialize;
 use std::collections::HashSet;
@@ -162,14 +162,7 @@ pub fn tree(img: &Image, path: &str, max_depth: usize, json: bool, out: &mut dyn
             )?;
         }
     }
-    for p in &problems {
-        warn(p);
-    }
-    Ok(if problems.is_empty() {
-        Status::Clean
-    } else {
-        Status::Problems
-    })
+    Ok(super::finish(&problems))
 }
 
 #[derive(Serialize)]

@@ -102,6 +102,18 @@ pub fn warn(msg: &str) {
     let _ = writeln!(io::stderr().lock(), "{PROG}: {msg}");
 }
 
+/// Print each problem on stderr; the command's status follows from them.
+pub fn finish(problems: &[String]) -> Status {
+    for p in problems {
+        warn(p);
+    }
+    if problems.is_empty() {
+        Status::Clean
+    } else {
+        Status::Problems
+    }
+}
+
 /// Open `path` read-only with a shared lock.
 pub fn open(path: &Path) -> Result<Image, Failure> {
     Image::open(path, Mode::ReadOnly).map_err(|e| Failure::Usage(e.to_string()))

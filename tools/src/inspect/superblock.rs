@@ -2,7 +2,7 @@
 //! superblock, the event ring header and the collection catalogue.
 
 use super::catalog::{self, Catalog};
-use super::{kv, utc, warn, write_json, CmdResult, Status};
+use super::{kv, utc, write_json, CmdResult};
 use serde::Serialize;
 use std::io::Write;
 use vexfs::format::cursor::view_at;
@@ -242,14 +242,7 @@ pub fn run(img: &Image, json: bool, out: &mut dyn Write) -> CmdResult {
     } else {
         write_text(&r, out)?;
     }
-    for p in &problems {
-        warn(p);
-    }
-    Ok(if problems.is_empty() {
-        Status::Clean
-    } else {
-        Status::Problems
-    })
+    Ok(super::finish(&problems))
 }
 
 fn write_text(r: &SuperReport, out: &mut dyn Write) -> std::io::Result<()> {
