@@ -184,24 +184,12 @@ fn ensure_written(
                 l += 1;
             }
             None => {
-                let gap_end = next_boundary(&fm.runs, l).min(to);
-                let goal = goal_for(&fm.runs, l, g);
-                let (phys, got) =
-                    alloc::alloc_blocks(txn, g, goal, (gap_end - l).min(u64::from(alloc::MAX_RUN)) as u32)?;
-                for i in 0..u64::from(got) {
+                let (phys, got) = map_gap(txn, g, fm, l, to, false)?;
+                for i in 0..got {
                     zero_outside(txn, phys + i, l + i, write)?;
                 }
-                map::insert(
-                    &mut fm.runs,
-                    Mapping {
-                        logical: l,
-                        physical: phys,
-                        len: got.into(),
-                        unwritten: false,
-                    },
-                );
                 changed = true;
-                l += u64::from(got);
+                l += got;
             }
         }
     }
@@ -250,27 +238,37 @@ fn preallocate(txn: &mut Txn<'_>, g: &Geometry, fm: &mut FileMap, from: u64, to:
             l += 1;
             continue;
         }
-        let gap_end = next_boundary(&fm.runs, l).min(to);
-        let want = (gap_end - l).min(u64::from(alloc::MAX_RUN) - 1) as u32;
-        let (phys, got) = alloc::alloc_blocks(txn, g, goal_for(&fm.runs, l, g), want)?;
         let unwritten = !g.is_kernel_layout();
+        let (phys, got) = map_gap(txn, g, fm, l, to, unwritten)?;
         if !unwritten {
-            for i in 0..u64::from(got) {
+            for i in 0..got {
                 txn.data_mut(phys + i)?.fill(0);
             }
         }
-        map::insert(
-            &mut fm.runs,
-            Mapping {
-                logical: l,
-                physical: phys,
-                len: got.into(),
-                unwritten,
-            },
-        );
-        l += u64::from(got);
+        l += got;
     }
     Ok(())
+}
+
+/// Allocate blocks for the unmapped logical blocks starting at `l` (up to
+/// the next mapped block or `to`, near the block mapped before `l`) and map
+/// them; returns (first physical block, count >= 1).
+fn map_gap(txn: &mut Txn<'_>, g: &Geometry, fm: &mut FileMap, l: u64, to: u64, unwritten: bool) -> Result<(u64, u64)> {
+    let gap_end = next_boundary(&fm.runs, l).min(to);
+    // Unwritten extents hold at most 32767 blocks.
+    let cap = u64::from(alloc::MAX_RUN) - u64::from(unwritten);
+    let (phys, got) = alloc::alloc_blocks(txn, g, goal_for(&fm.runs, l, g), (gap_end - l).min(cap) as u32)?;
+    let len = u64::from(got);
+    map::insert(
+        &mut fm.runs,
+        Mapping {
+            logical: l,
+            physical: phys,
+            len,
+            unwritten,
+        },
+    );
+    Ok((phys, len))
 }
 
 /// Zero `off..end`: whole blocks are unmapped and freed, partial ones zeroed.
