@@ -18,6 +18,7 @@
 pub mod convert;
 
 use crate::error::FsError;
+use crate::format::inode::FileType as VexfsFileType;
 use crate::fs::attrs::{SetAttr, TimeSet};
 use crate::fs::core::{Attr, Fs};
 use crate::fs::namespace::NewNode;
@@ -25,8 +26,9 @@ use crate::fs::perm::{Ctx, MAY_EXEC, MAY_READ, MAY_WRITE};
 use convert::{ctx, errno, file_attr};
 use fuser::{
     AccessFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
+    TimeOrNow, WriteFlags,
 };
 use log::debug;
 use std::ffi::OsStr;
@@ -78,6 +80,32 @@ impl VexFuse {
 
 fn req_ctx(req: &Request) -> Ctx {
     ctx(req.uid(), req.gid(), req.pid())
+}
+
+/// Attributes for an entry whose inode could not be read (see readdirplus).
+fn placeholder_attr(ino: u32, dirent_type: u8) -> Attr {
+    let kind = match dirent_type {
+        2 => VexfsFileType::Directory,
+        7 => VexfsFileType::Symlink,
+        _ => VexfsFileType::Regular,
+    };
+    let t = crate::format::inode::Timestamp::default();
+    Attr {
+        ino,
+        kind,
+        perm: 0,
+        nlink: 1,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        blocks: 0,
+        atime: t,
+        mtime: t,
+        ctime: t,
+        crtime: t,
+        rdev: 0,
+        generation: 0,
+    }
 }
 
 fn gen(a: &Attr) -> Generation {
@@ -179,6 +207,8 @@ impl Filesystem for VexFuse {
             InitFlags::FUSE_ATOMIC_O_TRUNC,
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_CACHE_SYMLINKS,
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
         ] {
             let _ = config.add_capabilities(cap);
         }
@@ -415,6 +445,38 @@ impl Filesystem for VexFuse {
             };
             // The offset of an entry is where the next readdir resumes.
             if reply.add(INodeNo(e.inode.into()), e.next, kind, OsStr::from_bytes(&e.name)) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    /// readdir with each entry's attributes (one request instead of a
+    /// lookup per name). An entry whose inode cannot be read (damaged) is
+    /// listed with placeholder attributes that expire at once, so the
+    /// listing works and a later stat of that name gets the error.
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let entries = match self.fs.readdir(ino.0, offset, READDIR_BATCH) {
+            Ok(v) => v,
+            Err(e) => return reply.error(log_err("readdirplus", &e)),
+        };
+        for e in entries {
+            let (attr, ttl) = match self.fs.getattr(e.inode.into()) {
+                Ok(a) => (a, TTL),
+                Err(err) => {
+                    log_err("readdirplus", &err);
+                    (placeholder_attr(e.inode, e.file_type), Duration::ZERO)
+                }
+            };
+            let name = OsStr::from_bytes(&e.name);
+            if reply.add(
+                INodeNo(e.inode.into()),
+                e.next,
+                name,
+                &ttl,
+                &file_attr(&attr),
+                gen(&attr),
+            ) {
                 break;
             }
         }
