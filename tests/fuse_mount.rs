@@ -1118,3 +1118,36 @@ fn killed_daemon_orphans_are_reclaimed_at_the_next_mount() {
     m.unmount();
     assert_fsck_clean(&s.image);
 }
+
+#[test]
+fn a_damaged_inode_gives_eio_and_the_rest_of_the_mount_works() {
+    if !fuse_usable() {
+        return;
+    }
+    let s = setup(16 * MIB, false);
+    let m = Mounted::foreground(&s.image, &s.mnt, "");
+    for name in ["a", "b", "c"] {
+        fs::write(s.mnt.join(name), name.as_bytes()).unwrap();
+    }
+    let bad_ino = fs::metadata(s.mnt.join("b")).unwrap().ino();
+    m.unmount();
+    // Damage inode "b" offline (its checksum no longer matches).
+    let g = {
+        let img = holding_images(|| vexfs::image::Image::open(&s.image, vexfs::image::Mode::ReadOnly)).unwrap();
+        img.geometry().clone()
+    };
+    let off = g.inode_offset(vexfs::format::inode::InodeNo::new(bad_ino as u32, g.inodes_count).unwrap());
+    common::flip(&s.image, off + 20, 0x40);
+    let m = Mounted::foreground(&s.image, &s.mnt, "");
+    let mut names: Vec<String> = fs::read_dir(&s.mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a", "b", "c"], "the listing still shows every name");
+    assert_eq!(errno(fs::metadata(s.mnt.join("b"))), libc::EIO);
+    assert_eq!(fs::read(s.mnt.join("a")).unwrap(), b"a");
+    assert_eq!(fs::read(s.mnt.join("c")).unwrap(), b"c");
+    fs::write(s.mnt.join("d"), b"d").unwrap();
+    m.unmount();
+}
