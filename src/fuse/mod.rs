@@ -132,8 +132,26 @@ fn masked(mode: u32, umask: u32) -> u16 {
 }
 
 fn log_err(op: &str, e: &FsError) -> Errno {
-    debug!("{op}: {e}");
+    match e {
+        // Damage and I/O failures are what an administrator must hear
+        // about: always logged, with the location the error carries.
+        FsError::Corrupt(_) | FsError::Io { .. } | FsError::Truncated { .. } => report(&format!("{op}: {e}")),
+        _ => debug!("{op}: {e}"),
+    }
     errno(e)
+}
+
+/// A problem line on stderr (foreground) and in the system log (the
+/// daemon's stderr is /dev/null): syslog's datagram socket, facility
+/// daemon, severity warning.
+fn report(msg: &str) {
+    eprintln!("vexfs: {msg}");
+    if let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() {
+        let _ = sock.send_to(
+            format!("<28>vexfs[{}]: {msg}", std::process::id()).as_bytes(),
+            "/dev/log",
+        );
+    }
 }
 
 impl VexFuse {
