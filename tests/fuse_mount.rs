@@ -1151,3 +1151,62 @@ fn a_damaged_inode_gives_eio_and_the_rest_of_the_mount_works() {
     fs::write(s.mnt.join("d"), b"d").unwrap();
     m.unmount();
 }
+
+#[test]
+fn kill_9_under_load_keeps_every_fsynced_change() {
+    if !fuse_usable() {
+        return;
+    }
+    let s = setup(64 * MIB, false);
+    let mut m = Mounted::foreground(&s.image, &s.mnt, "");
+    let acked: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>> = Default::default();
+    let writer = {
+        let (dir, acked) = (s.mnt.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let mut batch = Vec::new();
+            for i in 0u64.. {
+                let name = format!("f{i:05}");
+                let data = pattern(i, 3000 + (i as usize % 5) * 4096);
+                let ok = (|| -> io::Result<()> {
+                    fs::write(dir.join(&name), &data)?;
+                    if i % 3 == 0 {
+                        fs::rename(dir.join(&name), dir.join(format!("r{name}")))?;
+                        fs::remove_file(dir.join(format!("r{name}")))?;
+                    } else {
+                        batch.push((name.clone(), data.clone()));
+                    }
+                    if i % 10 == 9 {
+                        // Durability point for the names and their data.
+                        for (n, _) in &batch {
+                            File::open(dir.join(n))?.sync_all()?;
+                        }
+                        File::open(&dir)?.sync_all()?;
+                        acked.lock().unwrap().append(&mut batch);
+                    }
+                    Ok(())
+                })();
+                if ok.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    // Let the load run, then kill the daemon with SIGKILL mid-flight.
+    wait_until("some fsync'd files", || acked.lock().unwrap().len() >= 60);
+    m.child.as_mut().unwrap().kill().unwrap();
+    m.child.take().unwrap().wait().unwrap();
+    writer.join().unwrap();
+    umount(&s.mnt, true).unwrap();
+    drop(m);
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    let m = Mounted::foreground(&s.image, &s.mnt, "");
+    for (name, data) in &acked {
+        assert_eq!(
+            &fs::read(s.mnt.join(name)).unwrap_or_default(),
+            data,
+            "{name} was fsync'd"
+        );
+    }
+    m.unmount();
+    assert_fsck_clean(&s.image);
+}
