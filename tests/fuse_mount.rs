@@ -1152,6 +1152,9 @@ fn a_damaged_inode_gives_eio_and_the_rest_of_the_mount_works() {
     m.unmount();
 }
 
+/// Names and contents whose fsync has returned.
+type Acked = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
 #[test]
 fn kill_9_under_load_keeps_every_fsynced_change() {
     if !fuse_usable() {
@@ -1159,7 +1162,7 @@ fn kill_9_under_load_keeps_every_fsynced_change() {
     }
     let s = setup(64 * MIB, false);
     let mut m = Mounted::foreground(&s.image, &s.mnt, "");
-    let acked: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>> = Default::default();
+    let acked: Acked = Default::default();
     let writer = {
         let (dir, acked) = (s.mnt.clone(), acked.clone());
         std::thread::spawn(move || {
