@@ -18,7 +18,7 @@ use vexfs::format::extent::{self, Extent, ExtentHeader, ExtentIndex, BLOCK_MAX_E
 use vexfs::format::hnsw::{self, UpperRecord};
 use vexfs::format::inode::{InodeBase, INDEX_FL, S_IFDIR, S_IFLNK, S_IFREG};
 use vexfs::format::vector::{self, CollectionHeader, ElemType, NodeHeader, COLLECTION_MAGIC, NODE_LIVE};
-use vexfs::format::xattr::{self, XattrEntry, XattrHeader, XATTR_MAGIC};
+use vexfs::format::xattr;
 use vexfs::format::{BLOCK_SIZE, BLOCK_SIZE_U64, CATALOG_INO, ROOT_INO};
 use vexfs::fuzzing::{self, FUZZ_BLOCK, FUZZ_INO, FUZZ_SEED};
 use vexfs::image::{Image, Mode};
@@ -483,26 +483,7 @@ fn populate_v1(p: &Path) {
 }
 
 fn sealed_xattr_block(attrs: &[(u8, &[u8], &[u8])]) -> Vec<u8> {
-    let mut b = vec![0u8; BLOCK_SIZE];
-    let mut h = XattrHeader::new_zeroed();
-    h.h_magic.set(XATTR_MAGIC);
-    h.h_refcount.set(1);
-    h.h_blocks.set(1);
-    b[..32].copy_from_slice(h.as_bytes());
-    let (mut pos, mut value_end) = (xattr::FIRST_ENTRY, BLOCK_SIZE);
-    for (index, name, value) in attrs {
-        let value_at = (value_end - value.len()) & !3;
-        let mut e = XattrEntry::new_zeroed();
-        e.e_name_len = name.len() as u8;
-        e.e_name_index = *index;
-        e.e_value_offs.set(value_at as u16);
-        e.e_value_size.set(value.len() as u32);
-        b[pos..pos + 16].copy_from_slice(e.as_bytes());
-        b[pos + 16..pos + 16 + name.len()].copy_from_slice(name);
-        b[value_at..value_at + value.len()].copy_from_slice(value);
-        pos += (16 + name.len() + 3) & !3;
-        value_end = value_at;
-    }
+    let mut b = xattr::encode_block(attrs).expect("seed attributes fit one block");
     let sum = xattr::block_checksum(&b, FUZZ_BLOCK, FUZZ_SEED);
     b[16..20].copy_from_slice(&sum.to_le_bytes());
     b

@@ -6,7 +6,7 @@
 
 use super::{checksum, layout, Layout, Le16, Le32, BLOCK_SIZE};
 use crate::error::{Expected, FsError, Result};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// `h_magic`.
 pub const XATTR_MAGIC: u32 = 0xEA02_0000;
@@ -149,6 +149,38 @@ pub fn parse_block(block: &[u8], block_no: u64, seed: Option<u32>) -> Result<Vec
     ))
 }
 
+/// Build an (unsealed) xattr block holding `attrs` = (name index, name
+/// suffix, value): entries from byte 32 in the given order, values packed
+/// down from the end of the block, each padded to 4 bytes. `None` when
+/// they do not fit in one block. The caller sets `h_checksum`.
+pub fn encode_block(attrs: &[(u8, &[u8], &[u8])]) -> Option<Vec<u8>> {
+    let mut block = vec![0u8; BLOCK_SIZE];
+    let mut h = XattrHeader::new_zeroed();
+    h.h_magic.set(XATTR_MAGIC);
+    h.h_refcount.set(1);
+    h.h_blocks.set(1);
+    block[..32].copy_from_slice(h.as_bytes());
+    let (mut pos, mut value_end) = (FIRST_ENTRY, BLOCK_SIZE);
+    for (index, name, value) in attrs {
+        let entry_len = (16 + name.len() + 3) & !3;
+        let vstart = value_end.checked_sub((value.len() + 3) & !3)?;
+        if name.len() > 255 || pos + entry_len + 4 > vstart {
+            return None;
+        }
+        let mut e = XattrEntry::new_zeroed();
+        e.e_name_len = name.len() as u8;
+        e.e_name_index = *index;
+        e.e_value_offs.set(vstart as u16);
+        e.e_value_size.set(value.len() as u32);
+        block[pos..pos + 16].copy_from_slice(e.as_bytes());
+        block[pos + 16..pos + 16 + name.len()].copy_from_slice(name);
+        block[vstart..vstart + value.len()].copy_from_slice(value);
+        pos += entry_len;
+        value_end = vstart;
+    }
+    Some(block)
+}
+
 /// Field layouts for the spec-offset test.
 pub fn layouts() -> Vec<Layout> {
     vec![
@@ -182,7 +214,6 @@ pub fn layouts() -> Vec<Layout> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zerocopy::FromZeros;
 
     fn block_with_one(seed: u32) -> Vec<u8> {
         let mut b = vec![0u8; BLOCK_SIZE];
@@ -211,6 +242,15 @@ mod tests {
         assert_eq!(xs.len(), 1);
         assert_eq!(xs[0].full_name(), "user.comment");
         assert_eq!(xs[0].value, b"hello");
+    }
+
+    #[test]
+    fn encoded_blocks_parse_back() {
+        let block = encode_block(&[(1, b"a", b"1"), (4, b"bb", &[9; 100])]).unwrap();
+        let parsed = parse_block(&block, 0, None).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[1].value, &[9; 100][..]);
+        assert!(encode_block(&[(1, b"x", &[0; 4100])]).is_none());
     }
 
     #[test]

@@ -9,10 +9,8 @@ use super::perm::{self, Ctx, MAY_READ, MAY_WRITE};
 use super::txn::Txn;
 use crate::error::{FsError, Result};
 use crate::format::inode::FileType;
-use crate::format::xattr::{self as fx, XattrEntry, XattrHeader, FIRST_ENTRY, XATTR_MAGIC};
-use crate::format::BLOCK_SIZE;
+use crate::format::xattr as fx;
 use crate::layout::Geometry;
-use zerocopy::{FromZeros, IntoBytes};
 
 pub const XATTR_CREATE: i32 = 1;
 pub const XATTR_REPLACE: i32 = 2;
@@ -91,35 +89,6 @@ fn load_all(txn: &Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<Vec<Attr>> {
         .collect())
 }
 
-/// Serialise `attrs` into one block image, or None when they do not fit.
-fn encode(attrs: &[Attr]) -> Option<Vec<u8>> {
-    let mut block = vec![0u8; BLOCK_SIZE];
-    let mut h = XattrHeader::new_zeroed();
-    h.h_magic.set(XATTR_MAGIC);
-    h.h_refcount.set(1);
-    h.h_blocks.set(1);
-    block[..32].copy_from_slice(h.as_bytes());
-    let (mut pos, mut value_end) = (FIRST_ENTRY, BLOCK_SIZE);
-    for (index, name, value) in attrs {
-        let entry_len = (16 + name.len() + 3) & !3;
-        let vstart = value_end.checked_sub((value.len() + 3) & !3)?;
-        if pos + entry_len + 4 > vstart {
-            return None;
-        }
-        let mut e = XattrEntry::new_zeroed();
-        e.e_name_len = name.len() as u8;
-        e.e_name_index = *index;
-        e.e_value_offs.set(vstart as u16);
-        e.e_value_size.set(value.len() as u32);
-        block[pos..pos + 16].copy_from_slice(e.as_bytes());
-        block[pos + 16..pos + 16 + name.len()].copy_from_slice(name);
-        block[vstart..vstart + value.len()].copy_from_slice(value);
-        pos += entry_len;
-        value_end = vstart;
-    }
-    Some(block)
-}
-
 /// Write `attrs` back: a block when any remain, none otherwise.
 fn store_all(txn: &mut Txn<'_>, g: &Geometry, b: &mut InodeBuf, mut attrs: Vec<Attr>) -> Result<()> {
     attrs.sort();
@@ -138,7 +107,8 @@ fn store_all(txn: &mut Txn<'_>, g: &Geometry, b: &mut InodeBuf, mut attrs: Vec<A
         }
         return Ok(());
     }
-    let bytes = encode(&attrs).ok_or(FsError::NoSpace)?;
+    let refs: Vec<(u8, &[u8], &[u8])> = attrs.iter().map(|(i, n, v)| (*i, &n[..], &v[..])).collect();
+    let bytes = fx::encode_block(&refs).ok_or(FsError::NoSpace)?;
     let blk = if old != 0 {
         old
     } else {
@@ -246,15 +216,5 @@ mod tests {
         assert!(matches!(split(b"os2.x"), Err(FsError::NotSupported)));
         assert!(split(b"user.").is_err());
         assert_eq!(full_name(6, b"selinux"), b"security.selinux");
-    }
-
-    #[test]
-    fn encoded_blocks_parse_back() {
-        let attrs = vec![(1u8, b"a".to_vec(), b"1".to_vec()), (4, b"bb".to_vec(), vec![9; 100])];
-        let block = encode(&attrs).unwrap();
-        let parsed = fx::parse_block(&block, 0, None).unwrap();
-        assert_eq!(parsed.len(), 2);
-        assert_eq!(parsed[1].value, &[9; 100][..]);
-        assert!(encode(&[(1, b"x".to_vec(), vec![0; 4100])]).is_none());
     }
 }
