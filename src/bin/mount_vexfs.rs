@@ -400,8 +400,9 @@ fn serve(cli: &Cli, opts: &Opts, image: &Path, dir: &Path, mut status: Status) -
     }
     status.ready();
     let result = session.run();
-    // The session's destroy closed the image already; closing again is a
-    // no-op that reports an error here, where it can be seen.
+    // The session's destroy normally closed the image already (then this
+    // is a no-op); if that close failed, this retries and reports the
+    // error here, where it can be seen.
     let closed = fs.close();
     drop(fs);
     if let Err(e) = result {

@@ -96,6 +96,9 @@ pub struct Fs {
     read_only: bool,
     /// Set when a flush failed: the filesystem refuses further writes.
     failed: AtomicBool,
+    /// Set once `close` has completed, so later calls (the adapter's
+    /// destroy, the daemon, Drop) do not commit and checkpoint again.
+    closed: AtomicBool,
     last_commit: Mutex<Instant>,
     /// Open handles per inode, for open-unlinked files.
     pub(crate) open_counts: Mutex<HashMap<u32, u32>>,
@@ -170,6 +173,7 @@ impl Fs {
             geometry,
             read_only,
             failed: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             last_commit: Mutex::new(Instant::now()),
             open_counts: Mutex::new(HashMap::new()),
         };
@@ -331,7 +335,7 @@ impl Fs {
     /// Unmount: commit, checkpoint, and leave the journal empty and the
     /// image clean.
     pub fn close(&self) -> Result<()> {
-        if self.read_only {
+        if self.read_only || self.closed.load(Ordering::Acquire) {
             return Ok(());
         }
         if !self.is_read_only() {
@@ -345,15 +349,19 @@ impl Fs {
             staged,
             freed,
         } = &mut *guard;
-        match journal.as_mut() {
+        let r = match journal.as_mut() {
             Some(js) => {
                 // A last logged transaction clears needs_recovery.
-                journal::commit(&mut **media, &self.geometry, js, staged, freed, true)?;
-                freed.clear();
-                journal::checkpoint(&mut **media, &self.geometry, js)
+                journal::commit(&mut **media, &self.geometry, js, staged, freed, true)
+                    .and_then(|()| journal::checkpoint(&mut **media, &self.geometry, js))
             }
             None => media.flush(None),
+        };
+        freed.clear();
+        if r.is_ok() {
+            self.closed.store(true, Ordering::Release);
         }
+        r
     }
 
     /// Attributes of inode `n`.
