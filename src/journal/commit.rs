@@ -143,7 +143,8 @@ pub fn commit(
     media.flush(None)?;
     if js.start == 0 {
         write_js(media, g, js.seed, js.head, js.next_seq)?;
-        media.flush(None)?;
+        // Only the journal superblock changed since the full flush above.
+        media.flush(Some(region_range(g)))?;
         js.start = js.head;
     }
     let (seq, seed) = (js.next_seq, js.seed);
