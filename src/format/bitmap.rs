@@ -91,7 +91,7 @@ pub struct TailedBitmap<'a> {
 /// `seed` is given and that `bt_free` matches the bits.
 pub fn parse_tailed(block: &[u8], block_no: u64, seed: Option<u32>, valid: u64) -> Result<TailedBitmap<'_>> {
     let base = block_no.saturating_mul(BLOCK_SIZE as u64);
-    let (bits, tail_bytes) = block.split_at_checked(TAILED_BITS_BYTES).ok_or_else(|| {
+    let wrong_size = || {
         FsError::corrupt(
             "bitmap block",
             base,
@@ -99,16 +99,9 @@ pub fn parse_tailed(block: &[u8], block_no: u64, seed: Option<u32>, valid: u64) 
             Expected::Eq(BLOCK_SIZE as u64),
             block.len() as u64,
         )
-    })?;
-    let tail = BitmapTail::ref_from_bytes(tail_bytes).map_err(|_| {
-        FsError::corrupt(
-            "bitmap block",
-            base,
-            "size",
-            Expected::Eq(BLOCK_SIZE as u64),
-            block.len() as u64,
-        )
-    })?;
+    };
+    let (bits, tail_bytes) = block.split_at_checked(TAILED_BITS_BYTES).ok_or_else(wrong_size)?;
+    let tail = BitmapTail::ref_from_bytes(tail_bytes).map_err(|_| wrong_size())?;
     if let Some(seed) = seed {
         let want = tailed_checksum(block, block_no, seed);
         if tail.bt_checksum.get() != want {
