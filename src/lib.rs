@@ -21,5 +21,6 @@ pub mod journal;
 pub mod layout;
 pub mod mkfs;
 pub mod read;
+pub mod vector;
 
 pub use error::{FsError, Result};

@@ -90,7 +90,8 @@ pub struct InodeExt {
     pub i_next_orphan: Le32,
     pub i_projid: Le32,
     pub i_rdev: Le32,
-    pub i_reserved2: [u8; 64],
+    pub i_parent: Le32,
+    pub i_reserved2: [u8; 60],
 }
 
 /// A 256-byte inode: base then extension.
@@ -385,6 +386,7 @@ fn ext_fields() -> &'static [FieldLayout] {
         i_next_orphan,
         i_projid,
         i_rdev,
+        i_parent,
         i_reserved2
     })
 }

@@ -102,6 +102,11 @@ pub struct Fs {
     last_commit: Mutex<Instant>,
     /// Open handles per inode, for open-unlinked files.
     pub(crate) open_counts: Mutex<HashMap<u32, u32>>,
+    /// Collections opened by searches, reused while unchanged.
+    pub(crate) vectors: crate::vector::Cache,
+    /// Structures kept by VEXFS_IOC_SET_VECTOR_META, per inode, until
+    /// unmount (format-spec/12 §12.4; never written to the image).
+    pub(crate) ioctl_meta: Mutex<HashMap<u32, [u8; 40]>>,
 }
 
 impl Fs {
@@ -176,6 +181,8 @@ impl Fs {
             closed: AtomicBool::new(false),
             last_commit: Mutex::new(Instant::now()),
             open_counts: Mutex::new(HashMap::new()),
+            vectors: crate::vector::Cache::default(),
+            ioctl_meta: Mutex::new(HashMap::new()),
         };
         if !read_only {
             fs.reclaim_orphans()?;

@@ -101,6 +101,19 @@ impl InodeBuf {
         }
     }
 
+    /// Record the directory of the newest link (format-spec §5.3
+    /// `i_parent`, a hint; the kernel layout has no field for it).
+    pub fn set_parent(&mut self, dir: u32) {
+        if let Some(e) = self.ext_mut() {
+            e.i_parent.set(dir);
+        }
+    }
+
+    /// The `i_parent` hint, 0 when unknown.
+    pub fn parent_hint(&self) -> u32 {
+        self.ext().map_or(0, |e| e.i_parent.get())
+    }
+
     /// 512-byte sectors in use.
     pub fn set_blocks_512(&mut self, n: u64) {
         self.base_mut().i_blocks.set(n as u32);

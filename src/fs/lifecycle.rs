@@ -19,6 +19,7 @@ use zerocopy::FromBytes;
 
 /// Release everything an inode owns and the inode itself.
 pub fn destroy(txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<()> {
+    crate::vector::detach_all(txn, g, b)?;
     let fm = map::load(txn, g, b)?;
     for m in &fm.runs {
         alloc::free_blocks(txn, g, m.physical, m.len)?;

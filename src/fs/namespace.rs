@@ -110,6 +110,7 @@ impl Fs {
             dir::add(txn, g, &mut d, name, i.get(), kind)?;
             touch_dir(txn, g, &mut d)?;
             b.set_links(b.links() + 1);
+            b.set_parent(p.get());
             b.set_time(Time::Change, now());
             ino_io::store(txn, g, &b)?;
             attr_of(&b)
@@ -153,15 +154,26 @@ impl Fs {
                 d.set_links(d.links().saturating_sub(1));
             }
             touch_dir(txn, g, &mut d)?;
-            self.drop_link(txn, g, &mut b, is_dir)
+            self.drop_link(txn, g, &mut b, is_dir, p)
         })
     }
 
     /// One name of `b` is gone: free it when that was the last (and it is
     /// not open), or keep it as an orphan until the last close.
-    pub(crate) fn drop_link(&self, txn: &mut Txn<'_>, g: &Geometry, b: &mut InodeBuf, is_dir: bool) -> Result<()> {
+    pub(crate) fn drop_link(
+        &self,
+        txn: &mut Txn<'_>,
+        g: &Geometry,
+        b: &mut InodeBuf,
+        is_dir: bool,
+        dir: InodeNo,
+    ) -> Result<()> {
         let links = if is_dir { 0 } else { b.links().saturating_sub(1) };
         b.set_links(links);
+        if b.parent_hint() == dir.get() {
+            // The hint must name a directory that holds a link, or nothing.
+            b.set_parent(0);
+        }
         b.set_time(Time::Change, now());
         if links > 0 {
             return ino_io::store(txn, g, b);
@@ -209,6 +221,7 @@ fn new_inode(
     if parent_setgid && matches!(node, NewNode::Dir) {
         perm |= 0o2000;
     }
+    b.set_parent(parent.ino.get());
     let base = b.base_mut();
     base.i_mode.set(type_bits | perm);
     base.i_uid.set(ctx.uid);

@@ -140,6 +140,7 @@ impl Fs {
             touch(txn, g, np, if dir_moved { 1 } else { 0 })?;
         }
         let mut m = live(txn, g, moved)?;
+        m.set_parent(np.get());
         m.set_time(Time::Change, now());
         ino_io::store(txn, g, &m)
     }
@@ -169,7 +170,7 @@ impl Fs {
         if dst_was_dir {
             touch(txn, g, np, -1)?;
         }
-        self.drop_link(txn, g, &mut dst, dst_was_dir)?;
+        self.drop_link(txn, g, &mut dst, dst_was_dir, np)?;
         self.finish_move(txn, g, src.ino, p, np)
     }
 
@@ -199,8 +200,9 @@ impl Fs {
         } else {
             touch(txn, g, p, 0)?;
         }
-        for n in [src.ino, dst.ino] {
+        for (n, dir) in [(src.ino, np), (dst.ino, p)] {
             let mut b = live(txn, g, n)?;
+            b.set_parent(dir.get());
             b.set_time(Time::Change, now());
             ino_io::store(txn, g, &b)?;
         }

@@ -11,6 +11,7 @@ use crate::error::{FsError, Result};
 use crate::format::inode::FileType;
 use crate::format::xattr as fx;
 use crate::layout::Geometry;
+use crate::vector::vattr;
 
 pub const XATTR_CREATE: i32 = 1;
 pub const XATTR_REPLACE: i32 = 2;
@@ -18,7 +19,7 @@ pub const XATTR_REPLACE: i32 = 2;
 pub const MAX_VALUE: usize = 65536;
 
 /// One attribute: (name index, name suffix, value).
-type Attr = (u8, Vec<u8>, Vec<u8>);
+pub(crate) type Attr = (u8, Vec<u8>, Vec<u8>);
 
 /// Split a full name into its on-disk index and suffix.
 fn split(full: &[u8]) -> Result<(u8, &[u8])> {
@@ -68,7 +69,7 @@ fn check_access(ctx: &Ctx, b: &InodeBuf, index: u8, write: bool) -> Result<()> {
     }
 }
 
-fn load_all(txn: &Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<Vec<Attr>> {
+pub(crate) fn load_all(txn: &Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<Vec<Attr>> {
     let blk = b.view().xattr_block();
     if blk == 0 {
         return Ok(Vec::new());
@@ -90,7 +91,7 @@ fn load_all(txn: &Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<Vec<Attr>> {
 }
 
 /// Write `attrs` back: a block when any remain, none otherwise.
-fn store_all(txn: &mut Txn<'_>, g: &Geometry, b: &mut InodeBuf, mut attrs: Vec<Attr>) -> Result<()> {
+pub(crate) fn store_all(txn: &mut Txn<'_>, g: &Geometry, b: &mut InodeBuf, mut attrs: Vec<Attr>) -> Result<()> {
     attrs.sort();
     let old = b.view().xattr_block();
     if b.ext().is_none() {
@@ -131,6 +132,9 @@ fn store_all(txn: &mut Txn<'_>, g: &Geometry, b: &mut InodeBuf, mut attrs: Vec<A
 impl Fs {
     /// getxattr: ENODATA when absent.
     pub fn getxattr(&self, ctx: &Ctx, n: u64, name: &[u8]) -> Result<Vec<u8>> {
+        if let Some(coll) = vattr::collection_of(name) {
+            return self.vector_xattr_get(ctx, n, coll?);
+        }
         let ino = self.ino(n)?;
         let (index, suffix) = split(name)?;
         self.read(|txn, g| {
@@ -159,10 +163,17 @@ impl Fs {
             }
             Ok(out)
         })
+        .and_then(|mut out| {
+            out.extend(self.vector_xattr_list(n)?);
+            Ok(out)
+        })
     }
 
     /// setxattr with XATTR_CREATE / XATTR_REPLACE.
     pub fn setxattr(&self, ctx: &Ctx, n: u64, name: &[u8], value: &[u8], flags: i32) -> Result<()> {
+        if let Some(coll) = vattr::collection_of(name) {
+            return self.vector_xattr_set(ctx, n, coll?, value, flags);
+        }
         let ino = self.ino(n)?;
         let (index, suffix) = split(name)?;
         if value.len() > MAX_VALUE {
@@ -187,6 +198,12 @@ impl Fs {
 
     /// removexattr: ENODATA when absent.
     pub fn removexattr(&self, ctx: &Ctx, n: u64, name: &[u8]) -> Result<()> {
+        if let Some(coll) = vattr::collection_of(name) {
+            return match self.remove_vector(ctx, n, coll?) {
+                Err(FsError::NotFound) if self.ino(n).is_ok() => Err(FsError::NoData),
+                r => r,
+            };
+        }
         let ino = self.ino(n)?;
         let (index, suffix) = split(name)?;
         self.write(|txn, g| {

@@ -15,6 +15,7 @@
 //! files are only counted (`Fs::opened` / `Fs::released`) so that a file
 //! unlinked while open lives until its last close.
 
+pub mod control;
 pub mod convert;
 
 use crate::error::FsError;
@@ -53,6 +54,8 @@ const SEEK_HOLE: i32 = 4;
 /// A mounted image, served over FUSE.
 pub struct VexFuse {
     pub fs: Arc<Fs>,
+    /// The virtual `/.vexfs` directory and its open control files.
+    control: control::Control,
 }
 
 /// How often the commit timer asks the core to commit old changes.
@@ -74,7 +77,10 @@ pub fn spawn_commit_timer(fs: Weak<Fs>) -> std::io::Result<std::thread::JoinHand
 
 impl VexFuse {
     pub fn new(fs: Arc<Fs>) -> VexFuse {
-        VexFuse { fs }
+        VexFuse {
+            fs,
+            control: control::Control::default(),
+        }
     }
 }
 
@@ -186,6 +192,20 @@ impl VexFuse {
         self.fs.opened(ino)
     }
 
+    /// `.`, `..` and the control files, for readdir of `/.vexfs`.
+    fn control_entries(&self) -> Vec<(&'static str, u64, fuser::FileType)> {
+        let mut v = vec![
+            (".", control::DIR_INO, fuser::FileType::Directory),
+            ("..", 1, fuser::FileType::Directory),
+        ];
+        v.extend(
+            control::ENTRIES
+                .iter()
+                .map(|(n, i)| (*n, *i, fuser::FileType::RegularFile)),
+        );
+        v
+    }
+
     fn do_copy(&self, ino_in: u64, off_in: u64, ino_out: u64, off_out: u64, len: u64) -> Result<u32, FsError> {
         // The reply carries a u32; stop at the largest whole chunk below it.
         let len = len.min(u64::from(u32::MAX) & !(COPY_CHUNK as u64 - 1));
@@ -241,6 +261,12 @@ impl Filesystem for VexFuse {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        if let Some(r) = self.control.lookup(parent.0, name.as_bytes()) {
+            return match r {
+                Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+                Err(e) => reply.error(errno(&e)),
+            };
+        }
         let r = self.fs.lookup(&req_ctx(req), parent.0, name.as_bytes());
         match r {
             Ok(a) => reply.entry(&TTL, &file_attr(&a), gen(&a)),
@@ -252,6 +278,9 @@ impl Filesystem for VexFuse {
     fn forget(&self, _req: &Request, _ino: INodeNo, _nlookup: u64) {}
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        if let Some(a) = self.control.attr(ino.0) {
+            return reply.attr(&TTL, &a);
+        }
         match self.fs.getattr(ino.0) {
             Ok(a) => reply.attr(&TTL, &file_attr(&a)),
             Err(e) => reply.error(log_err("getattr", &e)),
@@ -276,6 +305,10 @@ impl Filesystem for VexFuse {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        if let Some(a) = self.control.attr(ino.0) {
+            // `> /.vexfs/search` truncates: there is nothing to change.
+            return reply.attr(&TTL, &a);
+        }
         let c = req_ctx(req);
         let time = |t: TimeOrNow| match t {
             TimeOrNow::Now => TimeSet::Now,
@@ -330,11 +363,17 @@ impl Filesystem for VexFuse {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if control::is_reserved(parent.0, name.as_bytes()) {
+            return reply.error(Errno::EBUSY);
+        }
         let r = self.fs.unlink(&req_ctx(req), parent.0, name.as_bytes());
         self.reply_empty("unlink", r, reply);
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if control::is_reserved(parent.0, name.as_bytes()) {
+            return reply.error(Errno::EBUSY);
+        }
         let r = self.fs.rmdir(&req_ctx(req), parent.0, name.as_bytes());
         self.reply_empty("rmdir", r, reply);
     }
@@ -359,6 +398,9 @@ impl Filesystem for VexFuse {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        if control::is_reserved(parent.0, name.as_bytes()) || control::is_reserved(newparent.0, newname.as_bytes()) {
+            return reply.error(Errno::EBUSY);
+        }
         let r = self.fs.rename(
             &req_ctx(req),
             parent.0,
@@ -376,6 +418,12 @@ impl Filesystem for VexFuse {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if control::is_virtual(ino.0) {
+            return match self.control.open(ino.0, req_ctx(req)) {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
+                Err(e) => reply.error(log_err("open", &e)),
+            };
+        }
         match self.do_open(req, ino.0, flags) {
             Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
             Err(e) => reply.error(log_err("open", &e)),
@@ -386,13 +434,19 @@ impl Filesystem for VexFuse {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        if control::is_virtual(ino.0) {
+            return match self.control.read(&self.fs, fh.0, size as usize) {
+                Ok(d) => reply.data(&d),
+                Err(e) => reply.error(errno(&e)),
+            };
+        }
         match self.fs.read_data(ino.0, offset, size as usize) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(log_err("read", &e)),
@@ -403,7 +457,7 @@ impl Filesystem for VexFuse {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         data: &[u8],
         _write_flags: WriteFlags,
@@ -411,6 +465,12 @@ impl Filesystem for VexFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        if control::is_virtual(ino.0) {
+            return match self.control.write(&self.fs, fh.0, data) {
+                Ok(n) => reply.written(n as u32),
+                Err(e) => reply.error(errno(&e)),
+            };
+        }
         match self.fs.write_data(ino.0, offset, data) {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(log_err("write", &e)),
@@ -425,12 +485,16 @@ impl Filesystem for VexFuse {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        if control::is_virtual(ino.0) {
+            self.control.release(fh.0);
+            return reply.ok();
+        }
         let r = self.fs.released(ino.0);
         self.reply_empty("release", r, reply);
     }
@@ -441,6 +505,9 @@ impl Filesystem for VexFuse {
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if ino.0 == control::DIR_INO {
+            return reply.opened(FileHandle(0), FopenFlags::empty());
+        }
         // As for files, the kernel leaves the read check to us.
         match self.fs.access(&req_ctx(req), ino.0, MAY_READ) {
             Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
@@ -449,6 +516,14 @@ impl Filesystem for VexFuse {
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        if ino.0 == control::DIR_INO {
+            for (i, (name, n, kind)) in self.control_entries().into_iter().enumerate().skip(offset as usize) {
+                if reply.add(INodeNo(n), i as u64 + 1, kind, OsStr::new(name)) {
+                    break;
+                }
+            }
+            return reply.ok();
+        }
         let entries = match self.fs.readdir(ino.0, offset, READDIR_BATCH) {
             Ok(v) => v,
             Err(e) => return reply.error(log_err("readdir", &e)),
@@ -474,6 +549,15 @@ impl Filesystem for VexFuse {
     /// listed with placeholder attributes that expire at once, so the
     /// listing works and a later stat of that name gets the error.
     fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        if ino.0 == control::DIR_INO {
+            for (i, (name, n, _)) in self.control_entries().into_iter().enumerate().skip(offset as usize) {
+                let Some(a) = self.control.attr(n) else { continue };
+                if reply.add(INodeNo(n), i as u64 + 1, OsStr::new(name), &TTL, &a, Generation(0)) {
+                    break;
+                }
+            }
+            return reply.ok();
+        }
         let entries = match self.fs.readdir(ino.0, offset, READDIR_BATCH) {
             Ok(v) => v,
             Err(e) => return reply.error(log_err("readdirplus", &e)),
@@ -541,6 +625,9 @@ impl Filesystem for VexFuse {
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if control::is_virtual(ino.0) {
+            return reply.error(Errno::ENODATA);
+        }
         match self.fs.getxattr(&req_ctx(req), ino.0, name.as_bytes()) {
             Ok(v) if size == 0 => reply.size(v.len() as u32),
             Ok(v) if v.len() <= size as usize => reply.data(&v),
@@ -550,6 +637,9 @@ impl Filesystem for VexFuse {
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if control::is_virtual(ino.0) {
+            return reply.size(0);
+        }
         match self.fs.listxattr(&req_ctx(req), ino.0) {
             Ok(v) if size == 0 => reply.size(v.len() as u32),
             Ok(v) if v.len() <= size as usize => reply.data(&v),
@@ -564,6 +654,9 @@ impl Filesystem for VexFuse {
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        if control::is_virtual(ino.0) {
+            return reply.ok(); // mode bits (0555 dir, 0666 file) say the rest
+        }
         // R_OK/W_OK/X_OK are MAY_READ/MAY_WRITE/MAY_EXEC bit for bit.
         let m = mask.bits() as u32 & (MAY_READ | MAY_WRITE | MAY_EXEC);
         let r = self.fs.access(&req_ctx(req), ino.0, m);
@@ -637,6 +730,38 @@ impl Filesystem for VexFuse {
         match self.do_copy(ino_in.0, offset_in, ino_out.0, offset_out, len) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(log_err("copy_file_range", &e)),
+        }
+    }
+
+    /// The kernel module's two flat vector-metadata ioctls
+    /// (format-spec/12 §12.4); everything else is ENOTTY.
+    fn ioctl(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        cmd: u32,
+        in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        use crate::format::ioctl::{VEXFS_IOC_GET_VECTOR_META, VEXFS_IOC_SET_VECTOR_META};
+        let regular =
+            !control::is_virtual(ino.0) && self.fs.getattr(ino.0).is_ok_and(|a| a.kind == VexfsFileType::Regular);
+        if !regular {
+            return reply.error(Errno::from_i32(libc::ENOTTY));
+        }
+        match cmd {
+            VEXFS_IOC_SET_VECTOR_META => match self.fs.vector_meta_set(&req_ctx(req), ino.0, in_data) {
+                Ok(()) => reply.ioctl(0, &[]),
+                Err(e) => reply.error(log_err("ioctl", &e)),
+            },
+            VEXFS_IOC_GET_VECTOR_META => match self.fs.vector_meta_get(ino.0) {
+                Ok(info) => reply.ioctl(0, &info),
+                Err(e) => reply.error(log_err("ioctl", &e)),
+            },
+            _ => reply.error(Errno::from_i32(libc::ENOTTY)),
         }
     }
 }

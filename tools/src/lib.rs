@@ -1,3 +1,5 @@
 //! Shared code of the VexFS command-line tools.
 
 pub mod inspect;
+pub mod vecfile;
+pub mod vexctl;

@@ -1,0 +1,343 @@
+//! The vector operations of [`Fs`]: collections, attaching vectors to
+//! files, and searching. Each change is one transaction.
+
+use super::build;
+use super::cache::find;
+use super::catalog_io;
+use super::distance::Scorer;
+use super::files::create_hidden;
+use super::refs;
+use super::store::{space_of, Collection};
+use crate::error::{FsError, Result};
+use crate::format::inode::{FileType, InodeNo};
+use crate::format::vector::{
+    self as fv, node_geometry, CollectionHeader, CollectionRecord, ElemType, Metric, MAX_COLLECTIONS,
+    MAX_COLLECTION_NAME, MAX_DIM,
+};
+use crate::fs::core::{live, Fs};
+use crate::fs::inode::{self as ino_io, now, InodeBuf, Time};
+use crate::fs::perm::{self, Ctx, MAY_READ, MAY_WRITE};
+use crate::fs::txn::Txn;
+use crate::layout::Geometry;
+use zerocopy::FromZeros;
+
+/// What `create_collection` needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionParams {
+    pub name: String,
+    pub dim: u32,
+    pub metric: Metric,
+    pub elem: ElemType,
+    pub m: u16,
+    pub ef_construction: u16,
+    /// int8 only: element q means q * scale.
+    pub int8_scale: f32,
+}
+
+impl CollectionParams {
+    pub fn new(name: &str, dim: u32, metric: Metric, elem: ElemType) -> Self {
+        CollectionParams {
+            name: name.into(),
+            dim,
+            metric,
+            elem,
+            m: 16,
+            ef_construction: 200,
+            int8_scale: if elem == ElemType::Int8 { 1.0 / 127.0 } else { 0.0 },
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let n = &self.name;
+        if n.is_empty() || n.len() > MAX_COLLECTION_NAME || n.contains(['/', '\0']) {
+            return Err(FsError::Invalid(format!(
+                "collection name {n:?}: 1-{MAX_COLLECTION_NAME} bytes, no '/' or NUL"
+            )));
+        }
+        if self.dim == 0 || self.dim > MAX_DIM {
+            return Err(FsError::Invalid(format!(
+                "dimension {} outside 1..={MAX_DIM}",
+                self.dim
+            )));
+        }
+        if self.m == 0 || self.m > 256 || self.ef_construction == 0 {
+            return Err(FsError::Invalid("M must be 1..=256 and ef_construction >= 1".into()));
+        }
+        if self.elem == ElemType::Int8 && !(self.int8_scale.is_finite() && self.int8_scale > 0.0) {
+            return Err(FsError::Invalid("the int8 scale must be a finite number > 0".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A regular file the caller may read or change.
+fn file_for(txn: &Txn<'_>, g: &Geometry, ctx: &Ctx, ino: InodeNo, mask: u32) -> Result<InodeBuf> {
+    let b = live(txn, g, ino)?;
+    if b.file_type() != Some(FileType::Regular) {
+        return Err(FsError::NotPermitted);
+    }
+    let base = b.base();
+    perm::check(ctx, base.mode(), base.i_uid.get(), base.i_gid.get(), mask)?;
+    Ok(b)
+}
+
+impl Fs {
+    /// The collections in the catalogue (empty for images without vectors).
+    pub fn collections(&self) -> Result<Vec<CollectionRecord>> {
+        self.read(|txn, g| Ok(catalog_io::read(txn, g)?.map(|c| c.records).unwrap_or_default()))
+    }
+
+    /// Open a collection (cached between calls while unchanged).
+    pub fn collection(&self, name: &str) -> Result<std::sync::Arc<Collection>> {
+        self.read(|txn, g| self.vectors.get(txn, g, name))
+    }
+
+    /// Create an empty collection: node file, upper file, catalogue record.
+    pub fn create_collection(&self, p: &CollectionParams) -> Result<CollectionRecord> {
+        p.check()?;
+        self.write(|txn, g| {
+            let cat = catalog_io::require(txn, g)?;
+            if cat.records.iter().any(|r| r.name == p.name) {
+                return Err(FsError::Exists);
+            }
+            if cat.records.len() >= MAX_COLLECTIONS {
+                return Err(FsError::NoSpace);
+            }
+            let node = create_hidden(txn, g)?;
+            let upper = create_hidden(txn, g)?;
+            let rec = CollectionRecord {
+                id: cat.next_id,
+                name: p.name.clone(),
+                dim: p.dim,
+                metric: p.metric as u8,
+                elem_type: p.elem as u8,
+                int8_scale: if p.elem == ElemType::Int8 { p.int8_scale } else { 0.0 },
+                m: p.m,
+                ef_construction: p.ef_construction,
+                node_ino: node.get(),
+                created: now().sec,
+            };
+            write_empty_header(txn, g, &rec, upper.get())?;
+            let mut records = cat.records.clone();
+            records.push(rec.clone());
+            catalog_io::write(txn, g, &cat, &records, cat.next_id + 1)?;
+            Ok(rec)
+        })
+    }
+
+    /// Drop a collection: detach every vector, free its files, remove its
+    /// record. Detaching runs in batches of transactions (a big collection
+    /// does not fit one); each batch leaves a consistent image.
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        const BATCH: u32 = 64;
+        let mut next = 0u32;
+        loop {
+            let done = self.write(|txn, g| {
+                let cat = catalog_io::require(txn, g)?;
+                let rec = find(&cat, name)?;
+                let mut coll = Collection::load(txn, g, rec)?;
+                let end = (u64::from(next) + u64::from(BATCH)).min(coll.slots()) as u32;
+                for s in next..end {
+                    detach_slot(txn, g, &mut coll, s)?;
+                }
+                next = end;
+                Ok(u64::from(end) >= coll.slots())
+            })?;
+            if done {
+                break;
+            }
+        }
+        self.write(|txn, g| {
+            let cat = catalog_io::require(txn, g)?;
+            let rec = find(&cat, name)?.clone();
+            let coll = Collection::load(txn, g, &rec)?;
+            for ino in [Some(coll.node_ino), coll.upper_ino].into_iter().flatten() {
+                let b = ino_io::load(txn, g, ino)?;
+                crate::fs::lifecycle::destroy(txn, g, &b)?;
+            }
+            let records: Vec<_> = cat.records.iter().filter(|r| r.name != name).cloned().collect();
+            catalog_io::write(txn, g, &cat, &records, cat.next_id)
+        })
+    }
+
+    /// Attach (or replace) the vector of file `n` in collection `name`.
+    pub fn set_vector(&self, ctx: &Ctx, n: u64, name: &str, v: &[f32]) -> Result<()> {
+        let ino = self.ino(n)?;
+        self.write(|txn, g| {
+            let cat = catalog_io::require(txn, g)?;
+            let rec = find(&cat, name)?;
+            let mut b = file_for(txn, g, ctx, ino, MAY_WRITE)?;
+            let mut coll = Collection::load(txn, g, rec)?;
+            coll.space.check(v)?;
+            let mut stored = vec![0u8; coll.space.vector_bytes()];
+            coll.space.encode(v, &mut stored);
+            match owned_slot(txn, g, &coll, &b, rec)? {
+                Some(slot) => {
+                    let node = coll.node(txn, slot)?;
+                    let reuse = (node.level(), node.header().n_upper_ref.get());
+                    build::repair_around(&coll, txn, slot)?;
+                    coll.header.ch_count.set(coll.count().saturating_sub(1));
+                    build::insert(&mut coll, txn, g, slot, ino.get(), &stored, Some(reuse))?;
+                }
+                None => {
+                    let slot = coll.alloc_slot(txn, g)?;
+                    build::insert(&mut coll, txn, g, slot, ino.get(), &stored, None)?;
+                    refs::set(txn, g, &mut b, rec, slot)?;
+                }
+            }
+            b.set_time(Time::Change, now());
+            ino_io::store(txn, g, &b)
+        })
+    }
+
+    /// The vector of file `n` in `name`, as f32 (ENODATA if none).
+    pub fn get_vector(&self, ctx: &Ctx, n: u64, name: &str) -> Result<Vec<f32>> {
+        let ino = self.ino(n)?;
+        self.read(|txn, g| {
+            let b = file_for(txn, g, ctx, ino, MAY_READ)?;
+            let coll = self.vectors.get(txn, g, name)?;
+            let slot = owned_slot(txn, g, &coll, &b, &coll.record)?.ok_or(FsError::NoData)?;
+            Ok(coll.space.decode(coll.node(txn, slot)?.vector()))
+        })
+    }
+
+    /// Detach the vector of file `n` from `name` (ENODATA if none).
+    pub fn remove_vector(&self, ctx: &Ctx, n: u64, name: &str) -> Result<()> {
+        let ino = self.ino(n)?;
+        self.write(|txn, g| {
+            let cat = catalog_io::require(txn, g)?;
+            let rec = find(&cat, name)?;
+            let mut b = file_for(txn, g, ctx, ino, MAY_WRITE)?;
+            let mut coll = Collection::load(txn, g, rec)?;
+            let slot = owned_slot(txn, g, &coll, &b, rec)?.ok_or(FsError::NoData)?;
+            build::delete(&mut coll, txn, slot)?;
+            refs::clear(txn, g, &mut b, rec)?;
+            b.set_time(Time::Change, now());
+            ino_io::store(txn, g, &b)
+        })
+    }
+
+    /// Names of the collections file `n` has a vector in.
+    pub fn vector_names(&self, n: u64) -> Result<Vec<String>> {
+        let ino = self.ino(n)?;
+        self.read(|txn, g| {
+            let b = live(txn, g, ino)?;
+            let Some(cat) = catalog_io::read(txn, g)? else {
+                return Ok(Vec::new());
+            };
+            let ids = refs::all(txn, g, &b, &cat.records)?;
+            Ok(cat
+                .records
+                .iter()
+                .filter(|r| ids.iter().any(|(id, _)| *id == r.id))
+                .map(|r| r.name.clone())
+                .collect())
+        })
+    }
+
+    /// The collection's space and a prepared query (for callers that
+    /// search many times with one vector type).
+    pub fn scorer(&self, name: &str, v: &[f32]) -> Result<Scorer> {
+        let coll = self.collection(name)?;
+        Scorer::new(coll.space, v)
+    }
+}
+
+/// The slot `b` owns in `rec`, checked from both sides (§8.7): a reference
+/// to a slot that is not live or names another owner counts as none.
+fn owned_slot(
+    txn: &Txn<'_>,
+    g: &Geometry,
+    coll: &Collection,
+    b: &InodeBuf,
+    rec: &CollectionRecord,
+) -> Result<Option<u32>> {
+    let Some(slot) = refs::get(txn, g, b, rec)? else {
+        return Ok(None);
+    };
+    if u64::from(slot) >= coll.slots() {
+        return Ok(None);
+    }
+    let node = coll.node(txn, slot)?;
+    Ok((node.is_live() && node.header().n_owner_ino.get() == b.ino.get()).then_some(slot))
+}
+
+/// Detach slot `s` from its owner (dropping a collection, destroying a file).
+fn detach_slot(txn: &mut Txn<'_>, g: &Geometry, coll: &mut Collection, s: u32) -> Result<()> {
+    let node = coll.node(txn, s)?;
+    if !node.is_live() {
+        return Ok(());
+    }
+    let owner = node.header().n_owner_ino.get();
+    build::delete(coll, txn, s)?;
+    if let Some(ino) = g.inode_no(owner) {
+        let mut b = ino_io::load(txn, g, ino)?;
+        if !b.base().is_free() {
+            let rec = coll.record.clone();
+            refs::clear(txn, g, &mut b, &rec)?;
+            ino_io::store(txn, g, &b)?;
+        }
+    }
+    Ok(())
+}
+
+/// Detach every vector of an inode that is being freed (same transaction).
+pub fn detach_all(txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<()> {
+    if b.base().flags() & crate::format::inode::VECTOR_FL == 0 {
+        return Ok(());
+    }
+    let Some(cat) = catalog_io::read(txn, g)? else {
+        return Ok(());
+    };
+    for (id, slot) in refs::all(txn, g, b, &cat.records)? {
+        let Some(rec) = cat.records.iter().find(|r| r.id == id) else {
+            continue;
+        };
+        let mut coll = Collection::load(txn, g, rec)?;
+        if u64::from(slot) < coll.slots() {
+            let node = coll.node(txn, slot)?;
+            if node.is_live() && node.header().n_owner_ino.get() == b.ino.get() {
+                build::delete(&mut coll, txn, slot)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Block 0 of a new node file: the header of an empty collection (§8.4).
+fn write_empty_header(txn: &mut Txn<'_>, g: &Geometry, rec: &CollectionRecord, upper: u32) -> Result<()> {
+    let space = space_of(rec)?;
+    let geo = node_geometry(rec.dim, space.elem, rec.m);
+    let mut h = CollectionHeader::new_zeroed();
+    h.ch_magic.set(fv::COLLECTION_MAGIC);
+    h.ch_collection_id.set(rec.id);
+    h.ch_dim.set(rec.dim);
+    h.ch_elem_type = rec.elem_type;
+    h.ch_metric = rec.metric;
+    h.ch_m.set(rec.m);
+    h.ch_node_stride.set(geo.stride);
+    h.ch_vector_offset.set(geo.vector_offset);
+    h.ch_adj_offset.set(geo.adj_offset);
+    h.ch_adj_capacity.set(geo.adj_capacity);
+    h.ch_upper_ino.set(upper);
+    h.ch_upper_stride
+        .set(16 + (u32::from(rec.m) * 3 + 8).next_multiple_of(8));
+    h.ch_int8_scale.set(rec.int8_scale.to_bits());
+    let node = g.inode_no(rec.node_ino).ok_or(FsError::NotFound)?;
+    let mut runs = Vec::new();
+    super::files::ensure_mapped(txn, g, node, &mut runs, 1)?;
+    let coll = Collection {
+        record: rec.clone(),
+        space,
+        node_ino: node,
+        upper_ino: g.inode_no(upper),
+        geo,
+        header: h,
+        node_runs: runs,
+        upper_runs: Vec::new(),
+        seed: g.csum_seed,
+    };
+    let phys = super::store::block_of(&coll.node_runs, 0, "node file")?;
+    txn.block_new(phys)?;
+    coll.store_header(txn)
+}

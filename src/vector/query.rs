@@ -1,0 +1,144 @@
+//! `Fs::search`: a k-nearest-neighbour query, optionally restricted to a
+//! subtree (filtered during the graph walk, so k results come from the
+//! subtree), with a budget.
+
+use super::distance::Scorer;
+use super::paths::{path_of, Subtree};
+use super::search::{knn, Accept, Budget};
+use super::store::Node;
+use crate::error::{FsError, Result};
+use crate::format::inode::{FileType, InodeNo};
+use crate::format::ROOT_INO;
+use crate::fs::core::{live, Fs};
+use crate::fs::dir;
+use crate::fs::txn::Txn;
+use crate::layout::Geometry;
+
+/// Largest k and ef accepted. Why: the result and candidate heaps are
+/// sized by them; this bounds a query's memory whatever a caller asks.
+pub const MAX_K: usize = 10_000;
+
+/// One query.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub collection: String,
+    pub vector: Vec<f32>,
+    pub k: usize,
+    /// Beam width; default max(k, 64).
+    pub ef: Option<usize>,
+    /// Only files below this directory (absolute path in the filesystem).
+    pub subtree: Option<String>,
+    pub budget: Budget,
+    /// Resolve each hit's path (costs a directory scan per hit).
+    pub with_paths: bool,
+}
+
+impl SearchRequest {
+    pub fn new(collection: &str, vector: Vec<f32>, k: usize) -> Self {
+        SearchRequest {
+            collection: collection.into(),
+            vector,
+            k,
+            ef: None,
+            subtree: None,
+            budget: Budget::default(),
+            with_paths: true,
+        }
+    }
+}
+
+/// One result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub ino: u32,
+    pub slot: u32,
+    pub distance: f32,
+    pub path: Option<String>,
+}
+
+/// The answer: nearest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchResponse {
+    pub hits: Vec<Hit>,
+    /// False when the budget ran out: hits are the best found so far.
+    pub complete: bool,
+    pub visited: usize,
+}
+
+struct InSubtree<'t, 'a> {
+    txn: &'t Txn<'a>,
+    g: &'t Geometry,
+    tree: Subtree,
+}
+
+impl Accept for InSubtree<'_, '_> {
+    fn accept(&mut self, _: u32, node: &Node<'_>) -> Result<bool> {
+        if !node.is_live() {
+            return Ok(false);
+        }
+        match self.g.inode_no(node.header().n_owner_ino.get()) {
+            Some(ino) => self.tree.contains(self.txn, self.g, ino),
+            None => Ok(false),
+        }
+    }
+}
+
+/// The directory at absolute path `p` (components looked up from the root).
+pub fn resolve_dir(txn: &Txn<'_>, g: &Geometry, p: &str) -> Result<InodeNo> {
+    let mut cur = g.inode_no(ROOT_INO).ok_or(FsError::NotFound)?;
+    for part in p.split('/').filter(|s| !s.is_empty() && *s != ".") {
+        let d = live(txn, g, cur)?;
+        if d.file_type() != Some(FileType::Directory) {
+            return Err(FsError::NotDir);
+        }
+        let slot = dir::find(txn, g, &d, part.as_bytes())?.ok_or(FsError::NotFound)?;
+        cur = g.inode_no(slot.inode).ok_or(FsError::NotFound)?;
+    }
+    if live(txn, g, cur)?.file_type() != Some(FileType::Directory) {
+        return Err(FsError::NotDir);
+    }
+    Ok(cur)
+}
+
+impl Fs {
+    /// k nearest files to `req.vector` in `req.collection`.
+    pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse> {
+        if req.k == 0 || req.k > MAX_K || req.ef.is_some_and(|e| e > MAX_K) {
+            return Err(FsError::Invalid(format!("k and ef must be 1..={MAX_K}")));
+        }
+        self.read(|txn, g| {
+            let coll = self.vectors.get(txn, g, &req.collection)?;
+            let mut scorer = Scorer::new(coll.space, &req.vector)?;
+            let ef = req.ef.unwrap_or(req.k.max(64)).max(req.k);
+            let top = match &req.subtree {
+                Some(p) => resolve_dir(txn, g, p)?,
+                None => g.inode_no(ROOT_INO).ok_or(FsError::NotFound)?,
+            };
+            let mut accept = InSubtree {
+                txn,
+                g,
+                tree: Subtree::new(top),
+            };
+            let r = knn(&coll, txn, &mut scorer, req.k, ef, req.budget, &mut accept)?;
+            let mut hits = Vec::with_capacity(r.found.len());
+            for (d, slot) in r.found {
+                let ino = coll.node(txn, slot)?.header().n_owner_ino.get();
+                let path = match (req.with_paths, g.inode_no(ino)) {
+                    (true, Some(i)) => path_of(txn, g, i)?,
+                    _ => None,
+                };
+                hits.push(Hit {
+                    ino,
+                    slot,
+                    distance: d.0,
+                    path,
+                });
+            }
+            Ok(SearchResponse {
+                hits,
+                complete: !r.exhausted,
+                visited: r.visited,
+            })
+        })
+    }
+}

@@ -1,0 +1,280 @@
+//! HNSW search over the map (format-spec/09 §9.7): iterative loops, one
+//! visited set per query, candidate and result heaps bounded by ef, and a
+//! budget (visited nodes, deadline) after which the best results so far
+//! are returned and marked incomplete.
+
+use super::distance::Scorer;
+use super::store::{Collection, Node};
+use crate::error::Result;
+use crate::format::hnsw::{NeighbourIter, UpperRecord, MAX_LEVEL};
+use crate::fs::txn::Txn;
+use rustc_hash::FxHashSet;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::time::Instant;
+use zerocopy::FromBytes;
+
+/// Default cap on nodes scored per query. Why: bounds the visited set
+/// (about 8 bytes a node) and the time of one query, whatever the
+/// collection's size or a filter's selectivity.
+pub const DEFAULT_MAX_VISITED: usize = 200_000;
+
+/// Limits on one query's work.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub max_visited: usize,
+    pub deadline: Option<Instant>,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            max_visited: DEFAULT_MAX_VISITED,
+            deadline: None,
+        }
+    }
+}
+
+/// A distance with a total order (NaN never occurs: inputs are finite,
+/// and kernels that fail report +inf).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dist(pub f32);
+
+impl Eq for Dist {}
+impl PartialOrd for Dist {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Dist {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.0.total_cmp(&o.0)
+    }
+}
+
+/// Which nodes may be results (all nodes route).
+pub trait Accept {
+    fn accept(&mut self, slot: u32, node: &Node<'_>) -> Result<bool>;
+}
+
+/// Live nodes only (the default, and what graph construction links to).
+pub struct LiveOnly;
+
+impl Accept for LiveOnly {
+    fn accept(&mut self, _: u32, node: &Node<'_>) -> Result<bool> {
+        Ok(node.is_live())
+    }
+}
+
+/// State of one query: the visited set and the budget.
+pub struct Walk<'c, 't, 'a> {
+    pub coll: &'c Collection,
+    pub txn: &'t Txn<'a>,
+    visited: FxHashSet<u32>,
+    /// Nodes scored over all levels of this query (charged to the budget).
+    total: usize,
+    budget: Budget,
+    /// Set when the budget ran out: results are the best found so far.
+    pub exhausted: bool,
+}
+
+impl<'c, 't, 'a> Walk<'c, 't, 'a> {
+    pub fn new(coll: &'c Collection, txn: &'t Txn<'a>, budget: Budget) -> Self {
+        Walk {
+            coll,
+            txn,
+            visited: FxHashSet::default(),
+            total: 0,
+            budget,
+            exhausted: false,
+        }
+    }
+
+    pub fn visited(&self) -> usize {
+        self.total
+    }
+
+    /// First visit of `s` in this layer search? Also charges the budget.
+    fn first_visit(&mut self, s: u32) -> bool {
+        if self.total >= self.budget.max_visited {
+            self.exhausted = true;
+            return false;
+        }
+        if self.total % 256 == 255 && self.budget.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.exhausted = true;
+            return false;
+        }
+        let first = self.visited.insert(s);
+        self.total += usize::from(first);
+        first
+    }
+
+    /// Neighbour ids of `node` (slot `s`) at `level`, appended to `out`.
+    pub fn neighbours(&self, s: u32, node: &Node<'_>, level: u8, out: &mut Vec<u32>) -> Result<()> {
+        out.clear();
+        let slots = self.coll.slots();
+        if level == 0 {
+            let base = self.coll.record_offset(s) + u64::from(self.coll.geo.adj_offset);
+            for id in NeighbourIter::new(node.adjacency(), slots, base) {
+                out.push(id?);
+            }
+            return Ok(());
+        }
+        if level > node.level() {
+            return Ok(());
+        }
+        let r = node.header().n_upper_ref.get() + u32::from(level) - 1;
+        let rec = self.coll.upper(self.txn, r, s, level)?;
+        let len = UpperRecord::ref_from_prefix(&rec).map_or(0, |(u, _)| usize::from(u.u_adj_len.get()));
+        for id in NeighbourIter::new(&rec[16..16 + len], slots, 0) {
+            out.push(id?);
+        }
+        Ok(())
+    }
+
+    /// The beam search of one level (HNSW "SEARCH-LAYER"): returns up to
+    /// `ef` accepted nodes, nearest first. Nodes that are not accepted
+    /// (deleted, filtered out) still route.
+    pub fn layer(
+        &mut self,
+        scorer: &mut Scorer,
+        entries: &[(Dist, u32)],
+        ef: usize,
+        level: u8,
+        accept: &mut dyn Accept,
+    ) -> Result<Vec<(Dist, u32)>> {
+        self.visited.clear();
+        let ef = ef.max(1);
+        let mut candidates: BinaryHeap<Reverse<(Dist, u32)>> = BinaryHeap::with_capacity(ef * 2);
+        let mut results: BinaryHeap<(Dist, u32)> = BinaryHeap::with_capacity(ef + 1);
+        for &(d, s) in entries {
+            if !self.first_visit(s) {
+                continue;
+            }
+            let node = self.coll.node(self.txn, s)?;
+            candidates.push(Reverse((d, s)));
+            if node.header().n_flags != 0 && accept.accept(s, &node)? {
+                results.push((d, s));
+            }
+        }
+        let mut ids = Vec::with_capacity(64);
+        while let Some(Reverse((d, s))) = candidates.pop() {
+            if results.len() >= ef && results.peek().is_some_and(|w| d > w.0) {
+                break;
+            }
+            let node = self.coll.node(self.txn, s)?;
+            self.neighbours(s, &node, level, &mut ids)?;
+            for &n in &ids {
+                if n == s || !self.first_visit(n) {
+                    continue;
+                }
+                let nb = self.coll.node(self.txn, n)?;
+                if nb.header().n_flags == 0 || (level > 0 && nb.level() < level) {
+                    continue; // a dangling edge (§9.7): skip it
+                }
+                let dn = Dist(scorer.to(nb.vector()));
+                let worst = results.peek().map(|w| w.0);
+                if results.len() < ef || worst.is_some_and(|w| dn < w) {
+                    candidates.push(Reverse((dn, n)));
+                    if accept.accept(n, &nb)? {
+                        results.push((dn, n));
+                        if results.len() > ef {
+                            results.pop();
+                        }
+                    }
+                }
+            }
+            self.prune_candidates(&mut candidates, &results, ef);
+            if self.exhausted {
+                break;
+            }
+        }
+        Ok(results.into_sorted_vec())
+    }
+
+    /// Keep the candidate heap bounded by ef: once ef results are held, a
+    /// candidate farther than the worst can never be expanded, so drop it.
+    fn prune_candidates(&self, c: &mut BinaryHeap<Reverse<(Dist, u32)>>, r: &BinaryHeap<(Dist, u32)>, ef: usize) {
+        if c.len() <= 4 * ef || r.len() < ef {
+            return;
+        }
+        if let Some(&(w, _)) = r.peek() {
+            c.retain(|Reverse((d, _))| *d <= w);
+        }
+    }
+
+    /// Greedy descent from the entry point through levels `top..=1`,
+    /// returning the entry for level 0 (the nearest node found).
+    pub fn descend(&mut self, scorer: &mut Scorer, entry: u32, top: u8, to: u8) -> Result<(Dist, u32)> {
+        let node = self.coll.node(self.txn, entry)?;
+        let mut best = (Dist(scorer.to(node.vector())), entry);
+        let mut ids = Vec::with_capacity(32);
+        for level in (to.max(1)..=top.min(MAX_LEVEL)).rev() {
+            self.visited.clear();
+            // Each step moves to a strictly closer node, so a level ends
+            // after at most ch_slots steps; the budget bounds it further.
+            loop {
+                let node = self.coll.node(self.txn, best.1)?;
+                self.neighbours(best.1, &node, level, &mut ids)?;
+                let mut moved = false;
+                for &n in &ids {
+                    if n == best.1 || !self.first_visit(n) {
+                        continue;
+                    }
+                    let nb = self.coll.node(self.txn, n)?;
+                    if nb.header().n_flags == 0 || nb.level() < level {
+                        continue;
+                    }
+                    let d = Dist(scorer.to(nb.vector()));
+                    if d < best.0 {
+                        best = (d, n);
+                        moved = true;
+                    }
+                }
+                if !moved || self.exhausted {
+                    break;
+                }
+            }
+        }
+        Ok(best)
+    }
+}
+
+/// What [`knn`] found.
+pub struct Knn {
+    /// Nearest first.
+    pub found: Vec<(Dist, u32)>,
+    /// The budget ran out: `found` is the best so far.
+    pub exhausted: bool,
+    pub visited: usize,
+}
+
+/// The k nearest accepted nodes.
+pub fn knn(
+    coll: &Collection,
+    txn: &Txn<'_>,
+    scorer: &mut Scorer,
+    k: usize,
+    ef: usize,
+    budget: Budget,
+    accept: &mut dyn Accept,
+) -> Result<Knn> {
+    if coll.count() == 0 || k == 0 {
+        return Ok(Knn {
+            found: Vec::new(),
+            exhausted: false,
+            visited: 0,
+        });
+    }
+    let mut walk = Walk::new(coll, txn, budget);
+    let entry = coll.header.ch_entry_slot.get() as u32;
+    let top = coll.header.ch_max_level.get().min(MAX_LEVEL.into()) as u8;
+    let start = walk.descend(scorer, entry, top, 1)?;
+    let mut found = walk.layer(scorer, &[start], ef.max(k), 0, accept)?;
+    found.truncate(k);
+    Ok(Knn {
+        found,
+        exhausted: walk.exhausted,
+        visited: walk.visited(),
+    })
+}

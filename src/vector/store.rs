@@ -1,0 +1,402 @@
+//! One collection's node file and upper file, read and written through a
+//! transaction (format-spec/08 §8.4-8.6, 09 §9.4).
+//!
+//! Records are addressed by arithmetic (§8.5.2) plus the file's extent
+//! map, which is loaded once per [`Collection`]. A record that fits in a
+//! block is borrowed straight from the map (or from the transaction's copy
+//! of the block); larger ones are assembled block by block.
+
+use super::distance::Space;
+use crate::error::{Expected, FsError, Result};
+use crate::format::checksum::csum_skipping;
+use crate::format::hnsw::{UpperRecord, MAX_LEVEL};
+use crate::format::inode::{FileType, InodeNo};
+use crate::format::vector::{
+    node_geometry, parse_collection_header, CollectionHeader, CollectionRecord, ElemType, Metric, NodeGeometry,
+    NodeHeader, NODE_DELETED, NODE_LIVE,
+};
+use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
+use crate::fs::map;
+use crate::fs::txn::Txn;
+use crate::layout::Geometry;
+use crate::read::Mapping;
+use std::borrow::Cow;
+use zerocopy::{FromBytes, IntoBytes};
+
+/// Offset of `n_checksum` in a node record and of `u_checksum` in an
+/// upper record.
+const NODE_CSUM_AT: usize = 16;
+const UPPER_CSUM_AT: usize = 8;
+
+/// A collection opened for searching or changing.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    pub record: CollectionRecord,
+    pub space: Space,
+    pub node_ino: InodeNo,
+    pub upper_ino: Option<InodeNo>,
+    pub geo: NodeGeometry,
+    /// The header as last read or written (counters, entry point).
+    pub header: CollectionHeader,
+    pub(crate) node_runs: Vec<Mapping>,
+    pub(crate) upper_runs: Vec<Mapping>,
+    pub(crate) seed: Option<u32>,
+}
+
+/// A validated node record.
+pub struct Node<'a> {
+    pub bytes: Cow<'a, [u8]>,
+    geo: NodeGeometry,
+    vec_len: usize,
+}
+
+impl Node<'_> {
+    pub fn header(&self) -> &NodeHeader {
+        // The record is at least 32 bytes (checked when it was read).
+        NodeHeader::ref_from_prefix(&self.bytes).map_or_else(|_| unreachable_header(), |(h, _)| h)
+    }
+
+    pub fn vector(&self) -> &[u8] {
+        let at = self.geo.vector_offset as usize;
+        &self.bytes[at..at + self.vec_len]
+    }
+
+    pub fn adjacency(&self) -> &[u8] {
+        let at = self.geo.adj_offset as usize;
+        &self.bytes[at..at + usize::from(self.header().n_adj_len.get())]
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.header().n_flags == NODE_LIVE
+    }
+
+    pub fn level(&self) -> u8 {
+        self.header().n_level
+    }
+}
+
+fn unreachable_header() -> &'static NodeHeader {
+    static ZERO: [u8; 32] = [0; 32];
+    NodeHeader::ref_from_bytes(&ZERO[..]).expect("32 bytes make a NodeHeader")
+}
+
+/// The space a collection record describes.
+pub fn space_of(rec: &CollectionRecord) -> Result<Space> {
+    let metric = Metric::from_code(rec.metric).ok_or_else(|| FsError::Unsupported(format!("metric {}", rec.metric)))?;
+    let elem =
+        ElemType::from_code(rec.elem_type).ok_or_else(|| FsError::Unsupported(format!("type {}", rec.elem_type)))?;
+    let scale = if elem == ElemType::Int8 { rec.int8_scale } else { 1.0 };
+    Ok(Space {
+        dim: rec.dim as usize,
+        metric,
+        elem,
+        scale,
+    })
+}
+
+impl Collection {
+    /// Open the collection `rec` describes, checking its header against
+    /// the record (format-spec/08 §8.8).
+    pub fn load(txn: &Txn<'_>, g: &Geometry, rec: &CollectionRecord) -> Result<Collection> {
+        let space = space_of(rec)?;
+        let node_ino = hidden_file(txn, g, rec.node_ino)?;
+        let node_buf = crate::fs::inode::load(txn, g, node_ino)?;
+        let node_runs = map::load(txn, g, &node_buf)?.runs;
+        let phys = block_of(&node_runs, 0, "node file")?;
+        let blk = txn.block(phys)?;
+        let h = parse_collection_header(blk, phys * BLOCK_SIZE_U64, rec.node_ino, g.csum_seed)?.clone();
+        let geo = node_geometry(rec.dim, space.elem, rec.m);
+        let at = phys * BLOCK_SIZE_U64;
+        let mismatch = |off: u64, field, want: u64, got: u64| {
+            FsError::corrupt("collection header", at + off, field, Expected::Eq(want), got)
+        };
+        let checks: [(u64, &'static str, u64, u64); 8] = [
+            (4, "ch_collection_id", rec.id.into(), h.ch_collection_id.get().into()),
+            (8, "ch_dim", rec.dim.into(), h.ch_dim.get().into()),
+            (12, "ch_elem_type", rec.elem_type.into(), h.ch_elem_type.into()),
+            (13, "ch_metric", rec.metric.into(), h.ch_metric.into()),
+            (14, "ch_m", rec.m.into(), h.ch_m.get().into()),
+            (16, "ch_node_stride", geo.stride.into(), h.ch_node_stride.get().into()),
+            (24, "ch_adj_offset", geo.adj_offset.into(), h.ch_adj_offset.get().into()),
+            (
+                28,
+                "ch_adj_capacity",
+                geo.adj_capacity.into(),
+                h.ch_adj_capacity.get().into(),
+            ),
+        ];
+        for (off, field, want, got) in checks {
+            if want != got {
+                return Err(mismatch(off, field, want, got));
+            }
+        }
+        let slots = h.ch_slots.get();
+        if slots >= 1 << 32 || h.ch_count.get() > slots {
+            return Err(mismatch(40, "ch_slots", h.ch_count.get(), slots));
+        }
+        if h.ch_count.get() > 0 && (h.ch_entry_slot.get() >= slots || h.ch_max_level.get() > MAX_LEVEL.into()) {
+            return Err(mismatch(56, "ch_entry_slot", slots, h.ch_entry_slot.get()));
+        }
+        let upper_stride = h.ch_upper_stride.get();
+        let (upper_ino, upper_runs) = match h.ch_upper_ino.get() {
+            0 => (None, Vec::new()),
+            n => {
+                if !(24..=4096).contains(&upper_stride) || upper_stride % 8 != 0 {
+                    return Err(mismatch(72, "ch_upper_stride", 24, upper_stride.into()));
+                }
+                let ino = hidden_file(txn, g, n)?;
+                let b = crate::fs::inode::load(txn, g, ino)?;
+                (Some(ino), map::load(txn, g, &b)?.runs)
+            }
+        };
+        Ok(Collection {
+            record: rec.clone(),
+            space,
+            node_ino,
+            upper_ino,
+            geo,
+            header: h,
+            node_runs,
+            upper_runs,
+            seed: g.csum_seed,
+        })
+    }
+
+    pub fn slots(&self) -> u64 {
+        self.header.ch_slots.get()
+    }
+
+    pub fn count(&self) -> u64 {
+        self.header.ch_count.get()
+    }
+
+    pub fn upper_stride(&self) -> usize {
+        self.header.ch_upper_stride.get() as usize
+    }
+
+    /// (logical block, byte offset) of slot `s` (§8.5.2).
+    fn slot_at(&self, s: u32) -> (u64, usize) {
+        let stride = self.geo.stride as usize;
+        if stride <= BLOCK_SIZE {
+            let per = (BLOCK_SIZE / stride) as u64;
+            (1 + u64::from(s) / per, (u64::from(s) % per) as usize * stride)
+        } else {
+            (1 + u64::from(s) * (stride / BLOCK_SIZE) as u64, 0)
+        }
+    }
+
+    fn upper_at(&self, r: u32) -> (u64, usize) {
+        let stride = self.upper_stride();
+        let per = (BLOCK_SIZE / stride) as u64;
+        (u64::from(r) / per, (u64::from(r) % per) as usize * stride)
+    }
+
+    /// The raw bytes of slot `s` (not validated).
+    pub fn record<'t>(&self, txn: &'t Txn<'_>, s: u32) -> Result<Cow<'t, [u8]>> {
+        let (l, off) = self.slot_at(s);
+        read_span(txn, &self.node_runs, l, off, self.geo.stride as usize, "node file")
+    }
+
+    /// Slot `s`, validated (§8.8 NodeHeader rules, checksum).
+    pub fn node<'t>(&self, txn: &'t Txn<'_>, s: u32) -> Result<Node<'t>> {
+        if u64::from(s) >= self.slots() {
+            return Err(FsError::corrupt(
+                "node record",
+                0,
+                "slot",
+                Expected::Below(self.slots()),
+                s.into(),
+            ));
+        }
+        let bytes = self.record(txn, s)?;
+        let h = NodeHeader::ref_from_prefix(&bytes)
+            .map_err(|_| FsError::Invalid("short node record".into()))?
+            .0;
+        let at = self.record_offset(s);
+        let bad = |off: u64, field, exp, act: u64| FsError::corrupt("node record", at + off, field, exp, act);
+        if let Some(seed) = self.seed {
+            let want = csum_skipping(seed, s.into(), &bytes, NODE_CSUM_AT);
+            if h.n_checksum.get() != want {
+                return Err(bad(
+                    16,
+                    "n_checksum",
+                    Expected::Eq(want.into()),
+                    h.n_checksum.get().into(),
+                ));
+            }
+        }
+        if !matches!(h.n_flags, 0 | NODE_LIVE | NODE_DELETED) {
+            return Err(bad(5, "n_flags", Expected::Known, h.n_flags.into()));
+        }
+        if h.n_level > MAX_LEVEL {
+            return Err(bad(4, "n_level", Expected::AtMost(MAX_LEVEL.into()), h.n_level.into()));
+        }
+        if u32::from(h.n_adj_len.get()) > self.geo.adj_capacity {
+            let cap = self.geo.adj_capacity.into();
+            return Err(bad(6, "n_adj_len", Expected::AtMost(cap), h.n_adj_len.get().into()));
+        }
+        Ok(Node {
+            bytes,
+            geo: self.geo,
+            vec_len: self.space.vector_bytes(),
+        })
+    }
+
+    /// Image byte offset of slot `s` (for error reports; 0 if unmapped).
+    pub fn record_offset(&self, s: u32) -> u64 {
+        let (l, off) = self.slot_at(s);
+        map::lookup(&self.node_runs, l).map_or(0, |(p, _)| p * BLOCK_SIZE_U64 + off as u64)
+    }
+
+    /// Write slot `s`, sealing its checksum.
+    pub fn put_record(&self, txn: &mut Txn<'_>, s: u32, rec: &mut [u8]) -> Result<()> {
+        if let Some(seed) = self.seed {
+            let c = csum_skipping(seed, s.into(), rec, NODE_CSUM_AT);
+            rec[NODE_CSUM_AT..NODE_CSUM_AT + 4].copy_from_slice(&c.to_le_bytes());
+        }
+        let (l, off) = self.slot_at(s);
+        write_span(txn, &self.node_runs, l, off, rec, "node file")
+    }
+
+    /// Upper record `r` (raw, checked against its owner by the caller).
+    pub fn upper<'t>(&self, txn: &'t Txn<'_>, r: u32, slot: u32, level: u8) -> Result<Cow<'t, [u8]>> {
+        let (l, off) = self.upper_at(r);
+        let bytes = read_span(txn, &self.upper_runs, l, off, self.upper_stride(), "upper file")?;
+        let u = UpperRecord::ref_from_prefix(&bytes)
+            .map_err(|_| FsError::Invalid("short upper record".into()))?
+            .0;
+        let at = map::lookup(&self.upper_runs, l).map_or(0, |(p, _)| p * BLOCK_SIZE_U64 + off as u64);
+        let bad = |o: u64, field, exp, act: u64| FsError::corrupt("upper record", at + o, field, exp, act);
+        if let Some(seed) = self.seed {
+            let want = csum_skipping(seed, r.into(), &bytes, UPPER_CSUM_AT);
+            if u.u_checksum.get() != want {
+                return Err(bad(
+                    8,
+                    "u_checksum",
+                    Expected::Eq(want.into()),
+                    u.u_checksum.get().into(),
+                ));
+            }
+        }
+        if u.u_slot.get() != slot {
+            return Err(bad(0, "u_slot", Expected::Eq(slot.into()), u.u_slot.get().into()));
+        }
+        if u.u_level != level {
+            return Err(bad(4, "u_level", Expected::Eq(level.into()), u.u_level.into()));
+        }
+        if u.u_flags != 1 {
+            return Err(bad(5, "u_flags", Expected::Eq(1), u.u_flags.into()));
+        }
+        if usize::from(u.u_adj_len.get()) > self.upper_stride() - 16 {
+            let cap = (self.upper_stride() - 16) as u64;
+            return Err(bad(6, "u_adj_len", Expected::AtMost(cap), u.u_adj_len.get().into()));
+        }
+        Ok(bytes)
+    }
+
+    /// Write upper record `r`, sealing its checksum.
+    pub fn put_upper(&self, txn: &mut Txn<'_>, r: u32, rec: &mut [u8]) -> Result<()> {
+        if let Some(seed) = self.seed {
+            let c = csum_skipping(seed, r.into(), rec, UPPER_CSUM_AT);
+            rec[UPPER_CSUM_AT..UPPER_CSUM_AT + 4].copy_from_slice(&c.to_le_bytes());
+        }
+        let (l, off) = self.upper_at(r);
+        write_span(txn, &self.upper_runs, l, off, rec, "upper file")
+    }
+
+    /// Write the header back (block 0 of the node file).
+    pub fn store_header(&self, txn: &mut Txn<'_>) -> Result<()> {
+        let phys = block_of(&self.node_runs, 0, "node file")?;
+        let blk = txn.block_mut(phys)?;
+        blk[..88].copy_from_slice(self.header.as_bytes());
+        if let Some(seed) = self.seed {
+            let c = crate::format::vector::collection_header_checksum(&blk[..88], self.record.node_ino, seed);
+            blk[84..88].copy_from_slice(&c.to_le_bytes());
+        }
+        Ok(())
+    }
+
+    /// Whether slot `s`'s first block is new (grown, not yet written).
+    pub(crate) fn slot_starts_block(&self, s: u32) -> bool {
+        self.slot_at(s).1 == 0
+    }
+
+    pub(crate) fn slot_blocks(&self, s: u32) -> (u64, u64) {
+        let (l, _) = self.slot_at(s);
+        (l, (self.geo.stride as usize).div_ceil(BLOCK_SIZE) as u64)
+    }
+
+    pub(crate) fn upper_blocks(&self, r: u32) -> (u64, bool) {
+        let (l, off) = self.upper_at(r);
+        (l, off == 0)
+    }
+}
+
+/// An inode that must be a live regular file used as a hidden collection file.
+fn hidden_file(txn: &Txn<'_>, g: &Geometry, n: u32) -> Result<InodeNo> {
+    let ino = g.inode_no(n).ok_or_else(|| {
+        FsError::corrupt(
+            "collection catalogue",
+            0,
+            "node_ino",
+            Expected::AtMost(g.inodes_count.into()),
+            n.into(),
+        )
+    })?;
+    let b = crate::fs::inode::load(txn, g, ino)?;
+    if b.base().is_free() || b.file_type() != Some(FileType::Regular) {
+        let at = g.inode_offset(ino);
+        return Err(FsError::corrupt(
+            "inode",
+            at,
+            "i_mode",
+            Expected::Known,
+            b.base().mode().into(),
+        ));
+    }
+    Ok(ino)
+}
+
+/// Physical block of logical block `l`, which must be mapped.
+pub(crate) fn block_of(runs: &[Mapping], l: u64, what: &'static str) -> Result<u64> {
+    map::lookup(runs, l)
+        .map(|(p, _)| p)
+        .ok_or_else(|| FsError::corrupt(what, 0, "logical block", Expected::Known, l))
+}
+
+fn read_span<'t>(
+    txn: &'t Txn<'_>,
+    runs: &[Mapping],
+    l: u64,
+    off: usize,
+    len: usize,
+    what: &'static str,
+) -> Result<Cow<'t, [u8]>> {
+    if off + len <= BLOCK_SIZE {
+        let blk = txn.block(block_of(runs, l, what)?)?;
+        return Ok(Cow::Borrowed(&blk[off..off + len]));
+    }
+    let mut out = Vec::with_capacity(len);
+    let mut b = l;
+    while out.len() < len {
+        let blk = txn.block(block_of(runs, b, what)?)?;
+        let n = (len - out.len()).min(BLOCK_SIZE);
+        out.extend_from_slice(&blk[..n]);
+        b += 1;
+    }
+    Ok(Cow::Owned(out))
+}
+
+fn write_span(txn: &mut Txn<'_>, runs: &[Mapping], l: u64, off: usize, bytes: &[u8], what: &'static str) -> Result<()> {
+    let mut done = 0;
+    let (mut b, mut at) = (l, off);
+    while done < bytes.len() {
+        let n = (bytes.len() - done).min(BLOCK_SIZE - at);
+        let blk = txn.block_mut(block_of(runs, b, what)?)?;
+        blk[at..at + n].copy_from_slice(&bytes[done..done + n]);
+        done += n;
+        b += 1;
+        at = 0;
+    }
+    Ok(())
+}

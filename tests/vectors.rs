@@ -1,0 +1,252 @@
+//! Vectors through the core: attach, search against brute force, recall
+//! on a clustered set, delete/unlink consistency, remount, fsck, errors.
+
+mod common;
+
+use common::*;
+use vexfs::error::FsError;
+use vexfs::format::vector::{ElemType, Metric};
+use vexfs::fs::core::Fs;
+use vexfs::fs::namespace::NewNode;
+use vexfs::fs::perm::Ctx;
+use vexfs::vector::{CollectionParams, SearchRequest};
+
+const ROOT: u64 = 1;
+
+/// Deterministic pseudo-random numbers (splitmix64), no dependencies.
+pub struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    fn gauss(&mut self) -> f32 {
+        let (u, v) = (self.unit().max(1e-7), self.unit());
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    }
+}
+
+/// `n` vectors around `clusters` Gaussian centres.
+fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut r = Rng(seed);
+    let centres: Vec<Vec<f32>> = (0..clusters)
+        .map(|_| (0..dim).map(|_| r.gauss() * 4.0).collect())
+        .collect();
+    (0..n)
+        .map(|i| centres[i % clusters].iter().map(|c| c + r.gauss()).collect())
+        .collect()
+}
+
+fn dist(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    match metric {
+        Metric::L2 => a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum(),
+        Metric::InnerProduct => -dot,
+        Metric::Cosine => {
+            let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+            1.0 - dot / (na * nb)
+        }
+    }
+}
+
+/// Exact k nearest (indexes into `data`).
+fn brute(metric: Metric, data: &[Vec<f32>], q: &[f32], k: usize) -> Vec<usize> {
+    let mut all: Vec<(f32, usize)> = data.iter().enumerate().map(|(i, v)| (dist(metric, v, q), i)).collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    all.into_iter().take(k).map(|x| x.1).collect()
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    fs: Fs,
+    inos: Vec<u32>,
+}
+
+/// An image with collection `c` and one file per vector under /v.
+fn load(size: u64, params: CollectionParams, data: &[Vec<f32>]) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let path = make_image(dir.path(), "v.img", size, false);
+    let fs = Fs::open(&path, false).unwrap();
+    fs.create_collection(&params).unwrap();
+    let ctx = Ctx::root();
+    let d = fs.create(&ctx, ROOT, b"v", 0o755, NewNode::Dir).unwrap();
+    let mut inos = Vec::new();
+    for (i, v) in data.iter().enumerate() {
+        let f = fs
+            .create(&ctx, d.ino.into(), format!("f{i}").as_bytes(), 0o644, NewNode::File)
+            .unwrap();
+        fs.set_vector(&ctx, f.ino.into(), &params.name, v).unwrap();
+        inos.push(f.ino);
+    }
+    Setup {
+        _dir: dir,
+        path,
+        fs,
+        inos,
+    }
+}
+
+fn search(fs: &Fs, c: &str, q: &[f32], k: usize, ef: usize) -> Vec<u32> {
+    let mut req = SearchRequest::new(c, q.to_vec(), k);
+    req.ef = Some(ef);
+    req.with_paths = false;
+    fs.search(&req).unwrap().hits.into_iter().map(|h| h.ino).collect()
+}
+
+#[test]
+fn small_sets_match_brute_force_for_every_metric_and_type() {
+    for metric in [Metric::L2, Metric::Cosine, Metric::InnerProduct] {
+        for elem in [ElemType::F32, ElemType::F16] {
+            let data = clustered(300, 8, 6, 7);
+            let s = load(32 << 20, CollectionParams::new("t", 8, metric, elem), &data);
+            for q in clustered(20, 8, 6, 99) {
+                let want: Vec<u32> = brute(metric, &data, &q, 10).into_iter().map(|i| s.inos[i]).collect();
+                let got = search(&s.fs, "t", &q, 10, 400);
+                let same = got.iter().filter(|g| want.contains(g)).count();
+                assert!(same >= 9, "{metric:?}/{elem:?}: {got:?} vs {want:?}");
+                if elem == ElemType::F32 {
+                    assert_eq!(got, want, "{metric:?} exact with ef >= n");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn vectors_round_trip_delete_and_survive_remount() {
+    let data = clustered(200, 8, 4, 3);
+    let s = load(
+        32 << 20,
+        CollectionParams::new("t", 8, Metric::L2, ElemType::F32),
+        &data,
+    );
+    let ctx = Ctx::root();
+    assert_eq!(s.fs.get_vector(&ctx, s.inos[5].into(), "t").unwrap(), data[5]);
+    // Detach one, unlink another: neither may ever be returned again.
+    s.fs.remove_vector(&ctx, s.inos[5].into(), "t").unwrap();
+    let vdir = s.fs.lookup(&ctx, ROOT, b"v").unwrap().ino;
+    s.fs.unlink(&ctx, vdir.into(), b"f6").unwrap();
+    for i in [5usize, 6] {
+        let got = search(&s.fs, "t", &data[i], 10, 200);
+        assert!(!got.contains(&s.inos[i]), "deleted vector {i} returned");
+    }
+    assert!(matches!(
+        s.fs.get_vector(&ctx, s.inos[5].into(), "t"),
+        Err(FsError::NoData)
+    ));
+    let before = search(&s.fs, "t", &data[7], 10, 200);
+    assert_eq!(before[0], s.inos[7]);
+    let Setup { _dir, path, fs, inos } = s;
+    fs.sync().unwrap();
+    drop(fs);
+    let r = fsck(&path).unwrap();
+    assert!(r.is_clean(), "fsck: {:#?}", r.problems);
+    let fs = Fs::open(&path, true).unwrap();
+    assert_eq!(search(&fs, "t", &data[7], 10, 200), before, "same answer after remount");
+    assert_eq!(fs.get_vector(&ctx, inos[8].into(), "t").unwrap(), data[8]);
+}
+
+#[test]
+fn replacing_a_vector_moves_the_file_in_results() {
+    let data = clustered(100, 4, 2, 11);
+    let s = load(
+        16 << 20,
+        CollectionParams::new("t", 4, Metric::L2, ElemType::F32),
+        &data,
+    );
+    let ctx = Ctx::root();
+    let target = vec![50.0, 50.0, 50.0, 50.0];
+    s.fs.set_vector(&ctx, s.inos[3].into(), "t", &target).unwrap();
+    assert_eq!(search(&s.fs, "t", &target, 1, 64), vec![s.inos[3]]);
+    assert_eq!(s.fs.collection("t").unwrap().count(), 100);
+}
+
+#[test]
+fn bad_vectors_and_names_get_clear_errors() {
+    let data = clustered(3, 4, 1, 1);
+    let s = load(
+        16 << 20,
+        CollectionParams::new("t", 4, Metric::L2, ElemType::F32),
+        &data,
+    );
+    let ctx = Ctx::root();
+    let f = s.inos[0].into();
+    assert!(matches!(
+        s.fs.set_vector(&ctx, f, "t", &[1.0; 3]),
+        Err(FsError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.fs.set_vector(&ctx, f, "t", &[1.0, f32::NAN, 0.0, 0.0]),
+        Err(FsError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.fs.set_vector(&ctx, f, "nope", &[1.0; 4]),
+        Err(FsError::NotFound)
+    ));
+    assert!(matches!(
+        s.fs.search(&SearchRequest::new("nope", vec![0.0; 4], 3)),
+        Err(FsError::NotFound)
+    ));
+    assert!(matches!(
+        s.fs.search(&SearchRequest::new("t", vec![0.0; 5], 3)),
+        Err(FsError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.fs.search(&SearchRequest::new("t", vec![0.0; 4], 0)),
+        Err(FsError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.fs.create_collection(&CollectionParams::new("t", 4, Metric::L2, ElemType::F32)),
+        Err(FsError::Exists)
+    ));
+    assert!(matches!(
+        s.fs.create_collection(&CollectionParams::new("a/b", 4, Metric::L2, ElemType::F32)),
+        Err(FsError::Invalid(_))
+    ));
+}
+
+#[test]
+fn recall_at_10_on_20000_clustered_vectors() {
+    let (n, dim) = (20_000, 32);
+    // Queries come from the same clusters as the data (held out).
+    let mut data = clustered(n + 100, dim, 50, 42);
+    let queries = data.split_off(n);
+    let t = std::time::Instant::now();
+    let s = load(
+        1 << 30,
+        CollectionParams::new("r", dim as u32, Metric::L2, ElemType::F32),
+        &data,
+    );
+    let build = t.elapsed();
+    let truth: Vec<Vec<u32>> = queries
+        .iter()
+        .map(|q| brute(Metric::L2, &data, q, 10).into_iter().map(|i| s.inos[i]).collect())
+        .collect();
+    let recall_at = |ef: usize| {
+        let hit: usize = queries
+            .iter()
+            .zip(&truth)
+            .map(|(q, want)| {
+                search(&s.fs, "r", q, 10, ef)
+                    .iter()
+                    .filter(|g| want.contains(g))
+                    .count()
+            })
+            .sum();
+        hit as f64 / (10 * queries.len()) as f64
+    };
+    for ef in [16, 32, 64, 128, 256] {
+        eprintln!("20k x {dim}: build {build:?}, ef {ef}: recall@10 {:.3}", recall_at(ef));
+    }
+    let ef = 64;
+    let recall = recall_at(ef);
+    assert!(recall >= 0.95, "recall@10 {recall} at ef {ef}");
+}

@@ -1,0 +1,187 @@
+//! `vexctl`: manage and query the vector collections of a VexFS image or
+//! mount.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use vexfs_tools::vecfile::VecFormat;
+use vexfs_tools::vexctl::{import, manage, search, Failure, Target};
+
+/// Manage and query VexFS vector collections.
+///
+/// TARGET is an unmounted image file or block device (opened directly,
+/// through the same core as the mount: read-only commands take a shared
+/// lock), or the mount point of a mounted image (commands go through its
+/// /.vexfs control files and the user.vexfs.vector.<collection> extended
+/// attributes).
+#[derive(Parser, Debug)]
+#[command(name = "vexctl", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// List the collections (count, dimension, metric, type, M).
+    Collections {
+        target: PathBuf,
+        /// One JSON object per collection.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Statistics of one collection: vectors, deleted slots, levels, average
+    /// degree, bytes per vector for the vectors and for the graph.
+    Stats {
+        target: PathBuf,
+        collection: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a collection: NAME:DIM:METRIC[:TYPE], metric l2|cosine|ip,
+    /// type f32 (default), f16 or int8.
+    Create {
+        target: PathBuf,
+        spec: String,
+        /// HNSW M: neighbours per node (2M at level 0), 1-256.
+        #[arg(long, default_value_t = 16)]
+        m: u16,
+        /// HNSW beam width while building.
+        #[arg(long, default_value_t = 200)]
+        ef_construction: u16,
+        /// int8 only: element q stands for q * SCALE (default 1/127).
+        #[arg(long)]
+        int8_scale: Option<f32>,
+    },
+    /// Drop a collection: every vector is detached, its files freed.
+    Drop { target: PathBuf, collection: String },
+    /// The k files whose vectors are nearest to a query.
+    Search {
+        target: PathBuf,
+        collection: String,
+        /// The query: numbers separated by commas or spaces.
+        #[arg(long, conflicts_with_all = ["query_file", "like"])]
+        vector: Option<String>,
+        /// Take the query from a .fvecs, .npy or .csv file...
+        #[arg(long)]
+        query_file: Option<PathBuf>,
+        /// ...record number N of it.
+        #[arg(long, default_value_t = 0)]
+        query_index: u64,
+        /// Use the vector of this file (a path inside the filesystem).
+        #[arg(long)]
+        like: Option<String>,
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Search beam width (default max(k, 64)); larger is slower and more exact.
+        #[arg(long)]
+        ef: Option<usize>,
+        /// Only files below this directory (a path inside the filesystem).
+        #[arg(long)]
+        subtree: Option<String>,
+        /// Stop after scoring this many nodes and return the best so far.
+        #[arg(long)]
+        max_visited: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attach vectors from a file: .npy (2-D, f32/f64/f16/int8), .fvecs, or
+    /// CSV rows `path,v1,...,vN`. Rows without a path go to DIR/<i/1000>/<i>.
+    Import {
+        target: PathBuf,
+        collection: String,
+        file: PathBuf,
+        #[arg(long, value_parser = parse_format)]
+        format: Option<VecFormat>,
+        /// Directory (inside the filesystem) for rows without a path.
+        #[arg(long, default_value = "/imported")]
+        dir: String,
+        /// No progress bar.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+fn parse_format(s: &str) -> Result<VecFormat, String> {
+    match s {
+        "npy" => Ok(VecFormat::Npy),
+        "fvecs" => Ok(VecFormat::Fvecs),
+        "csv" => Ok(VecFormat::Csv),
+        _ => Err(format!("{s:?}: use npy, fvecs or csv")),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.cmd {
+        Cmd::Collections { target, json } => manage::list(&Target::parse(&target)?, None, json),
+        Cmd::Stats {
+            target,
+            collection,
+            json,
+        } => manage::list(&Target::parse(&target)?, Some(&collection), json),
+        Cmd::Create {
+            target,
+            spec,
+            m,
+            ef_construction,
+            int8_scale,
+        } => manage::create(&Target::parse(&target)?, &spec, m, ef_construction, int8_scale),
+        Cmd::Drop { target, collection } => manage::drop(&Target::parse(&target)?, &collection),
+        Cmd::Search {
+            target,
+            collection,
+            vector,
+            query_file,
+            query_index,
+            like,
+            k,
+            ef,
+            subtree,
+            max_visited,
+            json,
+        } => {
+            let q = match (&vector, &query_file, &like) {
+                (Some(v), _, _) => search::Query::Literal(v),
+                (_, Some(f), _) => search::Query::File(f, query_index),
+                (_, _, Some(p)) => search::Query::Like(p),
+                _ => return Err(Failure::new("give the query with --vector, --query-file or --like")),
+            };
+            let o = search::Options {
+                collection: &collection,
+                k,
+                ef,
+                subtree: subtree.as_deref(),
+                max_visited,
+                json,
+            };
+            search::run(&Target::parse(&target)?, &q, &o)
+        }
+        Cmd::Import {
+            target,
+            collection,
+            file,
+            format,
+            dir,
+            quiet,
+        } => {
+            let o = import::Options {
+                collection: &collection,
+                file: &file,
+                format,
+                dir: &dir,
+                quiet,
+            };
+            import::run(&Target::parse(&target)?, &o)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("vexctl: {}", f.message);
+            ExitCode::from(f.status)
+        }
+    }
+}
