@@ -7,6 +7,7 @@
 
 mod bitmaps;
 mod tree;
+mod vectors;
 
 use crate::error::FsError;
 use crate::image::Image;
@@ -85,6 +86,8 @@ pub fn check(img: &Image, opts: CheckOptions<'_>) -> Report {
     state.walk_tree(&mut report);
     state.check_hidden(&mut report);
     state.check_links(&mut report);
+    tick("vectors", 0, 1);
+    vectors::check(img, &state, &mut report);
     tick("bitmaps", 0, 1);
     bitmaps::check(img, &state, &mut report);
     bitmaps::check_rings(img, &mut report);

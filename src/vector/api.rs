@@ -173,10 +173,12 @@ impl Fs {
             coll.space.encode(v, &mut stored);
             match owned_slot(txn, g, &coll, &b, rec)? {
                 Some(slot) => {
+                    // Replace in place: detach (repairs the neighbours and
+                    // moves the entry point off this node), then reinsert
+                    // with the same level and upper records.
                     let node = coll.node(txn, slot)?;
                     let reuse = (node.level(), node.header().n_upper_ref.get());
-                    build::repair_around(&coll, txn, slot)?;
-                    coll.header.ch_count.set(coll.count().saturating_sub(1));
+                    build::delete(&mut coll, txn, slot)?;
                     build::insert(&mut coll, txn, g, slot, ino.get(), &stored, Some(reuse))?;
                 }
                 None => {

@@ -56,11 +56,7 @@ pub fn list_of(coll: &Collection, txn: &Txn<'_>, s: u32, level: u8) -> Result<Ve
 /// Write `s`'s list at `level` from candidates ordered nearest first,
 /// dropping the farthest until the encoding fits (§9.5).
 fn write_list(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, nearest_first: &[u32]) -> Result<()> {
-    let cap = if level == 0 {
-        coll.geo.adj_capacity as usize
-    } else {
-        coll.upper_stride() - 16
-    };
+    let cap = list_capacity(coll, level);
     let mut buf = vec![0u8; cap];
     let mut n = nearest_first.len().min(max_degree(coll, level));
     let len = loop {
@@ -114,17 +110,11 @@ fn select(scorer: &mut Scorer, cands: &[(Dist, u32)], vectors: &[Vec<u8>], max: 
 type Scored = (Vec<(Dist, u32)>, Vec<Vec<u8>>);
 
 /// Score `ids` against the vector `base`, nearest first, with their vectors.
-fn scored(
-    coll: &Collection,
-    txn: &Txn<'_>,
-    base: &[u8],
-    ids: &[u32],
-    level: u8,
-) -> Result<Scored> {
+fn scored(coll: &Collection, txn: &Txn<'_>, base: &[u8], ids: &[u32], level: u8) -> Result<Scored> {
     let mut scorer = Scorer::from_stored(coll.space, base.to_vec());
     let mut all = Vec::with_capacity(ids.len());
     for &id in ids {
-        let n = coll.node(txn, id)?;
+        let n = coll.peek(txn, id)?;
         if n.is_live() && n.level() >= level {
             all.push((Dist(scorer.to(n.vector())), id, n.vector().to_vec()));
         }
@@ -146,14 +136,39 @@ fn reselect(coll: &Collection, txn: &mut Txn<'_>, v: u32, level: u8, pool: &[u32
     write_list(coll, txn, v, level, &keep)
 }
 
-/// Add the edge `n -> new` at `level`, pruning `n`'s list when full.
+/// Add the edge `n -> new` at `level`. While `n`'s list has room (in ids
+/// and in bytes) the id is simply added, as hnswlib does; a full list is
+/// re-selected with the heuristic.
 fn add_edge(coll: &Collection, txn: &mut Txn<'_>, n: u32, new: u32, level: u8) -> Result<()> {
     let mut ids = list_of(coll, txn, n, level)?;
     if ids.contains(&new) {
         return Ok(());
     }
     ids.push(new);
+    if ids.len() <= max_degree(coll, level) && write_exact(coll, txn, n, level, &mut ids)? {
+        return Ok(());
+    }
     reselect(coll, txn, n, level, &ids)
+}
+
+/// Write exactly `ids` as `s`'s list at `level`; false if they do not fit.
+fn write_exact(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, ids: &mut [u32]) -> Result<bool> {
+    ids.sort_unstable();
+    let mut probe = vec![0u8; list_capacity(coll, level)];
+    if encode_neighbours(ids, &mut probe).is_none() {
+        return Ok(false);
+    }
+    write_list(coll, txn, s, level, ids)?;
+    Ok(true)
+}
+
+/// Bytes a list at `level` may take (§9.5).
+fn list_capacity(coll: &Collection, level: u8) -> usize {
+    if level == 0 {
+        coll.geo.adj_capacity as usize
+    } else {
+        coll.upper_stride() - 16
+    }
 }
 
 /// A fresh record for `slot`: header, vector, empty level-0 list.
@@ -231,7 +246,7 @@ fn plan_links(coll: &Collection, txn: &Txn<'_>, slot: u32, level: u8, stored: &[
     let mut eps = vec![if top > level {
         walk.descend(&mut scorer, entry, top, level + 1)?
     } else {
-        let n = coll.node(txn, entry)?;
+        let n = coll.peek(txn, entry)?;
         (Dist(scorer.to(n.vector())), entry)
     }];
     let ef = usize::from(coll.record.ef_construction);
@@ -241,7 +256,7 @@ fn plan_links(coll: &Collection, txn: &Txn<'_>, slot: u32, level: u8, stored: &[
         found.retain(|c| c.1 != slot);
         let mut vectors = Vec::with_capacity(found.len());
         for c in &found {
-            vectors.push(coll.node(txn, c.1)?.vector().to_vec());
+            vectors.push(coll.peek(txn, c.1)?.vector().to_vec());
         }
         plan.push((l, select(&mut scorer, &found, &vectors, max_degree(coll, l))));
         if !found.is_empty() {
@@ -258,7 +273,7 @@ pub fn repair_around(coll: &Collection, txn: &mut Txn<'_>, d: u32) -> Result<()>
     for l in 0..=level {
         let around = list_of(coll, txn, d, l)?;
         for &v in &around {
-            let vn = coll.node(txn, v)?;
+            let vn = coll.peek(txn, v)?;
             if vn.header().n_flags == 0 || vn.level() < l {
                 continue;
             }
@@ -297,7 +312,7 @@ fn pick_entry(coll: &mut Collection, txn: &Txn<'_>) -> Result<()> {
     let mut best: Option<(u8, u32)> = None;
     if coll.count() > 0 {
         for s in 0..coll.slots() as u32 {
-            let n = coll.node(txn, s)?;
+            let n = coll.peek(txn, s)?;
             if n.is_live() && best.is_none_or(|b| n.level() > b.0) {
                 best = Some((n.level(), s));
             }

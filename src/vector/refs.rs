@@ -12,7 +12,13 @@ use crate::fs::xattr::{load_all, store_all};
 use crate::layout::Geometry;
 
 /// Name index of the internal `vexfs.` xattr namespace (chapter 7).
-const VEXFS_INDEX: u8 = 8;
+pub const VEXFS_INDEX: u8 = 8;
+
+/// The slot in a `vexfs.` entry's le64 value (None if not 8 bytes or
+/// past 32 bits: dangling).
+fn slot_value(v: &[u8]) -> Option<u32> {
+    u32::try_from(u64::from_le_bytes(v.try_into().ok()?)).ok()
+}
 
 /// The slot `b` has in collection `rec`, if attached.
 pub fn get(txn: &Txn<'_>, g: &Geometry, b: &InodeBuf, rec: &CollectionRecord) -> Result<Option<u32>> {
@@ -21,13 +27,14 @@ pub fn get(txn: &Txn<'_>, g: &Geometry, b: &InodeBuf, rec: &CollectionRecord) ->
     }
     if let Some(e) = b.ext() {
         if e.i_vector_coll.get() == rec.id + 1 {
-            return Ok(Some(e.i_vector_slot.get() as u32));
+            // A slot past 32 bits is dangling (§8.8), not slot mod 2^32.
+            return Ok(u32::try_from(e.i_vector_slot.get()).ok());
         }
     }
     Ok(load_all(txn, g, b)?
         .into_iter()
         .find(|(i, n, v)| *i == VEXFS_INDEX && n == rec.name.as_bytes() && v.len() == 8)
-        .map(|(_, _, v)| u64::from_le_bytes(v.try_into().unwrap_or_default()) as u32))
+        .and_then(|(_, _, v)| slot_value(&v)))
 }
 
 /// Every (collection id, slot) attached to `b`; entries naming no
@@ -39,16 +46,19 @@ pub fn all(txn: &Txn<'_>, g: &Geometry, b: &InodeBuf, records: &[CollectionRecor
     }
     if let Some(e) = b.ext() {
         let c = e.i_vector_coll.get();
-        if c != 0 && records.iter().any(|r| r.id + 1 == c) {
-            out.push((c - 1, e.i_vector_slot.get() as u32));
+        if let (true, Ok(slot)) = (
+            c != 0 && records.iter().any(|r| r.id + 1 == c),
+            u32::try_from(e.i_vector_slot.get()),
+        ) {
+            out.push((c - 1, slot));
         }
     }
     for (i, n, v) in load_all(txn, g, b)? {
         if i != VEXFS_INDEX || v.len() != 8 {
             continue;
         }
-        if let Some(r) = records.iter().find(|r| r.name.as_bytes() == n) {
-            out.push((r.id, u64::from_le_bytes(v.try_into().unwrap_or_default()) as u32));
+        if let (Some(r), Some(slot)) = (records.iter().find(|r| r.name.as_bytes() == n), slot_value(&v)) {
+            out.push((r.id, slot));
         }
     }
     Ok(out)

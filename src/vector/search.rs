@@ -151,7 +151,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             if !self.first_visit(s) {
                 continue;
             }
-            let node = self.coll.node(self.txn, s)?;
+            let node = self.coll.peek(self.txn, s)?;
             candidates.push(Reverse((d, s)));
             if node.header().n_flags != 0 && accept.accept(s, &node)? {
                 results.push((d, s));
@@ -162,13 +162,13 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             if results.len() >= ef && results.peek().is_some_and(|w| d > w.0) {
                 break;
             }
-            let node = self.coll.node(self.txn, s)?;
+            let node = self.coll.peek(self.txn, s)?;
             self.neighbours(s, &node, level, &mut ids)?;
             for &n in &ids {
                 if n == s || !self.first_visit(n) {
                     continue;
                 }
-                let nb = self.coll.node(self.txn, n)?;
+                let nb = self.coll.peek(self.txn, n)?;
                 if nb.header().n_flags == 0 || (level > 0 && nb.level() < level) {
                     continue; // a dangling edge (§9.7): skip it
                 }
@@ -206,7 +206,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
     /// Greedy descent from the entry point through levels `top..=1`,
     /// returning the entry for level 0 (the nearest node found).
     pub fn descend(&mut self, scorer: &mut Scorer, entry: u32, top: u8, to: u8) -> Result<(Dist, u32)> {
-        let node = self.coll.node(self.txn, entry)?;
+        let node = self.coll.peek(self.txn, entry)?;
         let mut best = (Dist(scorer.to(node.vector())), entry);
         let mut ids = Vec::with_capacity(32);
         for level in (to.max(1)..=top.min(MAX_LEVEL)).rev() {
@@ -214,14 +214,14 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             // Each step moves to a strictly closer node, so a level ends
             // after at most ch_slots steps; the budget bounds it further.
             loop {
-                let node = self.coll.node(self.txn, best.1)?;
+                let node = self.coll.peek(self.txn, best.1)?;
                 self.neighbours(best.1, &node, level, &mut ids)?;
                 let mut moved = false;
                 for &n in &ids {
                     if n == best.1 || !self.first_visit(n) {
                         continue;
                     }
-                    let nb = self.coll.node(self.txn, n)?;
+                    let nb = self.coll.peek(self.txn, n)?;
                     if nb.header().n_flags == 0 || nb.level() < level {
                         continue;
                     }

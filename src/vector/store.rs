@@ -110,13 +110,19 @@ impl Collection {
         let mismatch = |off: u64, field, want: u64, got: u64| {
             FsError::corrupt("collection header", at + off, field, Expected::Eq(want), got)
         };
-        let checks: [(u64, &'static str, u64, u64); 8] = [
+        let checks: [(u64, &'static str, u64, u64); 9] = [
             (4, "ch_collection_id", rec.id.into(), h.ch_collection_id.get().into()),
             (8, "ch_dim", rec.dim.into(), h.ch_dim.get().into()),
             (12, "ch_elem_type", rec.elem_type.into(), h.ch_elem_type.into()),
             (13, "ch_metric", rec.metric.into(), h.ch_metric.into()),
             (14, "ch_m", rec.m.into(), h.ch_m.get().into()),
             (16, "ch_node_stride", geo.stride.into(), h.ch_node_stride.get().into()),
+            (
+                20,
+                "ch_vector_offset",
+                geo.vector_offset.into(),
+                h.ch_vector_offset.get().into(),
+            ),
             (24, "ch_adj_offset", geo.adj_offset.into(), h.ch_adj_offset.get().into()),
             (
                 28,
@@ -130,19 +136,40 @@ impl Collection {
                 return Err(mismatch(off, field, want, got));
             }
         }
+        let bad = |off: u64, field, exp, got: u64| FsError::corrupt("collection header", at + off, field, exp, got);
         let slots = h.ch_slots.get();
-        if slots >= 1 << 32 || h.ch_count.get() > slots {
-            return Err(mismatch(40, "ch_slots", h.ch_count.get(), slots));
+        if slots >= 1 << 32 {
+            return Err(bad(40, "ch_slots", Expected::Below(1 << 32), slots));
         }
-        if h.ch_count.get() > 0 && (h.ch_entry_slot.get() >= slots || h.ch_max_level.get() > MAX_LEVEL.into()) {
-            return Err(mismatch(56, "ch_entry_slot", slots, h.ch_entry_slot.get()));
+        if h.ch_count.get() > slots {
+            return Err(bad(32, "ch_count", Expected::AtMost(slots), h.ch_count.get()));
+        }
+        if h.ch_free_head.get() > slots {
+            return Err(bad(48, "ch_free_head", Expected::AtMost(slots), h.ch_free_head.get()));
+        }
+        if h.ch_count.get() > 0 {
+            if h.ch_entry_slot.get() >= slots {
+                return Err(bad(56, "ch_entry_slot", Expected::Below(slots), h.ch_entry_slot.get()));
+            }
+            let max = h.ch_max_level.get();
+            if max > MAX_LEVEL.into() {
+                return Err(bad(64, "ch_max_level", Expected::AtMost(MAX_LEVEL.into()), max.into()));
+            }
+        }
+        if h.ch_upper_records.get() > 0 && h.ch_upper_ino.get() == 0 {
+            return Err(bad(68, "ch_upper_ino", Expected::NonZero, 0));
         }
         let upper_stride = h.ch_upper_stride.get();
         let (upper_ino, upper_runs) = match h.ch_upper_ino.get() {
             0 => (None, Vec::new()),
             n => {
                 if !(24..=4096).contains(&upper_stride) || upper_stride % 8 != 0 {
-                    return Err(mismatch(72, "ch_upper_stride", 24, upper_stride.into()));
+                    return Err(bad(
+                        72,
+                        "ch_upper_stride",
+                        Expected::Within(24, 4096),
+                        upper_stride.into(),
+                    ));
                 }
                 let ino = hidden_file(txn, g, n)?;
                 let b = crate::fs::inode::load(txn, g, ino)?;
@@ -197,14 +224,28 @@ impl Collection {
         read_span(txn, &self.node_runs, l, off, self.geo.stride as usize, "node file")
     }
 
-    /// Slot `s`, validated (§8.8 NodeHeader rules, checksum).
+    /// Slot `s`, validated (§8.8 NodeHeader rules and checksum). Writers
+    /// and search results use this.
     pub fn node<'t>(&self, txn: &'t Txn<'_>, s: u32) -> Result<Node<'t>> {
+        self.read_node(txn, s, true)
+    }
+
+    /// Slot `s` with its structure checked (flags, level, list length) but
+    /// not its checksum: what a graph walk routes through (§9.7). A
+    /// damaged record it accepts can misroute a search, never make it
+    /// read out of bounds; results are read with [`Collection::node`].
+    pub fn peek<'t>(&self, txn: &'t Txn<'_>, s: u32) -> Result<Node<'t>> {
+        self.read_node(txn, s, false)
+    }
+
+    fn read_node<'t>(&self, txn: &'t Txn<'_>, s: u32, verify: bool) -> Result<Node<'t>> {
         if u64::from(s) >= self.slots() {
+            let slots = self.slots();
             return Err(FsError::corrupt(
                 "node record",
                 0,
                 "slot",
-                Expected::Below(self.slots()),
+                Expected::Below(slots),
                 s.into(),
             ));
         }
@@ -212,17 +253,14 @@ impl Collection {
         let h = NodeHeader::ref_from_prefix(&bytes)
             .map_err(|_| FsError::Invalid("short node record".into()))?
             .0;
-        let at = self.record_offset(s);
-        let bad = |off: u64, field, exp, act: u64| FsError::corrupt("node record", at + off, field, exp, act);
-        if let Some(seed) = self.seed {
+        let bad = |off: u64, field, exp, act: u64| {
+            FsError::corrupt("node record", self.record_offset(s) + off, field, exp, act)
+        };
+        if let (Some(seed), true) = (self.seed, verify) {
             let want = csum_skipping(seed, s.into(), &bytes, NODE_CSUM_AT);
             if h.n_checksum.get() != want {
-                return Err(bad(
-                    16,
-                    "n_checksum",
-                    Expected::Eq(want.into()),
-                    h.n_checksum.get().into(),
-                ));
+                let got = h.n_checksum.get().into();
+                return Err(bad(16, "n_checksum", Expected::Eq(want.into()), got));
             }
         }
         if !matches!(h.n_flags, 0 | NODE_LIVE | NODE_DELETED) {

@@ -1,5 +1,6 @@
 //! Shared code of the VexFS command-line tools.
 
+pub mod bench;
 pub mod inspect;
 pub mod vecfile;
 pub mod vexctl;

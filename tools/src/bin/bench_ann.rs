@@ -1,0 +1,200 @@
+//! `bench-ann`: VexFS's offline search against hnswlib (same M, ef_construction, data and queries,
+//! one thread each): build time, QPS at recall@10 = 0.95, bytes per vector, time to the first
+//! answer and the searching process's RssAnon. See tools/bench-ann/README.md.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use vexfs_tools::bench::data::{self, DataFiles, DataParams};
+use vexfs_tools::bench::report::{self, at_recall};
+use vexfs_tools::bench::vexfs_side::{self, ChildArgs, ImageFiles};
+use vexfs_tools::bench::{peer, write_json, Result, K, TARGET_RECALL};
+
+/// Benchmark VexFS's offline search against hnswlib on the same deterministic data set.
+///
+/// Generates clustered Gaussian vectors (cached in the work directory with their exact ground
+/// truth), builds a VexFS image with one file per vector (cached too), searches it from a fresh
+/// process, runs hnswlib with the same parameters, and prints a table with the ratios.
+#[derive(Parser, Debug)]
+#[command(
+    name = "bench-ann",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    internal: Option<Internal>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Internal {
+    /// Internal: open the image read-only, search, print JSON.
+    #[command(hide = true)]
+    SearchChild(ChildArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Base vectors.
+    #[arg(long, default_value_t = 100_000)]
+    n: usize,
+    /// Dimension.
+    #[arg(long, default_value_t = 128)]
+    dim: usize,
+    /// Held-out query vectors.
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+    /// Gaussian clusters (centres N(0, 4²), points centre + N(0, 1)).
+    #[arg(long, default_value_t = 100)]
+    clusters: usize,
+    /// HNSW M (both sides).
+    #[arg(long, default_value_t = 16)]
+    m: u16,
+    /// HNSW ef_construction (both sides).
+    #[arg(long, default_value_t = 200)]
+    ef_construction: u16,
+    /// The ef sweep (search beam widths).
+    #[arg(long, value_delimiter = ',', default_value = "10,16,24,32,48,64,96,128,192,256")]
+    efs: Vec<usize>,
+    /// Where data sets and images are cached (one subdirectory per data set).
+    #[arg(long, default_value = "target/bench-ann")]
+    workdir: PathBuf,
+    /// Seed of the data generator.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Run VexFS only.
+    #[arg(long)]
+    skip_peer: bool,
+    /// Also write everything measured as JSON to this file.
+    #[arg(long, value_name = "OUT")]
+    json: Option<PathBuf>,
+}
+
+fn check(a: &RunArgs) -> Result<()> {
+    let max_dim = vexfs::format::vector::MAX_DIM as usize;
+    let max_ef = vexfs::vector::query::MAX_K;
+    if a.n < K || a.n > u32::MAX as usize / 2 {
+        return Err(format!("--n must be {K}..={}", u32::MAX / 2).into());
+    }
+    if !(1..=max_dim).contains(&a.dim) {
+        return Err(format!("--dim must be 1..={max_dim}").into());
+    }
+    if a.queries == 0 || a.clusters == 0 {
+        return Err("--queries and --clusters must be at least 1".into());
+    }
+    if a.efs.is_empty() || a.efs.iter().any(|&e| !(1..=max_ef).contains(&e)) {
+        return Err(format!("--efs must be a list of 1..={max_ef}").into());
+    }
+    Ok(())
+}
+
+/// The whole benchmark; `Ok(false)` when it finished but the hnswlib side failed.
+fn run(a: &RunArgs) -> Result<bool> {
+    check(a)?;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let params = DataParams::new(a.n, a.dim, a.queries, a.clusters, a.seed);
+    let data = DataFiles::new(a.workdir.join(params.dir_name()), params);
+    let generated = data::prepare(&data, threads)?;
+    let image = ImageFiles::new(&data, a.m, a.ef_construction);
+    let build = vexfs_side::build(&data, &image, a.m, a.ef_construction, || match generated {
+        Some(base) => Ok(base),
+        None => data::read_fvecs(&data.base),
+    })?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let search = vexfs_side::run_child(&exe, &data, &image, &a.efs)?;
+    let (peer, peer_ok) = if a.skip_peer {
+        (None, true)
+    } else {
+        match peer::run(&data, a.m, a.ef_construction, &a.efs) {
+            Ok(p) => (Some(p), true),
+            Err(e) => {
+                eprintln!("bench-ann: error: hnswlib side: {e}");
+                (None, false)
+            }
+        }
+    };
+
+    let rows = report::rows(a.n, &build, &search, peer.as_ref());
+    let s = &search.stats;
+    println!(
+        "VexFS offline search vs {}: n={} dim={} queries={} clusters={} seed={}, M={} ef_construction={}, \
+         recall@{K}, one thread each",
+        peer.as_ref()
+            .map_or_else(|| "(hnswlib skipped)".into(), |p| format!("hnswlib {}", p.version)),
+        a.n,
+        a.dim,
+        a.queries,
+        a.clusters,
+        a.seed,
+        a.m,
+        a.ef_construction
+    );
+    println!(
+        "VexFS: {} vectors, simd {}, max level {}, level-0 degree {:.1}; image {} (mkfs {:.2}s, close {:.2}s), \
+         open {:.2} ms",
+        s.count,
+        s.simd,
+        s.max_level,
+        s.avg_degree_level0,
+        if build.reused { "reused" } else { "built now" },
+        build.mkfs_seconds,
+        build.close_seconds,
+        search.open_ms
+    );
+    println!();
+    print!("{}", report::table(&rows));
+    println!();
+    println!(
+        "Ratios are VexFS/hnswlib; \"better\" names the side that wins the row. QPS @ {TARGET_RECALL} is linear in \
+         recall between the efs that bracket it. First answer: open + one query at ef={}.",
+        search.first_answer_ef
+    );
+
+    if let Some(out) = &a.json {
+        let summary = serde_json::json!({
+            "params": {
+                "n": a.n, "dim": a.dim, "queries": a.queries, "clusters": a.clusters, "seed": a.seed,
+                "m": a.m, "ef_construction": a.ef_construction, "efs": a.efs, "k": K,
+                "target_recall": TARGET_RECALL,
+            },
+            "data_dir": data.dir,
+            "image": image.image,
+            "vexfs": {
+                "build": build,
+                "build_reused": build.reused,
+                "search": search,
+                "at_target_recall": at_recall(&search.sweep, TARGET_RECALL),
+            },
+            "hnswlib": peer.as_ref().map(|p| serde_json::json!({
+                "report": p,
+                "at_target_recall": at_recall(&p.sweep, TARGET_RECALL),
+            })),
+            "rows": rows,
+        });
+        write_json(out, &summary)?;
+    }
+    Ok(peer_ok)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.internal {
+        Some(Internal::SearchChild(c)) => vexfs_side::child(c).and_then(|r| {
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(true)
+        }),
+        None => run(&cli.run),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("bench-ann: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
