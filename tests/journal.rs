@@ -159,7 +159,7 @@ fn blocks_starting_with_the_journal_magic_are_escaped() {
     let (mut m, g, seed) = setup();
     let mut js = JournalState::load(&m, &g, seed).unwrap();
     let b = g.first_data_block + 9;
-    let mut s = Staged::new();
+    let mut s = Staged::default();
     let mut data = Box::new([7u8; 4096]);
     data[..4].copy_from_slice(&vexfs::format::journal::JOURNAL_MAGIC.to_le_bytes());
     s.insert(b, data.clone());

@@ -169,7 +169,7 @@ impl Fs {
         };
         let state = State {
             media,
-            staged: Staged::new(),
+            staged: Staged::default(),
             freed: Vec::new(),
             journal,
         };
@@ -274,9 +274,9 @@ impl Fs {
     }
 
     /// Most staged blocks before a commit is forced: half the ring, so one
-    /// commit always fits.
+    /// commit always fits, and at most 2048 (8 MiB of heap).
     fn stage_limit(&self) -> usize {
-        (journal::ring_len(&self.geometry) / 2).clamp(1, 1024) as usize
+        (journal::ring_len(&self.geometry) / 2).clamp(1, 2048) as usize
     }
 
     fn commit_locked(&self, st: &mut State) -> Result<()> {

@@ -12,10 +12,10 @@
 
 use crate::error::{Expected, FsError, Result};
 use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// Metadata blocks changed by committed transactions but not yet home.
-pub type Staged = BTreeMap<u64, Box<[u8; BLOCK_SIZE]>>;
+pub use crate::journal::Staged;
 
 /// Most metadata blocks one transaction may dirty. Why: bounds the heap a
 /// single operation can use (a rename touching two large directories and
@@ -59,7 +59,7 @@ impl<'a> Txn<'a> {
             map,
             blocks_count,
             overlay,
-            dirty: BTreeMap::new(),
+            dirty: Staged::default(),
             freed: BTreeSet::new(),
         }
     }

@@ -10,11 +10,13 @@ use crate::format::superblock::Superblock;
 use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::image::Media;
 use crate::layout::Geometry;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
-/// Staged metadata blocks, by home block number.
-pub type Staged = BTreeMap<u64, Box<[u8; BLOCK_SIZE]>>;
+/// Staged metadata blocks, by home block number. A hash map: every read
+/// of a transaction looks here first, so lookups must be cheap; commit
+/// sorts the entries, so the ring's contents stay in block order.
+pub type Staged = rustc_hash::FxHashMap<u64, Box<[u8; BLOCK_SIZE]>>;
 
 /// The writer's view of the ring (kept in memory while mounted).
 #[derive(Debug, Clone)]
@@ -159,7 +161,8 @@ pub fn commit(
         write_record(media, g, seed, pos, rec)?;
         pos = next_pos(g, pos);
     }
-    let entries: Vec<(&u64, &Box<[u8; BLOCK_SIZE]>)> = staged.iter().collect();
+    let mut entries: Vec<(&u64, &Box<[u8; BLOCK_SIZE]>)> = staged.iter().collect();
+    entries.sort_unstable_by_key(|e| *e.0);
     let mut tag_sums = Vec::with_capacity(entries.len() * 4);
     for chunk in entries.chunks(TAGS_PER_DESCRIPTOR) {
         let desc_pos = pos;
@@ -203,10 +206,11 @@ pub fn commit(
     js.head = next_pos(g, pos);
     js.used += need;
     js.next_seq += 1;
-    for (&block, data) in staged.iter() {
+    for &(&block, data) in &entries {
         js.logged.insert(block);
         write_block(media, block, &data[..])?;
     }
+    drop(entries);
     staged.clear();
     Ok(())
 }

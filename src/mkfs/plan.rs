@@ -56,9 +56,11 @@ pub fn plan_v1(bytes: u64, sizing: &Sizing) -> Result<Plan> {
     let inodes = wanted.min(u64::from(u32::MAX) / LARGE_INODES_PER_BLOCK * LARGE_INODES_PER_BLOCK);
     let bb = blocks.div_ceil(BITS_PER_TAILED_BLOCK);
     let ib = inodes.div_ceil(BITS_PER_TAILED_BLOCK);
+    // 1/64 of the image (16 MiB per GiB, as ext4 sizes its journal), so
+    // that bulk work commits in large batches.
     let journal = clamp_default(
         sizing.journal_blocks,
-        blocks / 256,
+        blocks / 64,
         crate::format::journal::MIN_JOURNAL_BLOCKS,
         65536,
     );

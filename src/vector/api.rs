@@ -335,6 +335,7 @@ fn write_empty_header(txn: &mut Txn<'_>, g: &Geometry, rec: &CollectionRecord, u
         upper_ino: g.inode_no(upper),
         geo,
         header: h,
+        per_block: super::store::per_block(geo),
         node_runs: runs,
         upper_runs: Vec::new(),
         seed: g.csum_seed,

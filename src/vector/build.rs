@@ -87,7 +87,7 @@ fn write_list(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, nearest_f
 /// The HNSW heuristic: keep a candidate (nearest first) only if it is
 /// closer to the base than to every neighbour already kept. `vectors[i]`
 /// is candidate i's stored vector.
-fn select(scorer: &mut Scorer, cands: &[(Dist, u32)], vectors: &[Vec<u8>], max: usize) -> Vec<u32> {
+fn select(scorer: &mut Scorer, cands: &[(Dist, u32)], vectors: &[&[u8]], max: usize) -> Vec<u32> {
     if cands.len() <= max {
         return cands.iter().map(|c| c.1).collect();
     }
@@ -96,43 +96,41 @@ fn select(scorer: &mut Scorer, cands: &[(Dist, u32)], vectors: &[Vec<u8>], max: 
         if kept.len() >= max {
             break;
         }
-        if kept
-            .iter()
-            .all(|&k| Dist(scorer.between(&vectors[i], &vectors[k])) >= d)
-        {
+        if kept.iter().all(|&k| Dist(scorer.between(vectors[i], vectors[k])) >= d) {
             kept.push(i);
         }
     }
     kept.into_iter().map(|i| cands[i].1).collect()
 }
 
-/// Candidates nearest first, and their vectors in the same order.
-type Scored = (Vec<(Dist, u32)>, Vec<Vec<u8>>);
-
-/// Score `ids` against the vector `base`, nearest first, with their vectors.
-fn scored(coll: &Collection, txn: &Txn<'_>, base: &[u8], ids: &[u32], level: u8) -> Result<Scored> {
+/// The heuristic's choice for a list of the node whose vector is `base`,
+/// from `ids` (live nodes of level >= `level` only). Vectors are read in
+/// place, not copied.
+fn choose(coll: &Collection, txn: &Txn<'_>, base: &[u8], ids: &[u32], level: u8) -> Result<Vec<u32>> {
     let mut scorer = Scorer::from_stored(coll.space, base.to_vec());
     let mut all = Vec::with_capacity(ids.len());
     for &id in ids {
         let n = coll.peek(txn, id)?;
         if n.is_live() && n.level() >= level {
-            all.push((Dist(scorer.to(n.vector())), id, n.vector().to_vec()));
+            all.push((Dist(scorer.to(n.vector())), id, n));
         }
     }
     all.sort_by_key(|a| a.0);
-    let vectors = all.iter().map(|a| a.2.clone()).collect();
-    Ok((all.into_iter().map(|a| (a.0, a.1)).collect(), vectors))
+    let cands: Vec<(Dist, u32)> = all.iter().map(|a| (a.0, a.1)).collect();
+    let vectors: Vec<&[u8]> = all.iter().map(|a| a.2.vector()).collect();
+    Ok(select(&mut scorer, &cands, &vectors, max_degree(coll, level)))
 }
 
 /// Re-select `v`'s list at `level` from `pool` (ids other than `v`).
 fn reselect(coll: &Collection, txn: &mut Txn<'_>, v: u32, level: u8, pool: &[u32]) -> Result<()> {
-    let base = coll.node(txn, v)?.vector().to_vec();
     let mut ids: Vec<u32> = pool.iter().copied().filter(|&i| i != v).collect();
     ids.sort_unstable();
     ids.dedup();
-    let (cands, vectors) = scored(coll, txn, &base, &ids, level)?;
-    let mut scorer = Scorer::from_stored(coll.space, base);
-    let keep = select(&mut scorer, &cands, &vectors, max_degree(coll, level));
+    let keep = {
+        let t: &Txn<'_> = txn;
+        let base = coll.node(t, v)?;
+        choose(coll, t, base.vector(), &ids, level)?
+    };
     write_list(coll, txn, v, level, &keep)
 }
 
@@ -254,10 +252,11 @@ fn plan_links(coll: &Collection, txn: &Txn<'_>, slot: u32, level: u8, stored: &[
     for l in (0..=level.min(top)).rev() {
         let mut found = walk.layer(&mut scorer, &eps, ef, l, &mut LiveOnly)?;
         found.retain(|c| c.1 != slot);
-        let mut vectors = Vec::with_capacity(found.len());
+        let mut nodes = Vec::with_capacity(found.len());
         for c in &found {
-            vectors.push(coll.peek(txn, c.1)?.vector().to_vec());
+            nodes.push(coll.peek(txn, c.1)?);
         }
+        let vectors: Vec<&[u8]> = nodes.iter().map(|n| n.vector()).collect();
         plan.push((l, select(&mut scorer, &found, &vectors, max_degree(coll, l))));
         if !found.is_empty() {
             eps = found;

@@ -19,6 +19,10 @@ use zerocopy::FromBytes;
 /// collection's size or a filter's selectivity.
 pub const DEFAULT_MAX_VISITED: usize = 200_000;
 
+/// Initial room of the visited set: a typical query at ef 64 scores a
+/// few hundred to a few thousand nodes; growing from empty costs rehashes.
+const VISITED_CAPACITY: usize = 2048;
+
 /// Limits on one query's work.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
@@ -83,7 +87,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
         Walk {
             coll,
             txn,
-            visited: FxHashSet::default(),
+            visited: FxHashSet::with_capacity_and_hasher(VISITED_CAPACITY, Default::default()),
             total: 0,
             budget,
             exhausted: false,
@@ -164,6 +168,9 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             }
             let node = self.coll.peek(self.txn, s)?;
             self.neighbours(s, &node, level, &mut ids)?;
+            // First read every new neighbour's header and prefetch its
+            // vector, so the memory loads overlap; then score them.
+            let mut fresh = Vec::with_capacity(ids.len());
             for &n in &ids {
                 if n == s || !self.first_visit(n) {
                     continue;
@@ -172,6 +179,10 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
                 if nb.header().n_flags == 0 || (level > 0 && nb.level() < level) {
                     continue; // a dangling edge (§9.7): skip it
                 }
+                crate::image::prefetch(nb.vector());
+                fresh.push((n, nb));
+            }
+            for (n, nb) in fresh {
                 let dn = Dist(scorer.to(nb.vector()));
                 let worst = results.peek().map(|w| w.0);
                 if results.len() < ef || worst.is_some_and(|w| dn < w) {

@@ -38,6 +38,8 @@ pub struct Collection {
     pub geo: NodeGeometry,
     /// The header as last read or written (counters, entry point).
     pub header: CollectionHeader,
+    /// Records per block when a record fits in one (§8.5.2), else 0.
+    pub(crate) per_block: u32,
     pub(crate) node_runs: Vec<Mapping>,
     pub(crate) upper_runs: Vec<Mapping>,
     pub(crate) seed: Option<u32>,
@@ -78,6 +80,15 @@ impl Node<'_> {
 fn unreachable_header() -> &'static NodeHeader {
     static ZERO: [u8; 32] = [0; 32];
     NodeHeader::ref_from_bytes(&ZERO[..]).expect("32 bytes make a NodeHeader")
+}
+
+/// Records per block for this geometry, 0 when a record spans blocks.
+pub(crate) fn per_block(geo: NodeGeometry) -> u32 {
+    if geo.stride as usize <= BLOCK_SIZE {
+        BLOCK_SIZE as u32 / geo.stride
+    } else {
+        0
+    }
 }
 
 /// The space a collection record describes.
@@ -183,6 +194,7 @@ impl Collection {
             upper_ino,
             geo,
             header: h,
+            per_block: per_block(geo),
             node_runs,
             upper_runs,
             seed: g.csum_seed,
@@ -204,9 +216,9 @@ impl Collection {
     /// (logical block, byte offset) of slot `s` (§8.5.2).
     fn slot_at(&self, s: u32) -> (u64, usize) {
         let stride = self.geo.stride as usize;
-        if stride <= BLOCK_SIZE {
-            let per = (BLOCK_SIZE / stride) as u64;
-            (1 + u64::from(s) / per, (u64::from(s) % per) as usize * stride)
+        if self.per_block > 0 {
+            let per = self.per_block;
+            (1 + u64::from(s / per), (s % per) as usize * stride)
         } else {
             (1 + u64::from(s) * (stride / BLOCK_SIZE) as u64, 0)
         }
