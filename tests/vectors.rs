@@ -250,3 +250,25 @@ fn recall_at_10_on_20000_clustered_vectors() {
     let recall = recall_at(ef);
     assert!(recall >= 0.95, "recall@10 {recall} at ef {ef}");
 }
+
+#[test]
+fn search_insert_and_delete_fit_a_256_kib_stack() {
+    let data = clustered(2_000, 16, 8, 5);
+    let s = load(64 << 20, CollectionParams::new("t", 16, Metric::L2, ElemType::F32), &data);
+    let fs = std::sync::Arc::new(s.fs);
+    let (fs2, inos, q) = (fs.clone(), s.inos.clone(), data[3].clone());
+    let worker = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let ctx = Ctx::root();
+            let mut req = SearchRequest::new("t", q.clone(), 10);
+            req.ef = Some(500);
+            let hits = fs2.search(&req).unwrap().hits;
+            fs2.set_vector(&ctx, inos[9].into(), "t", &q).unwrap();
+            fs2.remove_vector(&ctx, inos[3].into(), "t").unwrap();
+            fs2.collection_stats("t").unwrap();
+            hits.len()
+        })
+        .unwrap();
+    assert_eq!(worker.join().expect("no stack overflow"), 10);
+}
