@@ -254,7 +254,11 @@ fn recall_at_10_on_20000_clustered_vectors() {
 #[test]
 fn search_insert_and_delete_fit_a_256_kib_stack() {
     let data = clustered(2_000, 16, 8, 5);
-    let s = load(64 << 20, CollectionParams::new("t", 16, Metric::L2, ElemType::F32), &data);
+    let s = load(
+        64 << 20,
+        CollectionParams::new("t", 16, Metric::L2, ElemType::F32),
+        &data,
+    );
     let fs = std::sync::Arc::new(s.fs);
     let (fs2, inos, q) = (fs.clone(), s.inos.clone(), data[3].clone());
     let worker = std::thread::Builder::new()
@@ -271,4 +275,111 @@ fn search_insert_and_delete_fit_a_256_kib_stack() {
         })
         .unwrap();
     assert_eq!(worker.join().expect("no stack overflow"), 10);
+}
+
+/// Recall@10 of `queries` against the exact answer over `live` rows.
+fn recall(fs: &Fs, c: &str, data: &[Vec<f32>], live: &[usize], inos: &[u32], queries: &[Vec<f32>], ef: usize) -> f64 {
+    let kept: Vec<Vec<f32>> = live.iter().map(|&i| data[i].clone()).collect();
+    let mut hit = 0;
+    for q in queries {
+        let want: Vec<u32> = brute(Metric::L2, &kept, q, 10)
+            .into_iter()
+            .map(|j| inos[live[j]])
+            .collect();
+        hit += search(fs, c, q, 10, ef).iter().filter(|g| want.contains(g)).count();
+    }
+    hit as f64 / (10 * queries.len()) as f64
+}
+
+#[test]
+fn recall_holds_after_many_deletes_and_rebuild_frees_their_slots() {
+    let (n, dim) = (4_000, 16);
+    let mut data = clustered(n + 50, dim, 20, 77);
+    let queries = data.split_off(n);
+    let s = load(
+        256 << 20,
+        CollectionParams::new("t", dim as u32, Metric::L2, ElemType::F32),
+        &data,
+    );
+    let ctx = Ctx::root();
+    // Detach every other vector (half the graph), unlinking some files.
+    let vdir: u64 = s.fs.lookup(&ctx, ROOT, b"v").unwrap().ino.into();
+    for i in (0..n).step_by(2) {
+        if i % 4 == 0 {
+            s.fs.unlink(&ctx, vdir, format!("f{i}").as_bytes()).unwrap();
+        } else {
+            s.fs.remove_vector(&ctx, s.inos[i].into(), "t").unwrap();
+        }
+    }
+    let live: Vec<usize> = (1..n).step_by(2).collect();
+    let after_deletes = recall(&s.fs, "t", &data, &live, &s.inos, &queries, 64);
+    assert!(after_deletes >= 0.95, "recall@10 {after_deletes} after deleting half");
+    let before = s.fs.collection_stats("t").unwrap();
+    assert_eq!((before.count, before.deleted), (2_000, 2_000));
+    let report = s.fs.rebuild_collection("t", &mut |_, _| {}).unwrap();
+    assert_eq!((report.live, report.freed), (2_000, 2_000));
+    let after = s.fs.collection_stats("t").unwrap();
+    assert_eq!(
+        (after.count, after.deleted, after.free, after.slots),
+        (2_000, 0, 2_000, 4_000)
+    );
+    let rebuilt = recall(&s.fs, "t", &data, &live, &s.inos, &queries, 64);
+    assert!(rebuilt >= 0.95, "recall@10 {rebuilt} after rebuild");
+    // New vectors reuse the freed slots: the node file does not grow.
+    for i in (2..200).step_by(4) {
+        s.fs.set_vector(&ctx, s.inos[i].into(), "t", &data[i]).unwrap();
+    }
+    assert_eq!(s.fs.collection_stats("t").unwrap().slots, 4_000);
+    let Setup { _dir, path, fs, .. } = s;
+    fs.sync().unwrap();
+    drop(fs);
+    let r = fsck(&path).unwrap();
+    assert!(r.is_clean(), "fsck: {:#?}", r.problems);
+}
+
+#[test]
+fn searches_run_in_parallel_with_inserts() {
+    let dim = 16;
+    let data = clustered(3_000, dim, 10, 21);
+    let s = load(
+        128 << 20,
+        CollectionParams::new("t", dim as u32, Metric::L2, ElemType::F32),
+        &data[..1_000],
+    );
+    let fs = std::sync::Arc::new(s.fs);
+    let ctx = Ctx::root();
+    let vdir: u64 = fs.lookup(&ctx, ROOT, b"v").unwrap().ino.into();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let searchers: Vec<_> = (0..3)
+        .map(|t| {
+            let (fs, done, q) = (fs.clone(), done.clone(), data[t * 7].clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) || n == 0 {
+                    let mut req = SearchRequest::new("t", q.clone(), 10);
+                    req.with_paths = false;
+                    assert_eq!(fs.search(&req).unwrap().hits.len(), 10);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut inos = s.inos.clone();
+    for (i, v) in data.iter().enumerate().skip(1_000) {
+        let f = fs
+            .create(&ctx, vdir, format!("f{i}").as_bytes(), 0o644, NewNode::File)
+            .unwrap();
+        fs.set_vector(&ctx, f.ino.into(), "t", v).unwrap();
+        inos.push(f.ino);
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let searches: usize = searchers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert!(searches > 0);
+    let all: Vec<usize> = (0..data.len()).collect();
+    let r = recall(&fs, "t", &data, &all, &inos, &data[..50], 64);
+    assert!(
+        r >= 0.95,
+        "recall {r} after concurrent inserts ({searches} searches ran meanwhile)"
+    );
 }

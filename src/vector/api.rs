@@ -307,7 +307,7 @@ pub fn detach_all(txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<()> {
 }
 
 /// Block 0 of a new node file: the header of an empty collection (§8.4).
-fn write_empty_header(txn: &mut Txn<'_>, g: &Geometry, rec: &CollectionRecord, upper: u32) -> Result<()> {
+pub(crate) fn write_empty_header(txn: &mut Txn<'_>, g: &Geometry, rec: &CollectionRecord, upper: u32) -> Result<()> {
     let space = space_of(rec)?;
     let geo = node_geometry(rec.dim, space.elem, rec.m);
     let mut h = CollectionHeader::new_zeroed();

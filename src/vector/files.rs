@@ -85,23 +85,28 @@ impl Collection {
     /// at the end of the node file. The caller writes the whole record.
     pub fn alloc_slot(&mut self, txn: &mut Txn<'_>, g: &Geometry) -> Result<u32> {
         let head = self.header.ch_free_head.get();
-        if head != 0 {
-            let s = (head - 1) as u32;
-            let node = self.node(txn, s)?;
-            let next = node.header().n_next_free.get();
-            if node.header().n_flags != 0 || u64::from(next) > self.slots() {
-                let at = self.record_offset(s);
-                return Err(FsError::corrupt(
-                    "node record",
-                    at + 12,
-                    "n_next_free",
-                    Expected::Known,
-                    next.into(),
-                ));
-            }
-            self.header.ch_free_head.set(next.into());
-            return Ok(s);
+        if head == 0 {
+            return self.append_slot(txn, g);
         }
+        let s = (head - 1) as u32;
+        let node = self.node(txn, s)?;
+        let next = node.header().n_next_free.get();
+        if node.header().n_flags != 0 || u64::from(next) > self.slots() {
+            let at = self.record_offset(s);
+            return Err(FsError::corrupt(
+                "node record",
+                at + 12,
+                "n_next_free",
+                Expected::Known,
+                next.into(),
+            ));
+        }
+        self.header.ch_free_head.set(next.into());
+        Ok(s)
+    }
+
+    /// A new slot at the end of the node file (growing it).
+    pub fn append_slot(&mut self, txn: &mut Txn<'_>, g: &Geometry) -> Result<u32> {
         let s = self.slots();
         if s >= MAX_SLOTS {
             return Err(FsError::NoSpace);
@@ -119,6 +124,17 @@ impl Collection {
         }
         self.header.ch_slots.set(u64::from(s) + 1);
         Ok(s)
+    }
+
+    /// Put slot `s` (not live, not named by any list) on the free chain
+    /// (format-spec/08 §8.5.4).
+    pub fn free_slot(&mut self, txn: &mut Txn<'_>, s: u32) -> Result<()> {
+        let mut rec = vec![0u8; self.geo.stride as usize];
+        let next = self.header.ch_free_head.get() as u32;
+        rec[12..16].copy_from_slice(&next.to_le_bytes());
+        self.put_record(txn, s, &mut rec)?;
+        self.header.ch_free_head.set(u64::from(s) + 1);
+        Ok(())
     }
 
     /// `levels` consecutive upper records (levels 1..=levels of one node);

@@ -20,6 +20,7 @@ pub mod files;
 pub mod ioctl;
 pub mod paths;
 pub mod query;
+pub mod rebuild;
 pub mod refs;
 pub mod search;
 pub mod stats;

@@ -55,6 +55,14 @@ enum Cmd {
     },
     /// Drop a collection: every vector is detached, its files freed.
     Drop { target: PathBuf, collection: String },
+    /// Rebuild a collection's graph on an unmounted image: every live vector
+    /// is inserted again at its slot; deleted slots are freed for reuse.
+    Rebuild {
+        target: PathBuf,
+        collection: String,
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// The k files whose vectors are nearest to a query.
     Search {
         target: PathBuf,
@@ -127,6 +135,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             int8_scale,
         } => manage::create(&Target::parse(&target)?, &spec, m, ef_construction, int8_scale),
         Cmd::Drop { target, collection } => manage::drop(&Target::parse(&target)?, &collection),
+        Cmd::Rebuild {
+            target,
+            collection,
+            quiet,
+        } => manage::rebuild(&Target::parse(&target)?, &collection, quiet),
         Cmd::Search {
             target,
             collection,

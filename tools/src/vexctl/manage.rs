@@ -140,3 +140,33 @@ pub fn drop(t: &Target, name: &str) -> Outcome<()> {
     println!("dropped collection {name}");
     Ok(())
 }
+
+/// Rebuild a collection's graph (unmounted images only: the rebuild runs
+/// in batches of transactions and must be the image's only writer).
+pub fn rebuild(t: &Target, name: &str, quiet: bool) -> Outcome<()> {
+    if let Target::Mount(m) = t {
+        return Err(Failure::new(format!(
+            "{}: rebuild works on an unmounted image; unmount it first",
+            m.display()
+        )));
+    }
+    let fs = t.open(false)?;
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(0)
+    };
+    let started = std::time::Instant::now();
+    let r = fs.rebuild_collection(name, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "rebuilt {name}: {} live vectors reinserted, {} deleted slots freed, in {:.1} s",
+        r.live,
+        r.freed,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
