@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod check;
 pub mod error;
+pub mod events;
 pub mod format;
 pub mod fs;
 pub mod fuse;

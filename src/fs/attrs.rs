@@ -3,7 +3,10 @@
 use super::core::{attr_of, live, live_dir, Attr, Fs};
 use super::data;
 use super::dir::{self, ListEntry};
-use super::inode::{self as ino_io, now, Time};
+use super::inode::{self as ino_io, now, InodeBuf, Time};
+use super::txn::Txn;
+use crate::events::{Event, Op};
+use crate::layout::Geometry;
 use super::perm::{self, Ctx, MAY_WRITE};
 use crate::error::{FsError, Result};
 use crate::format::inode::{FileType, Timestamp};
@@ -115,8 +118,26 @@ impl Fs {
             }
             b.set_time(Time::Change, now());
             ino_io::store(txn, g, &b)?;
+            self.emit_setattr(txn, g, ctx, &b, s)?;
             attr_of(&b)
         })
+    }
+
+    /// The events of one setattr: `truncate` for a size change, `setattr`
+    /// (aux = which of mode/uid/gid/atime/mtime changed) for the rest.
+    fn emit_setattr(&self, txn: &mut Txn<'_>, g: &Geometry, ctx: &Ctx, b: &InodeBuf, s: &SetAttr) -> Result<()> {
+        let ino = u64::from(b.ino.get());
+        if s.size.is_some() {
+            self.emit(txn, g, Some(ctx), Event::new(Op::Truncate, ino).with_aux(b.size()))?;
+        }
+        let mask = [s.mode.is_some(), s.uid.is_some(), s.gid.is_some(), s.atime.is_some(), s.mtime.is_some()]
+            .iter()
+            .enumerate()
+            .fold(0u64, |m, (i, on)| m | (u64::from(*on) << i));
+        if mask != 0 {
+            self.emit(txn, g, Some(ctx), Event::new(Op::Setattr, ino).with_aux(mask))?;
+        }
+        Ok(())
     }
 
     /// Up to `max` entries of a directory from cookie `from` (0 = start).

@@ -11,7 +11,9 @@ use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::image::{Image, Media, Mode};
 use crate::journal::{self, JournalState};
 use crate::layout::Geometry;
+use crate::events::{Event, Op};
 use parking_lot::{Mutex, RwLock};
+use zerocopy::FromBytes;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -107,6 +109,10 @@ pub struct Fs {
     /// Structures kept by VEXFS_IOC_SET_VECTOR_META, per inode, until
     /// unmount (format-spec/12 §12.4; never written to the image).
     pub(crate) ioctl_meta: Mutex<HashMap<u32, [u8; 40]>>,
+    /// `s_checksum_seed` (event records are always checksummed).
+    pub(crate) seed: u32,
+    /// Event recording and readers' positions (format-spec/11).
+    pub(crate) events: crate::events::follow::EventState,
 }
 
 impl Fs {
@@ -183,7 +189,10 @@ impl Fs {
             open_counts: Mutex::new(HashMap::new()),
             vectors: crate::vector::Cache::default(),
             ioctl_meta: Mutex::new(HashMap::new()),
+            seed,
+            events: Default::default(),
         };
+        fs.init_events(true)?;
         if !read_only {
             fs.reclaim_orphans()?;
             fs.mark_mounted(true)?;
@@ -191,11 +200,21 @@ impl Fs {
         Ok(fs)
     }
 
+    /// Record events or not (mount option `events=off`; the ring must exist).
+    pub fn set_events(&self, on: bool) -> Result<()> {
+        self.init_events(on)
+    }
+
     /// Superblock bookkeeping: mounted (state "not clean", mount count and
     /// time) or cleanly unmounted (state "clean", write time).
     fn mark_mounted(&self, mounted: bool) -> Result<()> {
         let now = super::inode::now().sec;
-        self.write(|txn, _| {
+        self.write(|txn, g| {
+            let op = if mounted { Op::Mount } else { Op::Unmount };
+            let count = crate::format::superblock::Superblock::ref_from_prefix(txn.block(0)?)
+                .map_or(0, |(sb, _)| u64::from(sb.s_mnt_count.get()));
+            let aux = if mounted { count + 1 } else { 0 };
+            self.emit(txn, g, None, Event::new(op, 0).with_aux(aux))?;
             super::alloc::with_superblock(txn, |sb| {
                 let state = sb.s_state.get() & !(STATE_VALID | STATE_DIRTY);
                 if mounted {
@@ -267,7 +286,9 @@ impl Fs {
         }
         freed.extend(txn_freed);
         staged.extend(dirty);
-        if staged.len() >= self.stage_limit() {
+        let readers_wait = self.events.pending.load(Ordering::Relaxed)
+            && self.events.waiters.load(Ordering::Acquire) > 0;
+        if staged.len() >= self.stage_limit() || readers_wait {
             self.commit_locked(&mut guard)?;
         }
         Ok(r)
@@ -280,6 +301,24 @@ impl Fs {
     }
 
     fn commit_locked(&self, st: &mut State) -> Result<()> {
+        let next_event = self.staged_next_event(st);
+        let r = self.commit_staged(st);
+        if let (Ok(()), Some(next)) = (&r, next_event) {
+            self.events_committed(next);
+        }
+        r
+    }
+
+    /// The ring's next sequence number as staged, when events are kept.
+    fn staged_next_event(&self, st: &State) -> Option<u64> {
+        if !crate::events::ring::enabled(&self.geometry) {
+            return None;
+        }
+        let txn = Txn::read_only_with_overlay(st.media.bytes(), self.geometry.blocks_count, &st.staged);
+        self.staged_event_seq(&txn).ok()
+    }
+
+    fn commit_staged(&self, st: &mut State) -> Result<()> {
         let State {
             media,
             staged,

@@ -4,6 +4,7 @@ use super::alloc;
 use super::core::{live, Fs};
 use super::inode::{self as ino_io, now, InodeBuf, Time};
 use super::map::{self, FileMap};
+use super::perm::Ctx;
 use super::txn::Txn;
 use crate::error::{FsError, Result};
 use crate::format::inode::FileType;
@@ -62,6 +63,11 @@ impl Fs {
 
     /// Write `data` at `off`; returns the bytes written.
     pub fn write_data(&self, n: u64, off: u64, data: &[u8]) -> Result<usize> {
+        self.write_as(None, n, off, data)
+    }
+
+    /// [`Fs::write_data`] on behalf of `ctx` (recorded in the event).
+    pub fn write_as(&self, ctx: Option<&Ctx>, n: u64, off: u64, data: &[u8]) -> Result<usize> {
         let ino = self.ino(n)?;
         self.write(|txn, g| {
             let mut b = regular(txn, g, ino)?;
@@ -87,6 +93,7 @@ impl Fs {
             b.set_time(Time::Modify, t);
             b.set_time(Time::Change, t);
             ino_io::store(txn, g, &b)?;
+            self.emit_write(txn, g, ctx, ino.get().into(), b.size())?;
             Ok(data.len())
         })
     }
@@ -117,7 +124,8 @@ impl Fs {
             }
             map::store(txn, g, &mut b, &fm)?;
             b.set_time(Time::Change, now());
-            ino_io::store(txn, g, &b)
+            ino_io::store(txn, g, &b)?;
+            self.emit_write(txn, g, None, ino.get().into(), b.size())
         })
     }
 

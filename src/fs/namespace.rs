@@ -10,6 +10,7 @@ use super::map;
 use super::perm::{self, Ctx, MAY_EXEC, MAY_WRITE};
 use super::txn::Txn;
 use crate::error::{FsError, Result};
+use crate::events::{Event, Op};
 use crate::format::extent;
 use crate::format::inode::{FileType, InodeNo, EXTENTS_FL, I_BLOCK_BYTES, S_IFDIR, S_IFMT};
 use crate::format::BLOCK_SIZE_U64;
@@ -85,6 +86,7 @@ impl Fs {
                 d.set_links(d.links() + 1);
             }
             touch_dir(txn, g, &mut d)?;
+            self.emit(txn, g, Some(ctx), creation_event(&node, &b, p, name))?;
             attr_of(&b)
         })
     }
@@ -113,6 +115,8 @@ impl Fs {
             b.set_parent(p.get());
             b.set_time(Time::Change, now());
             ino_io::store(txn, g, &b)?;
+            let ev = Event::new(Op::Link, i.get().into()).with_name(p.get().into(), name);
+            self.emit(txn, g, Some(ctx), ev.with_aux(b.links().into()))?;
             attr_of(&b)
         })
     }
@@ -154,6 +158,9 @@ impl Fs {
                 d.set_links(d.links().saturating_sub(1));
             }
             touch_dir(txn, g, &mut d)?;
+            let (op, left) = if is_dir { (Op::Rmdir, 0) } else { (Op::Unlink, b.links().saturating_sub(1)) };
+            let ev = Event::new(op, victim.get().into()).with_name(p.get().into(), name);
+            self.emit(txn, g, Some(ctx), ev.with_aux(left.into()))?;
             self.drop_link(txn, g, &mut b, is_dir, p)
         })
     }
@@ -184,6 +191,22 @@ impl Fs {
         }
         lifecycle::destroy(txn, g, b)
     }
+}
+
+/// The event of a new name: create, mkdir, mknod or symlink (§11.4).
+fn creation_event(node: &NewNode<'_>, b: &InodeBuf, dir: InodeNo, name: &[u8]) -> Event {
+    let (op, aux) = match node {
+        NewNode::File => (Op::Create, b.base().mode().into()),
+        NewNode::Dir => (Op::Mkdir, b.base().mode().into()),
+        NewNode::Special { .. } => (Op::Mknod, b.base().mode().into()),
+        NewNode::Symlink { target } => (Op::Symlink, target.len() as u64),
+    };
+    let ev = Event::new(op, b.ino.get().into()).with_name(dir.get().into(), name);
+    match node {
+        NewNode::Symlink { target } => ev.with_second(0, 0, target),
+        _ => ev,
+    }
+    .with_aux(aux)
 }
 
 /// Allocate and initialise a new inode (not yet linked anywhere).

@@ -8,6 +8,7 @@ use super::inode::{self as ino_io, now, InodeBuf, Time};
 use super::perm::{self, Ctx, MAY_EXEC, MAY_WRITE};
 use super::txn::Txn;
 use crate::error::{FsError, Result};
+use crate::events::{Event, Op};
 use crate::format::inode::{FileType, InodeNo};
 use crate::format::ROOT_INO;
 use crate::layout::Geometry;
@@ -102,13 +103,19 @@ impl Fs {
             if is_dir(&src) && p != np && is_within(txn, g, np, src.ino)? {
                 return Err(FsError::Invalid("cannot move a directory into itself".into()));
             }
+            let replaced = dst.as_ref().map_or(0, |d| u64::from(d.ino.get()));
+            let ev = Event::new(Op::Rename, src.ino.get().into())
+                .with_name(p.get().into(), name)
+                .with_second(replaced, np.get().into(), newname)
+                .with_aux(flags.into());
             match (flags, dst, dst_slot) {
                 (RENAME_EXCHANGE, Some(dst), Some(ds)) => self.exchange(txn, g, (p, src_slot, &src), (np, ds, &dst)),
                 (RENAME_EXCHANGE, _, _) => Err(FsError::NotFound),
                 (RENAME_NOREPLACE, Some(_), _) => Err(FsError::Exists),
                 (_, Some(dst), Some(ds)) => self.replace(txn, g, (p, src_slot, src), (np, ds, dst)),
                 _ => self.move_to_new_name(txn, g, (p, src_slot, &src), np, newname),
-            }
+            }?;
+            self.emit(txn, g, Some(ctx), ev)
         })
     }
 

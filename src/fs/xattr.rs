@@ -8,6 +8,7 @@ use super::inode::{self as ino_io, now, InodeBuf, Time};
 use super::perm::{self, Ctx, MAY_READ, MAY_WRITE};
 use super::txn::Txn;
 use crate::error::{FsError, Result};
+use crate::events::{Event, Op};
 use crate::format::inode::FileType;
 use crate::format::xattr as fx;
 use crate::layout::Geometry;
@@ -192,7 +193,9 @@ impl Fs {
             }
             store_all(txn, g, &mut b, attrs)?;
             b.set_time(Time::Change, now());
-            ino_io::store(txn, g, &b)
+            ino_io::store(txn, g, &b)?;
+            let ev = Event::new(Op::Setxattr, ino.get().into()).with_name(0, name);
+            self.emit(txn, g, Some(ctx), ev.with_aux(value.len() as u64))
         })
     }
 
@@ -217,7 +220,8 @@ impl Fs {
             }
             store_all(txn, g, &mut b, attrs)?;
             b.set_time(Time::Change, now());
-            ino_io::store(txn, g, &b)
+            ino_io::store(txn, g, &b)?;
+            self.emit(txn, g, Some(ctx), Event::new(Op::Removexattr, ino.get().into()).with_name(0, name))
         })
     }
 }

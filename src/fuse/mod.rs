@@ -455,7 +455,7 @@ impl Filesystem for VexFuse {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -471,7 +471,7 @@ impl Filesystem for VexFuse {
                 Err(e) => reply.error(errno(&e)),
             };
         }
-        match self.fs.write_data(ino.0, offset, data) {
+        match self.fs.write_as(Some(&req_ctx(req)), ino.0, offset, data) {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(log_err("write", &e)),
         }

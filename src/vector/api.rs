@@ -9,6 +9,7 @@ use super::files::create_hidden;
 use super::refs;
 use super::store::{space_of, Collection};
 use crate::error::{FsError, Result};
+use crate::events::{Event, Op};
 use crate::format::inode::{FileType, InodeNo};
 use crate::format::vector::{
     self as fv, node_geometry, CollectionHeader, CollectionRecord, ElemType, Metric, MAX_COLLECTIONS,
@@ -121,6 +122,8 @@ impl Fs {
             let mut records = cat.records.clone();
             records.push(rec.clone());
             catalog_io::write(txn, g, &cat, &records, cat.next_id + 1)?;
+            let ev = Event::new(Op::CollectionCreate, node.get().into()).with_name(0, rec.name.as_bytes());
+            self.emit(txn, g, None, ev.with_aux(rec.id.into()))?;
             Ok(rec)
         })
     }
@@ -156,7 +159,9 @@ impl Fs {
                 crate::fs::lifecycle::destroy(txn, g, &b)?;
             }
             let records: Vec<_> = cat.records.iter().filter(|r| r.name != name).cloned().collect();
-            catalog_io::write(txn, g, &cat, &records, cat.next_id)
+            catalog_io::write(txn, g, &cat, &records, cat.next_id)?;
+            let ev = Event::new(Op::CollectionDrop, rec.node_ino.into()).with_name(0, name.as_bytes());
+            self.emit(txn, g, None, ev.with_aux(rec.id.into()))
         })
     }
 
@@ -171,7 +176,7 @@ impl Fs {
             coll.space.check(v)?;
             let mut stored = vec![0u8; coll.space.vector_bytes()];
             coll.space.encode(v, &mut stored);
-            match owned_slot(txn, g, &coll, &b, rec)? {
+            let slot = match owned_slot(txn, g, &coll, &b, rec)? {
                 Some(slot) => {
                     // Replace in place: detach (repairs the neighbours and
                     // moves the entry point off this node), then reinsert
@@ -180,15 +185,19 @@ impl Fs {
                     let reuse = (node.level(), node.header().n_upper_ref.get());
                     build::delete(&mut coll, txn, slot)?;
                     build::insert(&mut coll, txn, g, slot, ino.get(), &stored, Some(reuse))?;
+                    slot
                 }
                 None => {
                     let slot = coll.alloc_slot(txn, g)?;
                     build::insert(&mut coll, txn, g, slot, ino.get(), &stored, None)?;
                     refs::set(txn, g, &mut b, rec, slot)?;
+                    slot
                 }
-            }
+            };
             b.set_time(Time::Change, now());
-            ino_io::store(txn, g, &b)
+            ino_io::store(txn, g, &b)?;
+            let ev = Event::new(Op::VectorAttach, ino.get().into()).with_name(0, name.as_bytes());
+            self.emit(txn, g, Some(ctx), ev.with_aux(slot.into()))
         })
     }
 
@@ -215,7 +224,9 @@ impl Fs {
             build::delete(&mut coll, txn, slot)?;
             refs::clear(txn, g, &mut b, rec)?;
             b.set_time(Time::Change, now());
-            ino_io::store(txn, g, &b)
+            ino_io::store(txn, g, &b)?;
+            let ev = Event::new(Op::VectorDetach, ino.get().into()).with_name(0, name.as_bytes());
+            self.emit(txn, g, Some(ctx), ev.with_aux(slot.into()))
         })
     }
 

@@ -7,6 +7,7 @@ use super::paths::{path_of, Subtree};
 use super::search::{knn, Accept, Budget};
 use super::store::Node;
 use crate::error::{FsError, Result};
+use crate::events::{Event, Op};
 use crate::format::inode::{FileType, InodeNo};
 use crate::format::ROOT_INO;
 use crate::fs::core::{live, Fs};
@@ -105,6 +106,10 @@ impl Fs {
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse> {
         if req.k == 0 || req.k > MAX_K || req.ef.is_some_and(|e| e > MAX_K) {
             return Err(FsError::Invalid(format!("k and ef must be 1..={MAX_K}")));
+        }
+        if self.logs_searches() {
+            let ev = Event::new(Op::Search, 0).with_name(0, req.collection.as_bytes());
+            self.write(|txn, g| self.emit(txn, g, None, ev.with_aux(req.k as u64)))?;
         }
         self.read(|txn, g| {
             let coll = self.vectors.get(txn, g, &req.collection)?;
