@@ -32,7 +32,7 @@ const EXIT_USAGE: i32 = 1;
     version,
     about = "Mount a VexFS image over FUSE",
     after_help = "Options (-o, comma-separated): ro, rw, allow_other, allow_root, default_permissions, \
-                  debug, threads=N, fsname=NAME, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, \
+                  debug, threads=N, fsname=NAME, events=on|off, log_searches, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, \
                   sync, async, dirsync; ignored: defaults, auto, noauto, user, users, nouser, owner, group, \
                   _netdev, nofail, loop, relatime, strictatime, lazytime, nodiratime, x-*, comment=*. \
                   See docs/mount.md."
@@ -78,6 +78,10 @@ struct Opts {
     /// one given wins, as with mount(8).
     flags: BTreeMap<&'static str, MountOption>,
     dirsync: bool,
+    /// Record semantic events (events=off turns them off).
+    events: bool,
+    /// Record searches as events too.
+    log_searches: bool,
 }
 
 impl Default for Opts {
@@ -91,6 +95,8 @@ impl Default for Opts {
             fsname: None,
             flags: BTreeMap::new(),
             dirsync: false,
+            events: true,
+            log_searches: false,
         }
     }
 }
@@ -162,6 +168,18 @@ fn parse_options(lists: &[String], sloppy: bool) -> Result<Opts, String> {
             }
             "dirsync" => {
                 o.dirsync = true;
+                None
+            }
+            "events=on" | "events" => {
+                o.events = true;
+                None
+            }
+            "events=off" | "noevents" => {
+                o.events = false;
+                None
+            }
+            "log_searches" => {
+                o.log_searches = true;
                 None
             }
             "dev" => Some(flag("dev", MountOption::Dev)),
@@ -372,6 +390,10 @@ fn serve(cli: &Cli, opts: &Opts, image: &Path, dir: &Path, mut status: Status) -
         Err(FsError::Locked(_)) => status.fail(format!("{} is already mounted or in use", image.display())),
         Err(e) => status.fail(format!("cannot open {}: {e}", image.display())),
     };
+    if let Err(e) = fs.set_events(opts.events) {
+        status.fail(format!("cannot set up the event ring of {}: {e}", image.display()));
+    }
+    fs.set_log_searches(opts.log_searches);
     let fsname = opts.fsname.clone().unwrap_or_else(|| image.display().to_string());
     let cfg = fuse_config(opts, &fsname);
     let mut session = match fuser::Session::new(VexFuse::new(fs.clone()), dir, &cfg) {

@@ -96,7 +96,14 @@ impl Fs {
 
     /// A write to `ino`, now `size` bytes long: coalesced with the newest
     /// event when that is an uncommitted write to the same inode.
-    pub(crate) fn emit_write(&self, txn: &mut Txn<'_>, g: &Geometry, ctx: Option<&Ctx>, ino: u64, size: u64) -> Result<()> {
+    pub(crate) fn emit_write(
+        &self,
+        txn: &mut Txn<'_>,
+        g: &Geometry,
+        ctx: Option<&Ctx>,
+        ino: u64,
+        size: u64,
+    ) -> Result<()> {
         if !self.events.on.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -211,8 +218,9 @@ impl Fs {
 fn in_tree(txn: &Txn<'_>, g: &Geometry, tree: &mut Option<Subtree>, e: &Event) -> Result<bool> {
     let Some(t) = tree else { return Ok(true) };
     let target = if e.parent != 0 { e.parent } else { e.ino };
-    let Some(ino) = u32::try_from(target).ok().and_then(|n| g.inode_no(n)) else { return Ok(false) };
+    let Some(ino) = u32::try_from(target).ok().and_then(|n| g.inode_no(n)) else {
+        return Ok(false);
+    };
     // A file gone since the event cannot be placed: leave it out.
     Ok(t.contains(txn, g, ino).unwrap_or(false))
 }
-

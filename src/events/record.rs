@@ -124,17 +124,29 @@ impl Event {
     /// Decode and validate the record at the start of `bytes` (§11.9),
     /// found at image offset `at`. `Ok(None)` at the end of a block.
     pub fn decode(bytes: &[u8], at: u64, seed: u32) -> Result<Option<Event>> {
-        let Ok((r, _)) = EventRecord::ref_from_prefix(bytes) else { return Ok(None) };
+        let Ok((r, _)) = EventRecord::ref_from_prefix(bytes) else {
+            return Ok(None);
+        };
         if r.ev_magic.get() == 0 {
             return Ok(None);
         }
         let bad = |off: u64, field, exp, act: u64| FsError::corrupt("event record", at + off, field, exp, act);
         if r.ev_magic.get() != EVENT_MAGIC {
-            return Err(bad(0, "ev_magic", Expected::Eq(EVENT_MAGIC.into()), r.ev_magic.get().into()));
+            return Err(bad(
+                0,
+                "ev_magic",
+                Expected::Eq(EVENT_MAGIC.into()),
+                r.ev_magic.get().into(),
+            ));
         }
         let (n1, n2) = (usize::from(r.ev_name_len.get()), usize::from(r.ev_name2_len.get()));
         if n1 > MAX_NAME_LEN || n2 > MAX_NAME_LEN {
-            return Err(bad(36, "ev_name_len", Expected::AtMost(MAX_NAME_LEN as u64), n1.max(n2) as u64));
+            return Err(bad(
+                36,
+                "ev_name_len",
+                Expected::AtMost(MAX_NAME_LEN as u64),
+                n1.max(n2) as u64,
+            ));
         }
         let len = (88 + n1 + n2).div_ceil(EVENT_ALIGN) * EVENT_ALIGN;
         if usize::from(r.ev_len.get()) != len || len > bytes.len() {
@@ -142,7 +154,12 @@ impl Event {
         }
         let want = record_checksum(&bytes[..len], r.ev_seq.get(), seed);
         if r.ev_checksum.get() != want {
-            return Err(bad(80, "ev_checksum", Expected::Eq(want.into()), r.ev_checksum.get().into()));
+            return Err(bad(
+                80,
+                "ev_checksum",
+                Expected::Eq(want.into()),
+                r.ev_checksum.get().into(),
+            ));
         }
         Ok(Some(Event {
             seq: r.ev_seq.get(),
@@ -194,7 +211,9 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_one_flipped_byte_is_caught() {
-        let mut e = Event::new(Op::Rename, 12).with_name(1, b"a.txt").with_second(0, 7, b"b.txt");
+        let mut e = Event::new(Op::Rename, 12)
+            .with_name(1, b"a.txt")
+            .with_second(0, 7, b"b.txt");
         e.seq = 42;
         e.aux = 1;
         let bytes = e.encode(0x1234);
@@ -204,6 +223,10 @@ mod tests {
         bad[90] ^= 1;
         let err = Event::decode(&bad, 4096, 0x1234).unwrap_err().to_string();
         assert!(err.contains("ev_checksum") && err.contains("4176"), "{err}");
-        assert_eq!(Event::decode(&[0u8; 100], 0, 1).unwrap(), None, "zero magic ends a block");
+        assert_eq!(
+            Event::decode(&[0u8; 100], 0, 1).unwrap(),
+            None,
+            "zero magic ends a block"
+        );
     }
 }

@@ -25,7 +25,8 @@ pub fn header(txn: &Txn<'_>, g: &Geometry, seed: u32) -> Result<EventRingHeader>
 
 fn store_header(txn: &mut Txn<'_>, g: &Geometry, seed: u32, h: &mut EventRingHeader) -> Result<()> {
     let v = g.events.start;
-    h.er_checksum.set(crate::format::events::header_checksum(h.as_bytes(), v, seed));
+    h.er_checksum
+        .set(crate::format::events::header_checksum(h.as_bytes(), v, seed));
     txn.block_mut(v)?[..72].copy_from_slice(h.as_bytes());
     Ok(())
 }
@@ -46,7 +47,9 @@ pub fn block_events(txn: &Txn<'_>, g: &Geometry, seed: u32, k: u64) -> Result<Ve
     let mut out = Vec::new();
     let mut off = 0;
     for _ in 0..MAX_EVENTS_PER_BLOCK {
-        let Some(e) = Event::decode(&bytes[off..], b * BLOCK_SIZE_U64 + off as u64, seed)? else { break };
+        let Some(e) = Event::decode(&bytes[off..], b * BLOCK_SIZE_U64 + off as u64, seed)? else {
+            break;
+        };
         let len = e.encoded_len();
         out.push((e, off));
         off += len;
@@ -148,11 +151,21 @@ pub fn read(txn: &Txn<'_>, g: &Geometry, seed: u32, w: u64, end: u64, max: usize
 
 /// Index (from the tail) of the last block whose first record is <= w: a
 /// binary search, the ring being in sequence order from the tail.
-fn first_block_holding(txn: &Txn<'_>, g: &Geometry, seed: u32, tail: u64, ring: u64, count: u64, w: u64) -> Result<u64> {
+fn first_block_holding(
+    txn: &Txn<'_>,
+    g: &Geometry,
+    seed: u32,
+    tail: u64,
+    ring: u64,
+    count: u64,
+    w: u64,
+) -> Result<u64> {
     let (mut lo, mut hi) = (0u64, count);
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
-        let first = block_events(txn, g, seed, (tail + mid) % ring)?.first().map(|(e, _)| e.seq);
+        let first = block_events(txn, g, seed, (tail + mid) % ring)?
+            .first()
+            .map(|(e, _)| e.seq);
         match first {
             Some(s) if s <= w => lo = mid,
             _ => hi = mid,

@@ -4,13 +4,13 @@ use super::core::{attr_of, live, live_dir, Attr, Fs};
 use super::data;
 use super::dir::{self, ListEntry};
 use super::inode::{self as ino_io, now, InodeBuf, Time};
-use super::txn::Txn;
-use crate::events::{Event, Op};
-use crate::layout::Geometry;
 use super::perm::{self, Ctx, MAY_WRITE};
+use super::txn::Txn;
 use crate::error::{FsError, Result};
+use crate::events::{Event, Op};
 use crate::format::inode::{FileType, Timestamp};
 use crate::format::superblock::Superblock;
+use crate::layout::Geometry;
 use zerocopy::FromBytes;
 
 /// A time to set: the caller's clock, or a given value.
@@ -130,10 +130,16 @@ impl Fs {
         if s.size.is_some() {
             self.emit(txn, g, Some(ctx), Event::new(Op::Truncate, ino).with_aux(b.size()))?;
         }
-        let mask = [s.mode.is_some(), s.uid.is_some(), s.gid.is_some(), s.atime.is_some(), s.mtime.is_some()]
-            .iter()
-            .enumerate()
-            .fold(0u64, |m, (i, on)| m | (u64::from(*on) << i));
+        let mask = [
+            s.mode.is_some(),
+            s.uid.is_some(),
+            s.gid.is_some(),
+            s.atime.is_some(),
+            s.mtime.is_some(),
+        ]
+        .iter()
+        .enumerate()
+        .fold(0u64, |m, (i, on)| m | (u64::from(*on) << i));
         if mask != 0 {
             self.emit(txn, g, Some(ctx), Event::new(Op::Setattr, ino).with_aux(mask))?;
         }

@@ -5,19 +5,19 @@
 use super::inode::{self as ino_io, InodeBuf};
 use super::txn::{Staged, Txn};
 use crate::error::{FsError, Result};
+use crate::events::{Event, Op};
 use crate::format::inode::{FileType, InodeNo, Timestamp};
 use crate::format::superblock::{STATE_DIRTY, STATE_VALID};
 use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::image::{Image, Media, Mode};
 use crate::journal::{self, JournalState};
 use crate::layout::Geometry;
-use crate::events::{Event, Op};
 use parking_lot::{Mutex, RwLock};
-use zerocopy::FromBytes;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use zerocopy::FromBytes;
 
 /// What getattr returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,8 +286,8 @@ impl Fs {
         }
         freed.extend(txn_freed);
         staged.extend(dirty);
-        let readers_wait = self.events.pending.load(Ordering::Relaxed)
-            && self.events.waiters.load(Ordering::Acquire) > 0;
+        let readers_wait =
+            self.events.pending.load(Ordering::Relaxed) && self.events.waiters.load(Ordering::Acquire) > 0;
         if staged.len() >= self.stage_limit() || readers_wait {
             self.commit_locked(&mut guard)?;
         }

@@ -158,7 +158,11 @@ impl Fs {
                 d.set_links(d.links().saturating_sub(1));
             }
             touch_dir(txn, g, &mut d)?;
-            let (op, left) = if is_dir { (Op::Rmdir, 0) } else { (Op::Unlink, b.links().saturating_sub(1)) };
+            let (op, left) = if is_dir {
+                (Op::Rmdir, 0)
+            } else {
+                (Op::Unlink, b.links().saturating_sub(1))
+            };
             let ev = Event::new(op, victim.get().into()).with_name(p.get().into(), name);
             self.emit(txn, g, Some(ctx), ev.with_aux(left.into()))?;
             self.drop_link(txn, g, &mut b, is_dir, p)

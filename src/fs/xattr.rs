@@ -221,7 +221,12 @@ impl Fs {
             store_all(txn, g, &mut b, attrs)?;
             b.set_time(Time::Change, now());
             ino_io::store(txn, g, &b)?;
-            self.emit(txn, g, Some(ctx), Event::new(Op::Removexattr, ino.get().into()).with_name(0, name))
+            self.emit(
+                txn,
+                g,
+                Some(ctx),
+                Event::new(Op::Removexattr, ino.get().into()).with_name(0, name),
+            )
         })
     }
 }

@@ -22,6 +22,7 @@ pub const DIR_NAME: &[u8] = b".vexfs";
 pub const DIR_INO: u64 = 1 << 32 | 1;
 pub const SEARCH_INO: u64 = 1 << 32 | 2;
 pub const COLLECTIONS_INO: u64 = 1 << 32 | 3;
+pub const EVENTS_INO: u64 = 1 << 32 | 4;
 /// File handles of control files start here (real files use 0).
 const FIRST_FH: u64 = 1 << 32;
 /// Most concurrent open control files. Why: each buffers a request and a
@@ -29,7 +30,11 @@ const FIRST_FH: u64 = 1 << 32;
 const MAX_SESSIONS: usize = 1024;
 
 /// Entries of `/.vexfs`: (name, inode).
-pub const ENTRIES: [(&str, u64); 2] = [("search", SEARCH_INO), ("collections", COLLECTIONS_INO)];
+pub const ENTRIES: [(&str, u64); 3] = [
+    ("search", SEARCH_INO),
+    ("collections", COLLECTIONS_INO),
+    ("events", EVENTS_INO),
+];
 
 #[derive(Default)]
 struct Session {
@@ -58,7 +63,7 @@ impl Default for Control {
 }
 
 pub fn is_virtual(ino: u64) -> bool {
-    ino == DIR_INO || ino == SEARCH_INO || ino == COLLECTIONS_INO
+    ino == DIR_INO || ino == SEARCH_INO || ino == COLLECTIONS_INO || ino == EVENTS_INO
 }
 
 /// The reply to a complete request on control file `ino`.
@@ -80,6 +85,7 @@ impl Control {
             DIR_INO => (FileType::Directory, 0o555, 2),
             SEARCH_INO => (FileType::RegularFile, 0o666, 1),
             COLLECTIONS_INO => (FileType::RegularFile, 0o644, 1),
+            EVENTS_INO => (FileType::RegularFile, 0o666, 1),
             _ => return None,
         };
         Some(FileAttr {

@@ -17,6 +17,7 @@
 
 pub mod control;
 pub mod convert;
+pub mod events_file;
 
 use crate::error::FsError;
 use crate::format::inode::FileType as VexfsFileType;
@@ -56,6 +57,8 @@ pub struct VexFuse {
     pub fs: Arc<Fs>,
     /// The virtual `/.vexfs` directory and its open control files.
     control: control::Control,
+    /// Readers of `/.vexfs/events`.
+    events: Arc<events_file::EventFiles>,
 }
 
 /// How often the commit timer asks the core to commit old changes.
@@ -78,6 +81,7 @@ pub fn spawn_commit_timer(fs: Weak<Fs>) -> std::io::Result<std::thread::JoinHand
 impl VexFuse {
     pub fn new(fs: Arc<Fs>) -> VexFuse {
         VexFuse {
+            events: events_file::EventFiles::new(&fs),
             fs,
             control: control::Control::default(),
         }
@@ -419,7 +423,14 @@ impl Filesystem for VexFuse {
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         if control::is_virtual(ino.0) {
-            return match self.control.open(ino.0, req_ctx(req)) {
+            let opened = self.control.open(ino.0, req_ctx(req)).and_then(|fh| match ino.0 {
+                control::EVENTS_INO => {
+                    let nonblock = flags.0 & libc::O_NONBLOCK != 0;
+                    self.events.open(fh, nonblock, req.pid()).map(|()| fh)
+                }
+                _ => Ok(fh),
+            });
+            return match opened {
                 Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
                 Err(e) => reply.error(log_err("open", &e)),
             };
@@ -441,6 +452,9 @@ impl Filesystem for VexFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        if ino.0 == control::EVENTS_INO {
+            return self.events.read(fh.0, size as usize, reply);
+        }
         if control::is_virtual(ino.0) {
             return match self.control.read(&self.fs, fh.0, size as usize) {
                 Ok(d) => reply.data(&d),
@@ -465,6 +479,12 @@ impl Filesystem for VexFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        if ino.0 == control::EVENTS_INO {
+            return match self.events.write(fh.0, data) {
+                Ok(n) => reply.written(n as u32),
+                Err(e) => reply.error(errno(&e)),
+            };
+        }
         if control::is_virtual(ino.0) {
             return match self.control.write(&self.fs, fh.0, data) {
                 Ok(n) => reply.written(n as u32),
@@ -493,6 +513,7 @@ impl Filesystem for VexFuse {
     ) {
         if control::is_virtual(ino.0) {
             self.control.release(fh.0);
+            self.events.release(fh.0);
             return reply.ok();
         }
         let r = self.fs.released(ino.0);
@@ -731,6 +752,23 @@ impl Filesystem for VexFuse {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(log_err("copy_file_range", &e)),
         }
+    }
+
+    /// poll/select on `/.vexfs/events` (other files are always ready).
+    fn poll(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        ph: fuser::PollNotifier,
+        _events: fuser::PollEvents,
+        _flags: fuser::PollFlags,
+        reply: fuser::ReplyPoll,
+    ) {
+        if ino.0 == control::EVENTS_INO {
+            return self.events.poll(fh.0, ph, reply);
+        }
+        reply.poll(fuser::PollEvents::POLLIN | fuser::PollEvents::POLLOUT);
     }
 
     /// The kernel module's two flat vector-metadata ioctls
