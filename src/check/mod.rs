@@ -6,6 +6,7 @@
 //! a link counter per inode), as in e2fsck; the mount never uses this.
 
 mod bitmaps;
+mod events;
 mod tree;
 mod vectors;
 
@@ -91,6 +92,7 @@ pub fn check(img: &Image, opts: CheckOptions<'_>) -> Report {
     tick("bitmaps", 0, 1);
     bitmaps::check(img, &state, &mut report);
     bitmaps::check_rings(img, &mut report);
+    events::check(img, &mut report);
     bitmaps::check_superblock_fields(img, &mut report);
     report.inodes_checked = state.inodes_in_use;
     report
