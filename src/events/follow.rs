@@ -58,11 +58,15 @@ pub struct Filter {
 
 impl Fs {
     /// Set up event recording at open: the committed position is the
-    /// ring's (the journal has been replayed).
+    /// ring's (the journal has been replayed). Called again by
+    /// `set_events`, it only switches recording: the header as seen then
+    /// may hold staged events, which readers must not see before their
+    /// commit (`committed` is 0 only before the first call; sequence
+    /// numbers start at 1).
     pub(crate) fn init_events(&self, on: bool) -> Result<()> {
         let on = on && ring::enabled(&self.geometry);
         self.events.on.store(on, Ordering::Relaxed);
-        if ring::enabled(&self.geometry) {
+        if ring::enabled(&self.geometry) && self.events.committed.load(Ordering::Acquire) == 0 {
             let next = self.read(|txn, g| Ok(ring::header(txn, g, self.seed)?.er_next_seq.get()))?;
             self.events.committed.store(next, Ordering::Release);
         }
@@ -149,8 +153,19 @@ impl Fs {
         if !ring::enabled(&self.geometry) {
             return Ok((1, 1));
         }
+        let committed = self.events.committed.load(Ordering::Acquire);
         let oldest = self.read(|txn, g| Ok(ring::header(txn, g, self.seed)?.er_oldest_seq.get()))?;
-        Ok((oldest, self.events.committed.load(Ordering::Acquire)))
+        // The header is the staged one: its oldest may lie past the commit.
+        Ok((oldest.min(committed), committed))
+    }
+
+    /// The sequence number the next event will get (staged events
+    /// included): where a reader that wants only new events starts.
+    pub fn event_end(&self) -> Result<u64> {
+        if !ring::enabled(&self.geometry) {
+            return Ok(1);
+        }
+        self.read(|txn, g| Ok(ring::header(txn, g, self.seed)?.er_next_seq.get()))
     }
 
     /// Committed events from position `w` (at most `max`), filtered.
@@ -199,8 +214,15 @@ impl Fs {
             if self.events.committed.load(Ordering::Acquire) > w {
                 return Ok(true);
             }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
             if self.events.pending.load(Ordering::Relaxed) && !self.is_read_only() {
                 self.sync()?;
+                // Nothing may have been left to commit (a transaction that
+                // emitted then failed): do not spin on it. Events staged
+                // from now on are committed by `Fs::write`, as we wait.
+                self.events.pending.store(false, Ordering::Relaxed);
                 continue;
             }
             let mut g = self.events.lock.lock();
@@ -214,13 +236,19 @@ impl Fs {
     }
 }
 
-/// Whether event `e` concerns the subtree (its directory, else its inode).
+/// Whether event `e` concerns the subtree: its directory (else its
+/// inode), or its second directory (a rename into the subtree).
 fn in_tree(txn: &Txn<'_>, g: &Geometry, tree: &mut Option<Subtree>, e: &Event) -> Result<bool> {
     let Some(t) = tree else { return Ok(true) };
-    let target = if e.parent != 0 { e.parent } else { e.ino };
-    let Some(ino) = u32::try_from(target).ok().and_then(|n| g.inode_no(n)) else {
-        return Ok(false);
-    };
-    // A file gone since the event cannot be placed: leave it out.
-    Ok(t.contains(txn, g, ino).unwrap_or(false))
+    let first = if e.parent != 0 { e.parent } else { e.ino };
+    for target in [first, e.parent2] {
+        let Some(ino) = u32::try_from(target).ok().and_then(|n| g.inode_no(n)) else {
+            continue;
+        };
+        // A file gone since the event cannot be placed: leave it out.
+        if t.contains(txn, g, ino).unwrap_or(false) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

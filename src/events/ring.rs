@@ -121,9 +121,13 @@ pub fn rewrite(txn: &mut Txn<'_>, g: &Geometry, seed: u32, place: Place, ev: &Ev
 pub fn read(txn: &Txn<'_>, g: &Geometry, seed: u32, w: u64, end: u64, max: usize) -> Result<(u64, Vec<Event>, u64)> {
     let h = header(txn, g, seed)?;
     let (oldest, next) = (h.er_oldest_seq.get(), h.er_next_seq.get());
+    let end = end.min(next);
+    // Staged appends may have dropped blocks past the committed end: only
+    // committed events count as missed, and a position never passes `end`
+    // (numbers above it may be given again after a crash).
+    let oldest = oldest.min(end);
     let missed = oldest.saturating_sub(w);
     let mut w = w.max(oldest);
-    let end = end.min(next);
     let mut out = Vec::new();
     if w >= end {
         return Ok((missed, out, w));

@@ -279,6 +279,10 @@ impl Fs {
             let mut txn = Txn::new(map, blocks);
             let r = f(&mut txn, &self.geometry)?;
             txn.commit();
+            // Without a journal a change is in place at once: so are its events.
+            if let Some(next) = self.staged_next_event(&guard) {
+                self.events_committed(next);
+            }
             return Ok(r);
         };
         for b in &txn_freed {

@@ -50,7 +50,7 @@ struct FilterSpec {
 fn parse_command(line: &str, fs: &Fs, r: &mut Reader) -> Result<(), FsError> {
     let bad = |why: String| FsError::Invalid(why);
     match line.split_once(' ').unwrap_or((line, "")) {
-        ("since", "end" | "now") => r.pos = fs.event_range()?.1,
+        ("since", "end" | "now") => r.pos = fs.event_end()?,
         ("since", n) => {
             r.pos = n
                 .trim()

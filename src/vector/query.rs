@@ -107,10 +107,16 @@ impl Fs {
         if req.k == 0 || req.k > MAX_K || req.ef.is_some_and(|e| e > MAX_K) {
             return Err(FsError::Invalid(format!("k and ef must be 1..={MAX_K}")));
         }
+        let resp = self.run_search(req)?;
         if self.logs_searches() {
+            // Logged once it succeeded: a failed search records nothing.
             let ev = Event::new(Op::Search, 0).with_name(0, req.collection.as_bytes());
             self.write(|txn, g| self.emit(txn, g, None, ev.with_aux(req.k as u64)))?;
         }
+        Ok(resp)
+    }
+
+    fn run_search(&self, req: &SearchRequest) -> Result<SearchResponse> {
         self.read(|txn, g| {
             let coll = self.vectors.get(txn, g, &req.collection)?;
             let mut scorer = Scorer::new(coll.space, &req.vector)?;

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use vexfs_tools::vecfile::VecFormat;
-use vexfs_tools::vexctl::{import, manage, search, Failure, Target};
+use vexfs_tools::vexctl::{events, import, manage, search, Failure, Target};
 
 /// Manage and query VexFS vector collections.
 ///
@@ -108,6 +108,32 @@ enum Cmd {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// The event stream: one line per change (SEQ, time, operation,
+    /// details). From an unmounted image: the committed events; from a
+    /// mount point: through its /.vexfs/events.
+    Events {
+        target: PathBuf,
+        /// Start at this sequence number, or `end` for new events only
+        /// (default: the oldest event still held).
+        #[arg(long, value_parser = events::parse_since)]
+        since: Option<events::Since>,
+        /// Keep waiting for new events (an image is reread every 0.5 s).
+        #[arg(short, long)]
+        follow: bool,
+        /// One JSON object per event, as the control file gives them.
+        #[arg(long)]
+        json: bool,
+        /// Only this operation (create, unlink, rename, write, ...); repeat or
+        /// separate with commas.
+        #[arg(long = "op", value_name = "NAME", value_delimiter = ',')]
+        ops: Vec<String>,
+        /// Only events in this directory or below (a path inside the filesystem).
+        #[arg(long)]
+        subtree: Option<String>,
+        /// Stop after N events.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+    },
 }
 
 fn parse_format(s: &str) -> Result<VecFormat, String> {
@@ -185,6 +211,25 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 quiet,
             };
             import::run(&Target::parse(&target)?, &o)
+        }
+        Cmd::Events {
+            target,
+            since,
+            follow,
+            json,
+            ops,
+            subtree,
+            limit,
+        } => {
+            let o = events::Options {
+                since: since.unwrap_or(events::Since::Oldest),
+                follow,
+                json,
+                ops: &ops,
+                subtree: subtree.as_deref(),
+                limit,
+            };
+            events::run(&Target::parse(&target)?, &o)
         }
     }
 }

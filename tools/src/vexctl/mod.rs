@@ -2,6 +2,7 @@
 //! unmounted image (through the same core as the mount) or a mount point
 //! (through its control files and extended attributes).
 
+pub mod events;
 pub mod import;
 pub mod manage;
 pub mod search;
