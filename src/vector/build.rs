@@ -77,7 +77,7 @@ fn write_list(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, nearest_f
         return coll.put_record(txn, s, &mut rec);
     }
     let node = coll.node(txn, s)?;
-    let r = node.header().n_upper_ref.get() + u32::from(level) - 1;
+    let r = coll.upper_index(s, &node, level)?;
     let mut rec = coll.upper(txn, r, s, level)?.into_owned();
     rec[6..8].copy_from_slice(&(len as u16).to_le_bytes());
     rec[16..16 + cap].copy_from_slice(&buf);

@@ -127,7 +127,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
         if level > node.level() {
             return Ok(());
         }
-        let r = node.header().n_upper_ref.get() + u32::from(level) - 1;
+        let r = self.coll.upper_index(s, node, level)?;
         let rec = self.coll.upper(self.txn, r, s, level)?;
         let len = UpperRecord::ref_from_prefix(&rec).map_or(0, |(u, _)| usize::from(u.u_adj_len.get()));
         for id in NeighbourIter::new(&rec[16..16 + len], slots, 0) {
@@ -168,8 +168,17 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             }
             let node = self.coll.peek(self.txn, s)?;
             self.neighbours(s, &node, level, &mut ids)?;
-            // First read every new neighbour's header and prefetch its
-            // vector, so the memory loads overlap; then score them.
+            // Prefetch every unvisited neighbour's header and vector, then
+            // check the headers, then score: the memory loads overlap
+            // instead of stalling one after another (hnswlib does the same).
+            let want = 32 + self.coll.space.vector_bytes();
+            for &n in &ids {
+                if n != s && !self.visited.contains(&n) {
+                    if let Ok(rec) = self.coll.record(self.txn, n) {
+                        crate::image::prefetch(&rec[..want.min(rec.len())]);
+                    }
+                }
+            }
             let mut fresh = Vec::with_capacity(ids.len());
             for &n in &ids {
                 if n == s || !self.first_visit(n) {
@@ -179,7 +188,6 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
                 if nb.header().n_flags == 0 || (level > 0 && nb.level() < level) {
                     continue; // a dangling edge (§9.7): skip it
                 }
-                crate::image::prefetch(nb.vector());
                 fresh.push((n, nb));
             }
             for (n, nb) in fresh {

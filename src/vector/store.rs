@@ -308,6 +308,23 @@ impl Collection {
         write_span(txn, &self.node_runs, l, off, rec, "node file")
     }
 
+    /// The upper record holding `node`'s list at `level` (1..=n_level):
+    /// `n_upper_ref + level - 1`, which must lie below `ch_upper_records`.
+    pub fn upper_index(&self, s: u32, node: &Node<'_>, level: u8) -> Result<u32> {
+        let first = node.header().n_upper_ref.get();
+        let records = self.header.ch_upper_records.get();
+        match first.checked_add(u32::from(level) - 1) {
+            Some(r) if r < records => Ok(r),
+            _ => Err(FsError::corrupt(
+                "node record",
+                self.record_offset(s) + 8,
+                "n_upper_ref",
+                Expected::Below(records.into()),
+                first.into(),
+            )),
+        }
+    }
+
     /// Upper record `r` (raw, checked against its owner by the caller).
     pub fn upper<'t>(&self, txn: &'t Txn<'_>, r: u32, slot: u32, level: u8) -> Result<Cow<'t, [u8]>> {
         let (l, off) = self.upper_at(r);
