@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 /// Most events returned by one read. Why: bounds a reply's memory.
 pub const MAX_BATCH: usize = 4096;
+/// How long after a read a reader still counts as following (ms).
+pub const FOLLOW_GRACE_MS: u64 = 250;
 
 /// The event side of a mounted image.
 #[derive(Default)]
@@ -30,6 +32,11 @@ pub struct EventState {
     pub(crate) pending: AtomicBool,
     /// Readers waiting for new events (commits are then made at once).
     pub(crate) waiters: AtomicUsize,
+    /// When a reader last asked for events (ms since `epoch`): a reader
+    /// that read a moment ago is about to wait again, so events are
+    /// committed at once for it too (it sees them as the operation returns).
+    last_read_ms: AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
     lock: Mutex<()>,
     cv: Condvar,
     /// The newest event, when it is a write not yet committed: later
@@ -168,8 +175,24 @@ impl Fs {
         self.read(|txn, g| Ok(ring::header(txn, g, self.seed)?.er_next_seq.get()))
     }
 
+    fn now_ms(&self) -> u64 {
+        self.events.epoch.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    /// Whether a reader is following: waiting now, or read within
+    /// [`FOLLOW_GRACE_MS`]. Changes then commit at once, so a follower
+    /// sees each event by the time its operation returns.
+    pub(crate) fn followers_active(&self) -> bool {
+        self.events.waiters.load(Ordering::Acquire) > 0
+            || match self.events.last_read_ms.load(Ordering::Relaxed) {
+                0 => false,
+                t => self.now_ms().saturating_sub(t) < FOLLOW_GRACE_MS,
+            }
+    }
+
     /// Committed events from position `w` (at most `max`), filtered.
     pub fn events_since(&self, w: u64, max: usize, filter: &Filter) -> Result<EventBatch> {
+        self.events.last_read_ms.store(self.now_ms().max(1), Ordering::Relaxed);
         if !ring::enabled(&self.geometry) {
             return Ok(EventBatch {
                 missed: 0,

@@ -290,8 +290,7 @@ impl Fs {
         }
         freed.extend(txn_freed);
         staged.extend(dirty);
-        let readers_wait =
-            self.events.pending.load(Ordering::Relaxed) && self.events.waiters.load(Ordering::Acquire) > 0;
+        let readers_wait = self.events.pending.load(Ordering::Relaxed) && self.followers_active();
         if staged.len() >= self.stage_limit() || readers_wait {
             self.commit_locked(&mut guard)?;
         }

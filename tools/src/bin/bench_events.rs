@@ -38,8 +38,8 @@ const EXIT_WAIT: Duration = Duration::from_secs(120);
 ///
 /// Throughput: a metadata workload (each thread in its own directory creates its share of
 /// --files files writing 100 bytes each, stats them, renames each and unlinks each) through a
-/// FUSE mount made with `mount-vexfs -f -o events=off` and with `events=on`, alternating
-/// off/on --repeats times on a fresh image each time, reporting the median; then the same
+/// FUSE mount made with `mount-vexfs -f -o events=off` and with `events=on`, --repeats times
+/// each (off, on, then on, off, ...) on a fresh image each time, reporting the median; then the same
 /// workload in-process against the core. Every image must pass fsck-vexfs afterwards.
 ///
 /// Latency: with events on, a follower reads `.vexfs/events` (after `since end`) while this
@@ -60,7 +60,7 @@ struct Cli {
     /// Pause between two timed creates, in ms (so that the follower is waiting).
     #[arg(long, default_value_t = 2)]
     latency_gap_ms: u64,
-    /// Runs of each mode (alternating off, on, off, on, ...); the median is reported.
+    /// Runs of each mode (off then on, then on then off, and so on); the median is reported.
     #[arg(long, default_value_t = 2)]
     repeats: usize,
     /// Size of the images in MiB.
@@ -789,7 +789,7 @@ fn print_report(r: &Report) {
     let m = &r.machine;
     println!(
         "bench-events: {} files x {} ops (create, write 100 B, stat, rename, unlink), {} threads, {} MiB image; \
-         median of {} alternating runs per mode",
+         median of {} runs per mode (order off,on / on,off alternating)",
         r.files, r.ops_per_file, r.threads, r.image_mib, r.repeats
     );
     println!("machine: {} CPUs, {}, Linux {}", m.cpus, m.cpu_model, m.kernel);
@@ -902,10 +902,16 @@ fn run(a: &Cli) -> R<()> {
     let mut runs = Vec::new();
     for backend in [Backend::Fuse, Backend::Core] {
         for repeat in 0..a.repeats {
-            for &mode in modes
+            // off, on, then on, off, ...: a load that drifts during the runs favours neither mode.
+            let mut order: Vec<Mode> = modes
                 .iter()
-                .filter(|&&m| backend == Backend::Fuse || m != Mode::OnFollowed)
-            {
+                .copied()
+                .filter(|&m| backend == Backend::Fuse || m != Mode::OnFollowed)
+                .collect();
+            if repeat % 2 == 1 {
+                order.reverse();
+            }
+            for mode in order {
                 let r = match backend {
                     Backend::Fuse => fuse_run(&s, a, mode, repeat)?,
                     Backend::Core => core_run(&s, a, mode, repeat)?,
