@@ -5,6 +5,12 @@
 //! input; the cargo-fuzz targets in `fuzz/` check exactly that, and
 //! `tests/fuzz_corpus.rs` replays the seed corpora and saved crashes.
 //!
+//! Beyond the structures: [`search_request`] takes the search protocol's
+//! requests and replies, and [`event_ring`] and [`node_record`] write the
+//! input into an image mkfs made (built once per process) and read it
+//! through the filesystem's own code (event ring reader, collection store,
+//! HNSW search, a read-only [`Fs`]).
+//!
 //! Checksums. Each structure is parsed with checksum verification on
 //! (`Some(`[`FUZZ_SEED`]`)`) and off (`None`). A fuzzer cannot forge a
 //! CRC-32, so each function also parses a *sealed* copy of the input, in
@@ -17,6 +23,7 @@
 //! and are only ever called with numbers validated against the geometry.
 
 use crate::check::{self, CheckOptions};
+use crate::events::{ring, Event, Filter, Op};
 use crate::format::bitmap::{self, BITS_PER_KERNEL_BLOCK, BITS_PER_TAILED_BLOCK, TAILED_BITS_BYTES};
 use crate::format::dir::{self, DirBlockIter, DIR_TAIL_SIZE};
 use crate::format::events::{self, EventRecord};
@@ -26,12 +33,24 @@ use crate::format::inode::{self, FileType, InodeView, EXTENTS_FL, I_BLOCK_BYTES,
 use crate::format::journal::{self, JournalHeader};
 use crate::format::superblock::{Superblock, CHECKSUM_OFFSET};
 use crate::format::vector::{self, CollectionHeader, ElemType, Metric, NodeHeader, MAX_DIM};
+use crate::format::BLOCK_SIZE;
 use crate::format::{xattr, BLOCK_SIZE_U64, CATALOG_INO, ROOT_INO};
+use crate::fs::core::Fs;
+use crate::fs::namespace::NewNode;
+use crate::fs::perm::Ctx;
+use crate::fs::txn::Txn;
+use crate::image::Media;
 use crate::image::{Image, Mode};
 use crate::layout::Geometry;
+use crate::mkfs::{MkfsOptions, Sizing, MIN_V1_BYTES};
+use crate::vector::distance::Scorer;
+use crate::vector::search::{knn, Budget, LiveOnly, Walk};
+use crate::vector::store::Collection;
+use crate::vector::{catalog_io, control, stats, Hit, SearchRequest, SearchResponse};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use zerocopy::FromBytes;
 
 /// Checksum seed used for the `Some(seed)` parses and the sealed copies.
@@ -557,7 +576,10 @@ impl Drop for TempImage {
 /// catalogue ([`crate::catalog::read_catalogue`]) and walks the tree from
 /// the root (explicit stack, visited set, at most [`MAX_WALK_ENTRIES`]
 /// entries), reading every regular file (at most [`MAX_FILE_READ`] bytes
-/// each) and every symlink target. The temp file is removed afterwards.
+/// each) and every symlink target. Then, if the image mounts read-only as
+/// an [`Fs`], each collection is searched (budget 2000 nodes) and its
+/// statistics gathered, and the first 100 events are read. The temp file is
+/// removed afterwards.
 pub fn whole_image(data: &[u8]) {
     let tmp = TempImage(temp_image_path());
     if std::fs::write(&tmp.0, data).is_err() {
@@ -575,6 +597,9 @@ pub fn whole_image(data: &[u8]) {
     }
     walk(&img);
     drop(img);
+    if let Ok(fs) = Fs::open(&tmp.0, true) {
+        fs_queries(&fs);
+    }
 }
 
 /// Read-only walk of the tree from the root.
@@ -618,10 +643,581 @@ fn walk(img: &Image) {
     let _ = img.resolve("/");
 }
 
+// ---------------------------------------------------------------------------
+// The search protocol, the event ring, node records through the search and
+// queries over a whole mounted image.
+
+/// The request and reply parsers of `/.vexfs/search` ([`control`]):
+/// [`control::is_complete`] on the input and on its first half,
+/// [`control::parse`] (JSON or binary), and for a parsed request its binary
+/// encoding parsed again; [`control::decode_binary_reply`] and, for a reply
+/// that decodes, both reply formats of it; the error line of every error.
+pub fn search_request(data: &[u8]) {
+    let _ = control::is_complete(data);
+    let _ = control::is_complete(&data[..data.len() / 2]);
+    match control::parse(data) {
+        Ok(p) => {
+            let r = &p.request;
+            let _ = (p.binary, r.collection.len(), r.vector.len(), r.k, r.ef, r.with_paths);
+            let _ = (r.subtree.as_deref().map(str::len), r.budget.max_visited);
+            let bin = control::encode_binary(r);
+            let _ = control::is_complete(&bin);
+            if let Err(e) = control::parse(&bin) {
+                let _ = control::error_line(&e);
+            }
+        }
+        Err(e) => {
+            let _ = control::error_line(&e);
+        }
+    }
+    match control::decode_binary_reply(data) {
+        Ok((hits, complete)) => {
+            let resp = SearchResponse {
+                hits: hits
+                    .iter()
+                    .map(|&(ino, slot, distance)| Hit {
+                        ino,
+                        slot,
+                        distance,
+                        path: None,
+                    })
+                    .collect(),
+                complete,
+                visited: hits.len(),
+            };
+            let _ = control::decode_binary_reply(&control::format(&resp, true));
+            let _ = control::format(&resp, false);
+        }
+        Err(e) => {
+            let _ = control::error_line(&e);
+        }
+    }
+}
+
+/// The smallest budget the harnesses search with: enough to walk a small
+/// graph whole, small enough that a corrupt one cannot make a query slow.
+const FUZZ_BUDGET: Budget = Budget {
+    max_visited: 2000,
+    deadline: None,
+};
+
+/// A fixed, realistic UUID and time for the images the harnesses build.
+const TEMPLATE_UUID: [u8; 16] = [0x5e, 0xed, 0xf0, 0x22, 1, 2, 0x43, 4, 0x85, 6, 7, 8, 9, 10, 11, 12];
+const TEMPLATE_TIME: i64 = 1_700_000_000;
+
+fn template_options(collections: &[&str], sizing: Sizing) -> Option<MkfsOptions> {
+    let collections = collections.iter().map(|c| c.parse().ok()).collect::<Option<Vec<_>>>()?;
+    Some(MkfsOptions {
+        size: Some(MIN_V1_BYTES),
+        label: "fuzz".into(),
+        collections,
+        uuid: Some(TEMPLATE_UUID),
+        time: Some(TEMPLATE_TIME),
+        sizing,
+        root_owner: Some((0, 0)),
+        ..Default::default()
+    })
+}
+
+/// Geometry of a mkfs image's bytes.
+fn geometry_of(bytes: &[u8]) -> Option<Geometry> {
+    let sb = Superblock::parse(bytes.get(..1024)?).ok()?;
+    Geometry::new(sb, bytes.len() as u64).ok()
+}
+
+/// Event records decoded from the start of `data` onwards, the way a ring
+/// block is read (each record's `ev_len` after the one before, at most
+/// [`events::MAX_EVENTS_PER_BLOCK`]), checking that a decoded record
+/// encodes and decodes to itself.
+fn decode_events(data: &[u8], seed: u32) {
+    let mut off = 0;
+    for _ in 0..events::MAX_EVENTS_PER_BLOCK {
+        let Some(rest) = data.get(off..) else { return };
+        let Ok(Some(e)) = Event::decode(rest, FUZZ_BLOCK * BLOCK_SIZE_U64 + off as u64, seed) else {
+            return;
+        };
+        let _ = (e.to_json(), Op::code_of(events::op_name(e.op)));
+        let again = Event::decode(&e.encode(seed), 0, seed);
+        assert!(
+            matches!(&again, Ok(Some(a)) if *a == e),
+            "event record does not survive encode and decode: {e:?} -> {again:?}"
+        );
+        off += e.encoded_len();
+    }
+}
+
+/// Recompute the checksum of every record a ring reader would reach from
+/// the start of `block` (names and `ev_len` as they are; stops where a
+/// record's names or length cannot be valid, as the reader does).
+fn seal_event_records(block: &mut [u8], seed: u32) {
+    let mut off = 0;
+    for _ in 0..events::MAX_EVENTS_PER_BLOCK {
+        let Some(rest) = block.get_mut(off..) else { return };
+        let Ok((r, _)) = EventRecord::ref_from_prefix(rest) else {
+            return;
+        };
+        if r.ev_magic.get() == 0 {
+            return;
+        }
+        let names = usize::from(r.ev_name_len.get()) + usize::from(r.ev_name2_len.get());
+        let len = (88 + names).next_multiple_of(events::EVENT_ALIGN);
+        let seq = r.ev_seq.get();
+        if names > 2 * crate::format::MAX_NAME_LEN || len > rest.len() {
+            return;
+        }
+        let sum = events::record_checksum(&rest[..len], seq, seed);
+        rest[80..84].copy_from_slice(&sum.to_le_bytes());
+        off += len;
+    }
+}
+
+/// Event records on their own ([`Event::decode`], each record that decodes
+/// re-encoded and decoded again), from the start of the input and from the
+/// ring contents below, each also on a copy whose records' checksums were
+/// recomputed; then a ring made of the input.
+///
+/// The ring: the input is one control byte, a 72-byte ring header, then
+/// ring block contents. It is written over the event region of an image
+/// mkfs made (16 blocks: the header and 15 ring blocks), the contents in
+/// pieces of `64 × (1 + (control & 0x3f))` bytes, one piece at the start of
+/// each ring block from the header's tail block on. Control bit 6 recomputes
+/// the header's checksum, bit 7 every reachable record's. Then
+/// [`ring::header`], [`ring::block_events`] of every ring block and
+/// [`ring::read`] from several positions to several ends, all with
+/// [`FUZZ_SEED`] through a read-only [`Txn`].
+pub fn event_ring(data: &[u8]) {
+    let Some((&control, rest)) = data.split_first() else {
+        return;
+    };
+    let (head, body) = rest.split_at(rest.len().min(72));
+    for records in [data, body] {
+        decode_events(records, FUZZ_SEED);
+        let mut copy = records.to_vec();
+        seal_event_records(&mut copy, FUZZ_SEED);
+        decode_events(&copy, FUZZ_SEED);
+    }
+    let Some(t) = ring_template() else { return };
+    let mut bytes = RING_POOL
+        .lock()
+        .ok()
+        .and_then(|mut p| p.pop())
+        .unwrap_or_else(|| t.bytes.clone());
+    let g = &t.geometry;
+    let ring_blocks = g.events.blocks - 1;
+    let start = g.events.start as usize * BLOCK_SIZE;
+    bytes[start..start + head.len()].copy_from_slice(head);
+    if control & 0x40 != 0 {
+        let sum = events::header_checksum(&bytes[start..start + 72], g.events.start, FUZZ_SEED);
+        bytes[start + 68..start + 72].copy_from_slice(&sum.to_le_bytes());
+    }
+    let tail = u64::from(u32::from_le_bytes([
+        bytes[start + 44],
+        bytes[start + 45],
+        bytes[start + 46],
+        bytes[start + 47],
+    ]));
+    let piece = 64 * (1 + usize::from(control & 0x3f));
+    for (i, chunk) in body.chunks(piece).take(ring_blocks as usize).enumerate() {
+        let at = start + (1 + (tail + i as u64) % ring_blocks) as usize * BLOCK_SIZE;
+        bytes[at..at + chunk.len()].copy_from_slice(chunk);
+        if control & 0x80 != 0 {
+            seal_event_records(&mut bytes[at..at + BLOCK_SIZE], FUZZ_SEED);
+        }
+    }
+    read_ring(g, &bytes);
+    // Only the event region changed: put it back and keep the copy.
+    bytes[start..].copy_from_slice(&t.bytes[start..]);
+    if let Ok(mut pool) = RING_POOL.lock() {
+        if pool.len() < 4 {
+            pool.push(bytes);
+        }
+    }
+}
+
+/// Working copies of the [`event_ring`] template, as it (an allocation and
+/// copy of the template per input costs more than the ring reads).
+static RING_POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// Every ring block's records, the header, and reads from several
+/// positions to several ends.
+fn read_ring(g: &Geometry, bytes: &[u8]) {
+    let txn = Txn::read_only(bytes, g.events.end());
+    for k in 0..g.events.blocks - 1 {
+        if let Ok(evs) = ring::block_events(&txn, g, FUZZ_SEED, k) {
+            for (e, off) in evs {
+                let _ = (e.seq, off, e.to_json());
+            }
+        }
+    }
+    let Ok(h) = ring::header(&txn, g, FUZZ_SEED) else {
+        return;
+    };
+    let (oldest, next) = (h.er_oldest_seq.get(), h.er_next_seq.get());
+    let middle = oldest / 2 + next / 2;
+    for w in [
+        0,
+        oldest,
+        oldest.saturating_add(1),
+        middle,
+        next.saturating_sub(1),
+        u64::MAX,
+    ] {
+        for (end, max) in [(next, 4096), (u64::MAX, 3), (w.saturating_add(2), 1)] {
+            if let Ok((missed, evs, pos)) = ring::read(&txn, g, FUZZ_SEED, w, end, max) {
+                let _ = (missed, pos, evs.iter().map(|e| e.seq).max());
+            }
+        }
+    }
+}
+
+/// The event region of a mkfs image, for [`event_ring`].
+struct RingTemplate {
+    /// The image up to the end of its event region.
+    bytes: Vec<u8>,
+    geometry: Geometry,
+}
+
+fn ring_template() -> Option<&'static RingTemplate> {
+    static T: OnceLock<Option<RingTemplate>> = OnceLock::new();
+    T.get_or_init(|| {
+        let tmp = TempImage(temp_image_path());
+        let sizing = Sizing {
+            event_blocks: Some(events::MIN_EVENT_BLOCKS),
+            ..Default::default()
+        };
+        crate::mkfs::mkfs(&tmp.0, &template_options(&[], sizing)?, &mut |_, _| {}).ok()?;
+        let mut bytes = std::fs::read(&tmp.0).ok()?;
+        let geometry = geometry_of(&bytes)?;
+        if !ring::enabled(&geometry) {
+            return None;
+        }
+        bytes.truncate(usize::try_from(geometry.events.end()).ok()? * BLOCK_SIZE);
+        Some(RingTemplate { bytes, geometry })
+    })
+    .as_ref()
+}
+
+/// Files with a vector in the [`node_record`] template's collection.
+const TEMPLATE_VECTORS: u32 = 40;
+/// Collection of the [`node_record`] template: 4 f32 dimensions, L2.
+const TEMPLATE_COLLECTION: &str = "t";
+/// HNSW M of the [`node_record`] template's collection.
+const TEMPLATE_M: u16 = 4;
+/// Most slots [`node_record`] reads one by one.
+const MAX_SLOTS_READ: u32 = 256;
+
+fn template_vector(i: u32) -> [f32; 4] {
+    let f = i as f32;
+    [
+        (i % 5) as f32,
+        (i / 5) as f32,
+        (i * 7 % 11) as f32 / 10.0,
+        1.0 + f / 40.0,
+    ]
+}
+
+/// An 8 MiB image with collection "t" (4 f32 dimensions, L2) holding the
+/// vectors of [`TEMPLATE_VECTORS`] files, half of them in `/d`, and where
+/// its node file, upper file and header lie.
+struct NodeTemplate {
+    image: Vec<u8>,
+    geometry: Geometry,
+    coll: Collection,
+    /// Physical blocks of the node file's logical blocks 1.. (slot records).
+    node_blocks: Vec<u64>,
+    /// Physical blocks of the upper file, logical block 0 on.
+    upper_blocks: Vec<u64>,
+    /// Physical block of the collection header.
+    header_block: u64,
+}
+
+impl NodeTemplate {
+    /// Put the blocks [`node_record`] changes back as they were.
+    fn restore(&self, bytes: &mut [u8]) {
+        let blocks = self.node_blocks.iter().chain(&self.upper_blocks);
+        for &b in blocks.chain(std::iter::once(&self.header_block)) {
+            let r = b as usize * BLOCK_SIZE..(b as usize + 1) * BLOCK_SIZE;
+            bytes[r.clone()].copy_from_slice(&self.image[r]);
+        }
+    }
+}
+
+/// Physical blocks of logical blocks `from..` of a file, in order, up to
+/// the first hole (at most 64).
+fn file_blocks(runs: &[crate::read::Mapping], from: u64) -> Vec<u64> {
+    (from..from + 64)
+        .map_while(|l| crate::fs::map::lookup(runs, l).map(|(p, _)| p))
+        .collect()
+}
+
+fn node_template() -> Option<&'static NodeTemplate> {
+    static T: OnceLock<Option<NodeTemplate>> = OnceLock::new();
+    T.get_or_init(build_node_template).as_ref()
+}
+
+fn build_node_template() -> Option<NodeTemplate> {
+    let tmp = TempImage(temp_image_path());
+    let mut opts = template_options(&["t:4:l2"], Sizing::default())?;
+    // M = 4 instead of 16: about a quarter of the nodes get upper levels,
+    // so the template's graph has several levels and upper records.
+    opts.collections[0].m = TEMPLATE_M;
+    crate::mkfs::mkfs(&tmp.0, &opts, &mut |_, _| {}).ok()?;
+    {
+        let fs = Fs::open(&tmp.0, false).ok()?;
+        let ctx = Ctx::root();
+        let root = u64::from(ROOT_INO);
+        let sub = fs.create(&ctx, root, b"d", 0o755, NewNode::Dir).ok()?;
+        for i in 0..TEMPLATE_VECTORS {
+            let parent = if i % 2 == 0 { root } else { sub.ino.into() };
+            let name = format!("v{i:02}");
+            let f = fs.create(&ctx, parent, name.as_bytes(), 0o644, NewNode::File).ok()?;
+            fs.set_vector(&ctx, f.ino.into(), TEMPLATE_COLLECTION, &template_vector(i))
+                .ok()?;
+        }
+        fs.close().ok()?;
+    }
+    let image = std::fs::read(&tmp.0).ok()?;
+    let geometry = geometry_of(&image)?;
+    let coll = {
+        let txn = Txn::read_only(&image, geometry.blocks_count);
+        let cat = catalog_io::read(&txn, &geometry).ok()??;
+        let rec = cat.records.iter().find(|r| r.name == TEMPLATE_COLLECTION)?;
+        Collection::load(&txn, &geometry, rec).ok()?
+    };
+    if coll.count() != u64::from(TEMPLATE_VECTORS) {
+        return None;
+    }
+    Some(NodeTemplate {
+        node_blocks: file_blocks(&coll.node_runs, 1),
+        upper_blocks: file_blocks(&coll.upper_runs, 0),
+        header_block: crate::fs::map::lookup(&coll.node_runs, 0)?.0,
+        image,
+        geometry,
+        coll,
+    })
+}
+
+/// Working copies of the template image, so an input costs a few block
+/// copies rather than an 8 MiB one. A copy is put back only as the template
+/// (every block [`node_record`] changes restored).
+static NODE_POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// An image in memory for a read-only [`Fs`]; returns its bytes, restored,
+/// to [`NODE_POOL`] when the filesystem drops it.
+struct PooledImage(Vec<u8>);
+
+impl Media for PooledImage {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn bytes_mut(&mut self) -> crate::Result<&mut [u8]> {
+        // Read-only mounts never write; refusing keeps the pool pristine.
+        Err(crate::FsError::ReadOnly)
+    }
+
+    fn flush(&mut self, _: Option<(u64, u64)>) -> crate::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for PooledImage {
+    fn drop(&mut self) {
+        let Some(t) = node_template() else { return };
+        let mut bytes = std::mem::take(&mut self.0);
+        t.restore(&mut bytes);
+        if let Ok(mut pool) = NODE_POOL.lock() {
+            if pool.len() < 4 {
+                pool.push(bytes);
+            }
+        }
+    }
+}
+
+/// Write `payload` over (or, with `xor`, into) the bytes of `blocks` seen as
+/// one run, from byte `at` of the run.
+fn splice(bytes: &mut [u8], blocks: &[u64], at: usize, payload: &[u8], xor: bool) {
+    for (i, &p) in payload.iter().enumerate() {
+        let lin = at + i;
+        let Some(&b) = blocks.get(lin / BLOCK_SIZE) else {
+            return;
+        };
+        let byte = &mut bytes[b as usize * BLOCK_SIZE + lin % BLOCK_SIZE];
+        *byte = if xor { *byte ^ p } else { p };
+    }
+}
+
+/// Byte offset of record `i` of `stride` bytes in a run of blocks holding
+/// `BLOCK_SIZE / stride` records each (records do not straddle blocks).
+fn record_at(i: usize, stride: usize) -> usize {
+    let per = (BLOCK_SIZE / stride.clamp(1, BLOCK_SIZE)).max(1);
+    i / per * BLOCK_SIZE + i % per * stride
+}
+
+/// Recompute the checksums of every node and upper record the template's
+/// files can hold (as [`Collection::put_record`] and
+/// [`Collection::put_upper`] do), the records as they are.
+fn seal_node_records(t: &NodeTemplate, bytes: &mut [u8]) {
+    let coll = &t.coll;
+    let mut txn = Txn::new(bytes, t.geometry.blocks_count);
+    let stride = coll.geo.stride as usize;
+    let slots = t.node_blocks.len() * BLOCK_SIZE / stride.max(1);
+    for s in 0..slots as u32 {
+        let Ok(rec) = coll.record(&txn, s) else { break };
+        let mut rec = rec.into_owned();
+        if coll.put_record(&mut txn, s, &mut rec).is_err() {
+            break;
+        }
+    }
+    let ustride = coll.upper_stride();
+    if (24..=BLOCK_SIZE).contains(&ustride) {
+        for r in 0..(t.upper_blocks.len() * (BLOCK_SIZE / ustride)) as u32 {
+            let at = record_at(r as usize, ustride);
+            let Some(&b) = t.upper_blocks.get(at / BLOCK_SIZE) else {
+                break;
+            };
+            let Ok(blk) = txn.block(b) else { break };
+            let mut rec = blk[at % BLOCK_SIZE..at % BLOCK_SIZE + ustride].to_vec();
+            if coll.put_upper(&mut txn, r, &mut rec).is_err() {
+                break;
+            }
+        }
+    }
+    txn.commit();
+}
+
+/// Query vectors: near the template's data, far from it, and degenerate.
+const QUERIES: [[f32; 4]; 4] = [
+    [1.0, 2.0, 0.5, 1.2],
+    [40.0, -3.0, 8.0, 0.0],
+    [0.0, 0.0, 0.0, 0.0],
+    [f32::MAX, f32::MIN, 1e-38, -0.0],
+];
+
+/// Node records through the collection code and the search, over an image
+/// mkfs made and the filesystem core filled (collection "t", 4 f32
+/// dimensions, 40 vectors; built once per process).
+///
+/// The input is a control byte, a record index, then (control bit 2) 52
+/// bytes XORed into the collection header's counters (bytes 32..84:
+/// `ch_count` to `ch_int8_scale`; its checksum is then recomputed), then a
+/// payload written over the slot records of the node file (control bit 0:
+/// over the upper file's records) from the record with that index on;
+/// control bit 3 XORs the payload in instead. Control bit 1 recomputes the
+/// checksums of every node and upper record afterwards.
+///
+/// Then, read-only: [`Collection::load`], for every slot (at most 256)
+/// [`Collection::node`], [`Collection::peek`] and [`Walk::neighbours`] at
+/// levels 0, 1 and 2; [`knn`] for a few queries, k and ef (budget 2000
+/// nodes); [`stats::gather`]; and through a read-only [`Fs`] on the image
+/// [`Fs::search`] (whole tree and subtree `/d`, budget 2000 nodes) and
+/// [`Fs::collection_stats`].
+pub fn node_record(data: &[u8]) {
+    let Some(t) = node_template() else { return };
+    let Some((&control, rest)) = data.split_first() else {
+        run_node_record(t, t.image.clone());
+        return;
+    };
+    let (index, mut rest) = rest.split_first().map_or((0, &[][..]), |(&i, r)| (usize::from(i), r));
+    let mut bytes = NODE_POOL
+        .lock()
+        .ok()
+        .and_then(|mut p| p.pop())
+        .unwrap_or_else(|| t.image.clone());
+    if control & 4 != 0 {
+        let (overlay, after) = rest.split_at(rest.len().min(52));
+        rest = after;
+        let at = t.header_block as usize * BLOCK_SIZE;
+        splice(&mut bytes, &[t.header_block], 32, overlay, true);
+        if let Some(seed) = t.geometry.csum_seed {
+            let sum = vector::collection_header_checksum(&bytes[at..at + 88], t.coll.record.node_ino, seed);
+            bytes[at + 84..at + 88].copy_from_slice(&sum.to_le_bytes());
+        }
+    }
+    let xor = control & 8 != 0;
+    if control & 1 == 0 {
+        let at = record_at(index, t.coll.geo.stride as usize);
+        splice(&mut bytes, &t.node_blocks, at, rest, xor);
+    } else {
+        let at = record_at(index, t.coll.upper_stride());
+        splice(&mut bytes, &t.upper_blocks, at, rest, xor);
+    }
+    if control & 2 != 0 {
+        seal_node_records(t, &mut bytes);
+    }
+    run_node_record(t, bytes);
+}
+
+fn run_node_record(t: &NodeTemplate, bytes: Vec<u8>) {
+    collection_walks(t, &bytes);
+    let Ok(fs) = Fs::from_media(Box::new(PooledImage(bytes)), true) else {
+        return;
+    };
+    for (q, subtree) in QUERIES.iter().zip([None, Some("/d")]) {
+        let mut req = SearchRequest::new(TEMPLATE_COLLECTION, q.to_vec(), 5);
+        req.budget = FUZZ_BUDGET;
+        req.subtree = subtree.map(String::from);
+        if let Ok(resp) = fs.search(&req) {
+            let _ = control::format(&resp, false);
+        }
+    }
+    let _ = fs.collection_stats(TEMPLATE_COLLECTION);
+}
+
+fn collection_walks(t: &NodeTemplate, bytes: &[u8]) {
+    let txn = Txn::read_only(bytes, t.geometry.blocks_count);
+    let Ok(coll) = Collection::load(&txn, &t.geometry, &t.coll.record) else {
+        return;
+    };
+    let _ = (coll.slots(), coll.count(), coll.upper_stride());
+    let walk = Walk::new(&coll, &txn, FUZZ_BUDGET);
+    let mut ids = Vec::new();
+    for s in 0..coll.slots().min(u64::from(MAX_SLOTS_READ)) as u32 {
+        let _ = coll.record_offset(s);
+        if let Ok(n) = coll.node(&txn, s) {
+            let _ = (n.vector().len(), n.adjacency().len(), n.is_live(), n.level());
+        }
+        let Ok(n) = coll.peek(&txn, s) else { continue };
+        for level in 0..=2 {
+            let _ = walk.neighbours(s, &n, level, &mut ids);
+        }
+    }
+    for (q, (k, ef)) in QUERIES.iter().zip([(5, 16), (1, 1), (40, 64), (3, 3)]) {
+        let Ok(mut scorer) = Scorer::new(coll.space, q) else {
+            continue;
+        };
+        if let Ok(r) = knn(&coll, &txn, &mut scorer, k, ef, FUZZ_BUDGET, &mut LiveOnly) {
+            let _ = (r.found.len(), r.exhausted, r.visited);
+        }
+    }
+    let _ = stats::gather(&coll, &txn);
+}
+
+/// A mounted image's vector and event queries, read-only: every collection
+/// (at most 8) searched with a query of its dimension (budget 2000 nodes)
+/// and its statistics gathered; the first 100 events.
+fn fs_queries(fs: &Fs) {
+    if let Ok(colls) = fs.collections() {
+        for rec in colls.iter().take(8) {
+            let dim = rec.dim.min(MAX_DIM) as usize;
+            let v = (0..dim).map(|i| (i % 7) as f32 * 0.25 + 0.5).collect();
+            let mut req = SearchRequest::new(&rec.name, v, 5);
+            req.budget = FUZZ_BUDGET;
+            let _ = fs.search(&req);
+            let _ = fs.collection_stats(&rec.name);
+        }
+    }
+    let _ = fs.event_range();
+    if let Ok(batch) = fs.events_since(0, 100, &Filter::default()) {
+        for e in &batch.events {
+            let _ = e.to_json();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::BLOCK_SIZE;
 
     #[test]
     fn every_entry_point_survives_trivial_inputs() {
@@ -639,6 +1235,18 @@ mod tests {
             catalogue(d);
             collection_header(d);
             whole_image(d);
+            search_request(d);
+            event_ring(d);
+            node_record(d);
         }
+    }
+
+    #[test]
+    fn the_templates_build() {
+        let r = ring_template().expect("event ring template");
+        assert_eq!(r.geometry.events.blocks, events::MIN_EVENT_BLOCKS);
+        let n = node_template().expect("node record template");
+        assert!(!n.node_blocks.is_empty() && !n.upper_blocks.is_empty());
+        assert!(n.coll.header.ch_upper_records.get() > 0, "the graph has upper levels");
     }
 }

@@ -42,6 +42,9 @@ const TARGETS: &[(&str, Entry)] = &[
     ("catalogue", fuzzing::catalogue),
     ("collection_header", fuzzing::collection_header),
     ("whole_image", fuzzing::whole_image),
+    ("search_request", fuzzing::search_request),
+    ("event_ring", fuzzing::event_ring),
+    ("node_record", fuzzing::node_record),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -473,6 +476,14 @@ fn populate_v1(p: &Path) {
         .unwrap();
     fs.create(&ctx, ROOT, b"null", 0o020666, NewNode::Special { rdev: 0x103 })
         .unwrap();
+    // Vectors, so whole_image's searches walk a graph.
+    let third = fs.create(&ctx, sub.ino.into(), b"vec", 0o644, NewNode::File).unwrap();
+    for (i, ino) in [hello.ino, data.ino, third.ino].into_iter().enumerate() {
+        let x = i as f32;
+        fs.set_vector(&ctx, ino.into(), "docs", &[1.0, x, 0.5, -x, 0.25, 2.0, x * x, 1.0])
+            .unwrap();
+        fs.set_vector(&ctx, ino.into(), "img", &[x, 1.0 - x, 0.5]).unwrap();
+    }
     let many = fs.create(&ctx, ROOT, b"many", 0o755, NewNode::Dir).unwrap();
     for i in 0..200 {
         let name = format!("hard-link-number-{i:04}");
@@ -723,6 +734,187 @@ fn hand_built(c: &mut Corpus) {
     c.add("journal_superblock", "needs_replay_from_ring_block_5.jsb", &b);
 }
 
+/// Requests of `/.vexfs/search` in both forms, and a binary reply.
+fn search_requests(c: &mut Corpus) {
+    use vexfs::vector::control;
+    use vexfs::vector::{Hit, SearchRequest, SearchResponse};
+    c.add(
+        "search_request",
+        "json_all_fields.json",
+        br#"{"collection":"docs","k":5,"ef":64,"subtree":"/papers","paths":true,"max_visited":500,"vector":[0.1,-2.5,3e38]}
+"#,
+    );
+    c.add(
+        "search_request",
+        "json_minimal_no_newline.json",
+        br#"{"collection":"t","k":1,"vector":[1]}"#,
+    );
+    c.add(
+        "search_request",
+        "json_unknown_field.json",
+        br#"{"collection":"t","k":1,"vector":[1],"bogus":{"a":[null,true]}}
+"#,
+    );
+    let mut r = SearchRequest::new("docs", vec![0.1, 0.2, 0.3, 0.4], 5);
+    r.ef = Some(64);
+    r.subtree = Some("/papers/2024".into());
+    c.add(
+        "search_request",
+        "binary_dim4_ef_subtree.vxqb",
+        &control::encode_binary(&r),
+    );
+    c.add(
+        "search_request",
+        "binary_dim1_minimal.vxqb",
+        &control::encode_binary(&SearchRequest::new("t", vec![1.0], 1)),
+    );
+    let hit = |ino, slot, distance| Hit {
+        ino,
+        slot,
+        distance,
+        path: None,
+    };
+    let reply = SearchResponse {
+        hits: vec![hit(12, 0, 0.0), hit(40, 7, 1.5)],
+        complete: false,
+        visited: 9,
+    };
+    c.add(
+        "search_request",
+        "binary_reply_two_hits_incomplete.vxrb",
+        &control::format(&reply, true),
+    );
+}
+
+/// An event ring input for `fuzzing::event_ring`: control byte (bits 6 and
+/// 7: recompute header and record checksums; low 6 bits: piece size
+/// 64 × (1 + n)), the ring header, then one piece per ring block from the
+/// tail block on.
+fn ring_input(piece_code: u8, header: &EventRingHeader, pieces: &[Vec<u8>]) -> Vec<u8> {
+    let piece = 64 * (1 + usize::from(piece_code));
+    let mut b = vec![0xc0 | piece_code];
+    b.extend_from_slice(header.as_bytes());
+    for (i, p) in pieces.iter().enumerate() {
+        assert!(p.len() <= piece);
+        b.extend_from_slice(p);
+        if i + 1 < pieces.len() {
+            b.resize(b.len() + piece - p.len(), 0);
+        }
+    }
+    b
+}
+
+fn ring_header(next: u64, oldest: u64, head: (u64, u32), tail: u32, dropped: u64) -> EventRingHeader {
+    let mut h = EventRingHeader::new_zeroed();
+    h.er_magic.set(EVENT_RING_MAGIC);
+    h.er_version.set(1);
+    h.er_ring_blocks.set(events::MIN_EVENT_BLOCKS - 1);
+    h.er_next_seq.set(next);
+    h.er_oldest_seq.set(oldest);
+    h.er_head_block.set(head.0);
+    h.er_head_offset.set(head.1);
+    h.er_tail_block.set(tail);
+    h.er_dropped.set(dropped);
+    h
+}
+
+/// Records sealed with FUZZ_SEED for sequence numbers `seqs`.
+fn event_records(seqs: std::ops::Range<u64>) -> Vec<u8> {
+    use vexfs::events::{Event, Op};
+    let mut out = Vec::new();
+    for seq in seqs {
+        let mut e = match seq % 3 {
+            0 => Event::new(Op::Create, 5).with_name(1, b"a"),
+            1 => Event::new(Op::Rename, 12)
+                .with_name(1, b"a.txt")
+                .with_second(0, 7, b"b.txt"),
+            _ => Event::new(Op::Write, 5).with_aux(4096),
+        };
+        e.seq = seq;
+        out.extend_from_slice(&e.encode(FUZZ_SEED));
+    }
+    out
+}
+
+/// Rings for `fuzzing::event_ring` (the harness writes them over the event
+/// region of a 16-block ring: header and 15 ring blocks).
+fn event_rings(c: &mut Corpus) {
+    let recs = event_records(1..3);
+    let h = ring_header(3, 1, (0, recs.len() as u32), 0, 0);
+    c.add("event_ring", "two_records_in_block0.evr", &ring_input(3, &h, &[recs]));
+    let h = ring_header(1, 1, (0, 0), 0, 0);
+    c.add("event_ring", "fresh_empty_ring.evr", &ring_input(0, &h, &[]));
+    // Wrapped: blocks 13, 14, 0, 1, 2 hold one record each, seq 10..15.
+    let pieces: Vec<Vec<u8>> = (10..15).map(|s| event_records(s..s + 1)).collect();
+    let last = pieces[4].len() as u32;
+    let h = ring_header(15, 10, (2, last), 13, 9);
+    c.add(
+        "event_ring",
+        "wrapped_tail13_head2_seq10.evr",
+        &ring_input(1, &h, &pieces),
+    );
+    // One full ring block: records up to the end of the block.
+    let mut full = Vec::new();
+    let mut seq = 100;
+    while full.len() + 104 <= BLOCK_SIZE {
+        full.extend_from_slice(&event_records(seq..seq + 1));
+        seq += 1;
+    }
+    let h = ring_header(seq, 100, (0, full.len() as u32), 0, 99);
+    c.add("event_ring", "full_block0_seq100.evr", &ring_input(63, &h, &[full]));
+}
+
+/// Inputs for `fuzzing::node_record`, which writes them over the node and
+/// upper records of its template (collection "t": 4 f32 dimensions, M 4,
+/// 40 vectors). The first byte is the control byte (bit 0: upper file,
+/// bit 1: recompute record checksums, bit 2: XOR 52 bytes into the header's
+/// counters, bit 3: XOR instead of overwrite), the second a record index.
+fn node_records(c: &mut Corpus) {
+    c.add("node_record", "template_unchanged.node", &[0]);
+    // XOR n_level of slot 3 with 2 (a level its upper records do not have).
+    c.add(
+        "node_record",
+        "slot3_level_xor2_resealed.node",
+        &[0x0a, 3, 0, 0, 0, 0, 2],
+    );
+    // Flip a vector byte of slot 1 without resealing: node() fails, peek() reads.
+    let mut stale = vec![0x08, 1];
+    stale.extend_from_slice(&[0; 33]);
+    stale.push(0x40);
+    c.add("node_record", "slot1_vector_flipped_checksum_stale.node", &stale);
+    // A new live record over slot 0: level 0, neighbours itself, slot 39,
+    // one past the last slot and a huge id.
+    let geo = vector::node_geometry(4, ElemType::F32, 4);
+    let adj = encoded(&[0, 39, 40, 4_000_000_000]);
+    let mut rec = vec![0u8; geo.stride as usize];
+    let mut n = NodeHeader::new_zeroed();
+    n.n_owner_ino.set(12);
+    n.n_flags = NODE_LIVE;
+    n.n_adj_len.set(adj.len() as u16);
+    rec[..32].copy_from_slice(n.as_bytes());
+    for (i, x) in [1.0f32, 2.0, 0.5, 1.2].iter().enumerate() {
+        let at = geo.vector_offset as usize + 4 * i;
+        rec[at..at + 4].copy_from_slice(&x.to_le_bytes());
+    }
+    rec[geo.adj_offset as usize..geo.adj_offset as usize + adj.len()].copy_from_slice(&adj);
+    let mut input = vec![0x02, 0];
+    input.extend_from_slice(&rec);
+    c.add("node_record", "slot0_live_self_loop_out_of_range_ids.node", &input);
+    // Header counters: entry slot XOR 5, max level XOR 1 (checksum resealed).
+    let mut overlay = [0u8; 52];
+    overlay[56 - 32] = 5;
+    overlay[64 - 32] = 1;
+    let mut input = vec![0x06, 0];
+    input.extend_from_slice(&overlay);
+    c.add("node_record", "header_entry_xor5_max_level_xor1.node", &input);
+    // Upper record 0: u_adj_len XOR 1, resealed.
+    c.add(
+        "node_record",
+        "upper0_adj_len_xor1_resealed.node",
+        &[0x0b, 0, 0, 0, 0, 0, 0, 0, 1],
+    );
+}
+
 /// Shrink the last record of a leaf block by the 12-byte tail.
 fn fix_last_record_for_tail(block: &mut [u8]) {
     let mut pos = 0;
@@ -749,5 +941,8 @@ fn regenerate_corpus() {
     kernel_populated(dir.path(), &mut c);
     v1_compact(dir.path(), &mut c);
     hand_built(&mut c);
+    search_requests(&mut c);
+    event_rings(&mut c);
+    node_records(&mut c);
     c.write();
 }
