@@ -9,76 +9,12 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mount-vexfs");
-
-fn fuse_usable() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    match (
-        Path::new("/dev/fuse").exists() && root,
-        std::env::var_os("CI").is_some(),
-    ) {
-        (true, _) => true,
-        (false, true) => panic!("FUSE event tests cannot run: need /dev/fuse and root; CI must provide them"),
-        (false, false) => {
-            println!("SKIPPED: no /dev/fuse or not root");
-            false
-        }
-    }
-}
-
-fn is_mounted(dir: &Path) -> bool {
-    let d = dir.to_string_lossy().into_owned();
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(d.as_str()))
-}
-
-fn wait(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A `mount.vexfs -f` child, unmounted on drop (also when a test fails).
-struct Mounted(std::path::PathBuf, Option<Child>);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.1.take() {
-            let _ = Command::new("umount").arg(&self.0).status();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn mount(image: &Path, dir: &Path) -> Mounted {
-    let log = File::create(dir.with_extension("log")).unwrap();
-    let child = Command::new(BIN)
-        .arg(image)
-        .arg(dir)
-        .arg("-f")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    wait("the mount", || is_mounted(dir));
-    Mounted(dir.to_path_buf(), Some(child))
-}
-
-fn unmount(mut m: Mounted) {
-    let mut child = m.1.take().unwrap();
-    assert!(Command::new("umount").arg(&m.0).status().unwrap().success(), "umount");
-    assert!(child.wait().unwrap().success());
-}
+use common::fuse::{fuse_usable, mount, unmount};
 
 /// Read whole JSON lines until `n` events are in (blocking reads).
 fn read_events(f: &mut File, n: usize) -> Vec<serde_json::Value> {

@@ -7,67 +7,16 @@
 
 mod common;
 
+use common::fuse::{fuse_usable, mount, unmount};
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 use vexfs::fs::core::Fs;
 use vexfs::vector::{control, SearchRequest};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mount-vexfs");
 const DIM: usize = 8;
-
-fn fuse_usable() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    match (
-        Path::new("/dev/fuse").exists() && root,
-        std::env::var_os("CI").is_some(),
-    ) {
-        (true, _) => true,
-        (false, true) => panic!("FUSE vector tests cannot run: need /dev/fuse and root; CI must provide them"),
-        (false, false) => {
-            println!("SKIPPED: no /dev/fuse or not root");
-            false
-        }
-    }
-}
-
-fn is_mounted(dir: &Path) -> bool {
-    let d = dir.to_string_lossy().into_owned();
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(d.as_str()))
-}
-
-fn wait(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn mount(image: &Path, dir: &Path) -> Child {
-    let child = Command::new(BIN)
-        .arg(image)
-        .arg(dir)
-        .arg("-f")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait("the mount", || is_mounted(dir));
-    child
-}
-
-fn unmount(dir: &Path, mut child: Child) {
-    assert!(Command::new("umount").arg(dir).status().unwrap().success());
-    let st = child.wait().unwrap();
-    assert!(st.success(), "mount.vexfs exited with {st}");
-}
 
 /// A deterministic vector per index.
 fn vector(i: usize) -> Vec<f32> {
@@ -140,7 +89,7 @@ fn vectors_through_the_mount_match_the_offline_search() {
     let image = common::make_image(tmp.path(), "v.img", 64 << 20, false);
     let mnt = tmp.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
-    let child = mount(&image, &mnt);
+    let mounted = mount(&image, &mnt);
     let dir = mnt.join("docs");
     fs::create_dir(&dir).unwrap();
     // 0..100 by xattr, 100..200 by ioctl (vector stored in the file itself).
@@ -194,7 +143,7 @@ fn vectors_through_the_mount_match_the_offline_search() {
     assert_eq!(by_json, by_bin, "JSON and binary requests agree");
     let stats = fs::read_to_string(mnt.join(".vexfs/collections")).unwrap();
     assert!(stats.contains("\"count\":198"), "{stats}");
-    unmount(&mnt, child);
+    unmount(mounted);
     // The unmounted image answers the same, and is consistent.
     let fs = Fs::open(&image, true).unwrap();
     req.with_paths = true;

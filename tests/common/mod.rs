@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod fuse;
+
 use std::path::{Path, PathBuf};
 use vexfs::check::{self, CheckOptions, Report};
 use vexfs::image::{Image, Mode};
