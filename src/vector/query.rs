@@ -108,7 +108,7 @@ impl Fs {
             return Err(FsError::Invalid(format!("k and ef must be 1..={MAX_K}")));
         }
         let resp = self.run_search(req)?;
-        if self.logs_searches() {
+        if self.logs_searches() && !self.is_read_only() {
             // Logged once it succeeded: a failed search records nothing.
             let ev = Event::new(Op::Search, 0).with_name(0, req.collection.as_bytes());
             self.write(|txn, g| self.emit(txn, g, None, ev.with_aux(req.k as u64)))?;
