@@ -896,3 +896,28 @@ fn a_read_only_open_reads_committed_events() {
     assert!(!fs.wait_events(4, Duration::from_millis(20)).unwrap());
     assert!(fs.create(&Ctx::root(), ROOT, b"g", 0o644, NewNode::File).is_err());
 }
+
+#[test]
+fn a_damaged_ring_header_leaves_the_rest_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_image(dir.path(), "d.img", 32 << 20, false);
+    let start = vexfs::image::Image::open(&p, vexfs::image::Mode::ReadOnly)
+        .unwrap()
+        .geometry()
+        .events
+        .start;
+    flip(&p, start * 4096 + 20, 0x40); // er_next_seq: the checksum no longer matches
+    let fs = Fs::open(&p, false).expect("the image still mounts");
+    let c = Ctx::root();
+    let f = fs.create(&c, ROOT, b"ok", 0o644, NewNode::File).unwrap();
+    fs.write_data(f.ino.into(), 0, b"data").unwrap();
+    fs.sync().unwrap();
+    assert_eq!(fs.read_data(f.ino.into(), 0, 10).unwrap(), b"data");
+    drop(fs);
+    let r = fsck(&p).unwrap();
+    assert!(
+        r.problems.iter().any(|p| p.to_string().contains("event ring")),
+        "{:?}",
+        r.problems
+    );
+}

@@ -71,12 +71,19 @@ impl Fs {
     /// commit (`committed` is 0 only before the first call; sequence
     /// numbers start at 1).
     pub(crate) fn init_events(&self, on: bool) -> Result<()> {
-        let on = on && ring::enabled(&self.geometry);
-        self.events.on.store(on, Ordering::Relaxed);
+        let mut on = on && ring::enabled(&self.geometry);
         if ring::enabled(&self.geometry) && self.events.committed.load(Ordering::Acquire) == 0 {
-            let next = self.read(|txn, g| Ok(ring::header(txn, g, self.seed)?.er_next_seq.get()))?;
-            self.events.committed.store(next, Ordering::Release);
+            match self.read(|txn, g| Ok(ring::header(txn, g, self.seed)?.er_next_seq.get())) {
+                Ok(next) => self.events.committed.store(next, Ordering::Release),
+                // A damaged ring must not make the whole image unusable:
+                // the rest mounts, without events (fsck reports the ring).
+                Err(e) => {
+                    eprintln!("vexfs: the event ring is damaged ({e}); events are not recorded");
+                    on = false;
+                }
+            }
         }
+        self.events.on.store(on, Ordering::Relaxed);
         Ok(())
     }
 
