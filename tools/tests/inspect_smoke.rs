@@ -27,7 +27,7 @@ fn v1_image(dir: &Path) -> PathBuf {
         ],
         ..Default::default()
     };
-    mkfs(&path, &opts, &mut |_, _| {}).unwrap();
+    holding_images(|| mkfs(&path, &opts, &mut |_, _| {}).unwrap());
     path
 }
 
@@ -39,16 +39,32 @@ fn kernel_image(dir: &Path) -> PathBuf {
         time: Some(1_700_000_000),
         ..Default::default()
     };
-    mkfs(&path, &opts, &mut |_, _| {}).unwrap();
+    holding_images(|| mkfs(&path, &opts, &mut |_, _| {}).unwrap());
     path
+}
+
+/// Tests run in parallel threads: a child spawned by one test holds copies
+/// of every descriptor of the process until its exec closes them, among
+/// them another test's image descriptor with its flock, which can make
+/// that test's next open fail with "in use". So image descriptors are held
+/// under the write side of this lock, and children spawned under the read
+/// side (as tests/fuse_mount.rs does).
+static FD_LOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn holding_images<R>(f: impl FnOnce() -> R) -> R {
+    let _g = FD_LOCK.write().unwrap_or_else(|e| e.into_inner());
+    f()
 }
 
 /// Run the tool; (exit code, stdout, stderr).
 fn run(args: &[&str]) -> (i32, Vec<u8>, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_vexfs-inspect"))
-        .args(args)
-        .output()
-        .unwrap();
+    let o = {
+        let _g = FD_LOCK.read().unwrap_or_else(|e| e.into_inner());
+        Command::new(env!("CARGO_BIN_EXE_vexfs-inspect"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
     assert!(o.status.code().is_some(), "killed by a signal: {args:?}");
     (
         o.status.code().unwrap(),
@@ -75,10 +91,12 @@ fn s(p: &Path) -> &str {
 
 /// Physical block of logical block 0 of inode `n`.
 fn first_block(path: &Path, n: u32) -> u64 {
-    let img = Image::open(path, Mode::ReadOnly).unwrap();
-    let ino = img.inode_no(n).unwrap();
-    let view = img.inode(ino).unwrap();
-    img.mappings(ino, &view).unwrap()[0].physical
+    holding_images(|| {
+        let img = Image::open(path, Mode::ReadOnly).unwrap();
+        let ino = img.inode_no(n).unwrap();
+        let view = img.inode(ino).unwrap();
+        img.mappings(ino, &view).unwrap()[0].physical
+    })
 }
 
 fn flip(path: &Path, offset: u64) {
@@ -117,9 +135,7 @@ fn extent_root(start: u64, len: u16) -> Vec<u8> {
 /// Add /hello.txt (inode 20), /big.bin (21) and /link -> hello.txt (22),
 /// checksums sealed, so the image still verifies clean.
 fn populate(path: &Path) {
-    let img = Image::open(path, Mode::ReadOnly).unwrap();
-    let g = img.geometry().clone();
-    drop(img);
+    let g = holding_images(|| Image::open(path, Mode::ReadOnly).unwrap().geometry().clone());
     let root = first_block(path, 1);
     let seed = image_seed(&UUID);
     let mut bytes = std::fs::read(path).unwrap();

@@ -41,6 +41,14 @@ fn populated(dir: &Path) -> PathBuf {
     p
 }
 
+/// The tests run one at a time: a vexctl child spawned by one test would
+/// hold copies of the descriptors (and flocks) of another test's image
+/// until it execs, making that test's next open fail with "in use".
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Run vexctl; (exit code, stdout, stderr).
 fn vexctl(args: &[&str]) -> (i32, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_vexctl")).args(args).output().unwrap();
@@ -67,6 +75,7 @@ fn s(p: &Path) -> &str {
 
 #[test]
 fn json_lists_the_committed_sequence() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let p = populated(dir.path());
     let all = json_lines(&["events", s(&p), "--json"]);
@@ -116,6 +125,7 @@ fn json_lists_the_committed_sequence() {
 
 #[test]
 fn human_lines_say_what_happened() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let p = populated(dir.path());
     let (code, out, err) = vexctl(&["events", s(&p)]);
@@ -148,6 +158,7 @@ fn human_lines_say_what_happened() {
 
 #[test]
 fn subtree_keeps_events_below_a_directory() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let p = image(dir.path(), None);
     let fs = Fs::open(&p, false).unwrap();
@@ -166,6 +177,7 @@ fn subtree_keeps_events_below_a_directory() {
 
 #[test]
 fn bad_arguments_are_refused() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let p = populated(dir.path());
     let (code, out, err) = vexctl(&["events", s(&p), "--op", "frobnicate"]);
@@ -180,6 +192,7 @@ fn bad_arguments_are_refused() {
 
 #[test]
 fn a_wrapped_ring_reports_the_dropped_events() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let p = image(dir.path(), Some(16));
     let fs = Fs::open(&p, false).unwrap();
@@ -215,6 +228,7 @@ fn a_wrapped_ring_reports_the_dropped_events() {
 
 #[test]
 fn follow_on_an_image_stops_when_it_gets_mounted() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let p = populated(dir.path());
     let mut child = Command::new(env!("CARGO_BIN_EXE_vexctl"))
