@@ -5,9 +5,12 @@
 use crate::error::{Expected, FsError, Result};
 use crate::format::cursor::view_at;
 use crate::format::features::RO_COMPAT_VECTORS;
+use crate::format::inode::{InodeNo, InodeView};
 use crate::format::vector::{catalog_checksum, CatalogHeader, CollectionRecord, CATALOG_MAGIC, MAX_COLLECTIONS};
 use crate::format::{BLOCK_SIZE_U64, CATALOG_INO};
 use crate::image::Image;
+use crate::layout::Geometry;
+use crate::read::{collect_mappings, read_mapped, BlockSource};
 
 /// Size of [`CatalogHeader`].
 const HEADER_LEN: usize = 32;
@@ -35,13 +38,23 @@ pub fn read_catalogue(img: &Image) -> Result<Option<Catalog>> {
         return Ok(None);
     }
     let ino = img.inode_no(CATALOG_INO)?;
-    let view = img.inode(ino)?;
+    read_catalogue_in(img, img.geometry(), ino, &img.inode(ino)?)
+}
+
+/// The catalogue held by inode `ino` (`view`), read through any block
+/// source: the image, or a transaction that sees uncommitted changes.
+pub fn read_catalogue_in(
+    src: &impl BlockSource,
+    g: &Geometry,
+    ino: InodeNo,
+    view: &InodeView<'_>,
+) -> Result<Option<Catalog>> {
     let size = view.base.i_size.get();
     if view.base.is_free() || size == 0 {
         return Ok(None);
     }
     if size > MAX_CATALOG_BYTES {
-        let at = img.geometry().inode_offset(ino) + 16;
+        let at = g.inode_offset(ino) + 16;
         return Err(FsError::corrupt(
             "inode",
             at,
@@ -50,13 +63,13 @@ pub fn read_catalogue(img: &Image) -> Result<Option<Catalog>> {
             size,
         ));
     }
-    let offset = img
-        .mappings(ino, &view)?
+    let runs = collect_mappings(src, g, ino, view)?;
+    let offset = runs
         .iter()
         .find(|m| m.logical == 0 && !m.unwritten)
         .map_or(0, |m| m.physical * BLOCK_SIZE_U64);
-    let bytes = img.read_file(ino, 0, size as usize)?;
-    parse_catalogue(&bytes, offset, img.geometry().csum_seed).map(Some)
+    let bytes = read_mapped(src, &runs, 0, size)?;
+    parse_catalogue(&bytes, offset, g.csum_seed).map(Some)
 }
 
 /// Parse catalogue file bytes whose header lies at image offset `offset`.

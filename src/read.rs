@@ -236,6 +236,29 @@ pub fn collect_tree_blocks(
     Ok(blocks)
 }
 
+/// Bytes `offset..end` of a file mapped by `runs`, read through `src`
+/// (holes and unwritten extents read as zeros).
+pub fn read_mapped(src: &impl BlockSource, runs: &[Mapping], offset: u64, end: u64) -> Result<Vec<u8>> {
+    if offset >= end {
+        return Ok(Vec::new());
+    }
+    let mut out = vec![0u8; (end - offset) as usize];
+    for m in runs.iter().filter(|m| !m.unwritten) {
+        let (ms, me) = (m.logical * BLOCK_SIZE_U64, (m.logical + m.len) * BLOCK_SIZE_U64);
+        let (mut s, e) = (ms.max(offset), me.min(end));
+        // Block by block: a source hands out one block at a time.
+        while s < e {
+            let in_block = s % BLOCK_SIZE_U64;
+            let n = (BLOCK_SIZE_U64 - in_block).min(e - s);
+            let block = src.meta_block(m.physical + (s - ms) / BLOCK_SIZE_U64)?;
+            out[(s - offset) as usize..(s - offset + n) as usize]
+                .copy_from_slice(&block[in_block as usize..(in_block + n) as usize]);
+            s += n;
+        }
+    }
+    Ok(out)
+}
+
 impl Image {
     /// Parse inode `ino` (checksum verified when metadata_csum is on).
     pub fn inode(&self, ino: InodeNo) -> Result<InodeView<'_>> {
@@ -273,22 +296,11 @@ impl Image {
     /// extents read as zeros), stopping at i_size.
     pub fn read_file(&self, ino: InodeNo, offset: u64, len: usize) -> Result<Vec<u8>> {
         let view = self.inode(ino)?;
-        let size = view.base.i_size.get();
-        let end = offset.saturating_add(len as u64).min(size);
+        let end = offset.saturating_add(len as u64).min(view.base.i_size.get());
         if offset >= end {
             return Ok(Vec::new());
         }
-        let mut out = vec![0u8; (end - offset) as usize];
-        for m in self.mappings(ino, &view)? {
-            let (ms, me) = (m.logical * BLOCK_SIZE_U64, (m.logical + m.len) * BLOCK_SIZE_U64);
-            let (s, e) = (ms.max(offset), me.min(end));
-            if s >= e || m.unwritten {
-                continue;
-            }
-            let src = self.bytes_at(m.physical * BLOCK_SIZE_U64 + (s - ms), (e - s) as usize)?;
-            out[(s - offset) as usize..(e - offset) as usize].copy_from_slice(src);
-        }
-        Ok(out)
+        read_mapped(self, &self.mappings(ino, &view)?, offset, end)
     }
 
     /// The target of a symlink.

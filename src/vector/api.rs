@@ -71,6 +71,22 @@ impl CollectionParams {
     }
 }
 
+/// The event of attaching or detaching `ino`'s vector in `name` at `slot`.
+fn vector_event(op: Op, ino: InodeNo, name: &str, slot: u32) -> Event {
+    Event::new(op, ino.get().into())
+        .with_name(0, name.as_bytes())
+        .with_aux(slot.into())
+}
+
+/// Collection `name` and file `ino` (which the caller may change), opened
+/// for a vector change: ENOENT for an unknown collection first, as before.
+fn open_for_change(txn: &Txn<'_>, g: &Geometry, ctx: &Ctx, ino: InodeNo, name: &str) -> Result<(InodeBuf, Collection)> {
+    let cat = catalog_io::require(txn, g)?;
+    let rec = find(&cat, name)?;
+    let b = file_for(txn, g, ctx, ino, MAY_WRITE)?;
+    Ok((b, Collection::load(txn, g, rec)?))
+}
+
 /// A regular file the caller may read or change.
 fn file_for(txn: &Txn<'_>, g: &Geometry, ctx: &Ctx, ino: InodeNo, mask: u32) -> Result<InodeBuf> {
     let b = live(txn, g, ino)?;
@@ -169,14 +185,12 @@ impl Fs {
     pub fn set_vector(&self, ctx: &Ctx, n: u64, name: &str, v: &[f32]) -> Result<()> {
         let ino = self.ino(n)?;
         self.write(|txn, g| {
-            let cat = catalog_io::require(txn, g)?;
-            let rec = find(&cat, name)?;
-            let mut b = file_for(txn, g, ctx, ino, MAY_WRITE)?;
-            let mut coll = Collection::load(txn, g, rec)?;
+            let (mut b, mut coll) = open_for_change(txn, g, ctx, ino, name)?;
+            let rec = coll.record.clone();
             coll.space.check(v)?;
             let mut stored = vec![0u8; coll.space.vector_bytes()];
             coll.space.encode(v, &mut stored);
-            let slot = match owned_slot(txn, g, &coll, &b, rec)? {
+            let slot = match owned_slot(txn, g, &coll, &b, &rec)? {
                 Some(slot) => {
                     // Replace in place: detach (repairs the neighbours and
                     // moves the entry point off this node), then reinsert
@@ -190,14 +204,11 @@ impl Fs {
                 None => {
                     let slot = coll.alloc_slot(txn, g)?;
                     build::insert(&mut coll, txn, g, slot, ino.get(), &stored, None)?;
-                    refs::set(txn, g, &mut b, rec, slot)?;
+                    refs::set(txn, g, &mut b, &rec, slot)?;
                     slot
                 }
             };
-            b.set_time(Time::Change, now());
-            ino_io::store(txn, g, &b)?;
-            let ev = Event::new(Op::VectorAttach, ino.get().into()).with_name(0, name.as_bytes());
-            self.emit(txn, g, Some(ctx), ev.with_aux(slot.into()))
+            self.finish_change(txn, g, ctx, &mut b, vector_event(Op::VectorAttach, ino, name, slot))
         })
     }
 
@@ -216,18 +227,20 @@ impl Fs {
     pub fn remove_vector(&self, ctx: &Ctx, n: u64, name: &str) -> Result<()> {
         let ino = self.ino(n)?;
         self.write(|txn, g| {
-            let cat = catalog_io::require(txn, g)?;
-            let rec = find(&cat, name)?;
-            let mut b = file_for(txn, g, ctx, ino, MAY_WRITE)?;
-            let mut coll = Collection::load(txn, g, rec)?;
-            let slot = owned_slot(txn, g, &coll, &b, rec)?.ok_or(FsError::NoData)?;
+            let (mut b, mut coll) = open_for_change(txn, g, ctx, ino, name)?;
+            let rec = coll.record.clone();
+            let slot = owned_slot(txn, g, &coll, &b, &rec)?.ok_or(FsError::NoData)?;
             build::delete(&mut coll, txn, slot)?;
-            refs::clear(txn, g, &mut b, rec)?;
-            b.set_time(Time::Change, now());
-            ino_io::store(txn, g, &b)?;
-            let ev = Event::new(Op::VectorDetach, ino.get().into()).with_name(0, name.as_bytes());
-            self.emit(txn, g, Some(ctx), ev.with_aux(slot.into()))
+            refs::clear(txn, g, &mut b, &rec)?;
+            self.finish_change(txn, g, ctx, &mut b, vector_event(Op::VectorDetach, ino, name, slot))
         })
+    }
+
+    /// After a vector change of file `b`: its ctime, the inode, the event.
+    fn finish_change(&self, txn: &mut Txn<'_>, g: &Geometry, ctx: &Ctx, b: &mut InodeBuf, ev: Event) -> Result<()> {
+        b.set_time(Time::Change, now());
+        ino_io::store(txn, g, b)?;
+        self.emit(txn, g, Some(ctx), ev)
     }
 
     /// Names of the collections file `n` has a vector in.
@@ -268,11 +281,16 @@ fn owned_slot(
     let Some(slot) = refs::get(txn, g, b, rec)? else {
         return Ok(None);
     };
+    Ok(owned_by(txn, coll, slot, b.ino.get())?.then_some(slot))
+}
+
+/// Whether `slot` exists, is live and belongs to inode `ino`.
+fn owned_by(txn: &Txn<'_>, coll: &Collection, slot: u32, ino: u32) -> Result<bool> {
     if u64::from(slot) >= coll.slots() {
-        return Ok(None);
+        return Ok(false);
     }
     let node = coll.node(txn, slot)?;
-    Ok((node.is_live() && node.header().n_owner_ino.get() == b.ino.get()).then_some(slot))
+    Ok(node.is_live() && node.header().n_owner_ino.get() == ino)
 }
 
 /// Detach slot `s` from its owner (dropping a collection, destroying a file).
@@ -307,11 +325,8 @@ pub fn detach_all(txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<()> {
             continue;
         };
         let mut coll = Collection::load(txn, g, rec)?;
-        if u64::from(slot) < coll.slots() {
-            let node = coll.node(txn, slot)?;
-            if node.is_live() && node.header().n_owner_ino.get() == b.ino.get() {
-                build::delete(&mut coll, txn, slot)?;
-            }
+        if owned_by(txn, &coll, slot, b.ino.get())? {
+            build::delete(&mut coll, txn, slot)?;
         }
     }
     Ok(())

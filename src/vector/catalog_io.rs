@@ -1,8 +1,8 @@
 //! Reading and rewriting the collection catalogue (inode 2,
 //! format-spec/08 §8.2) inside a transaction.
 
-use crate::catalog::{encode_records, parse_catalogue, Catalog, MAX_CATALOG_BYTES};
-use crate::error::{Expected, FsError, Result};
+use crate::catalog::{encode_records, read_catalogue_in, Catalog};
+use crate::error::{FsError, Result};
 use crate::format::features::RO_COMPAT_VECTORS;
 use crate::format::vector::{catalog_checksum, CatalogHeader, CollectionRecord, CATALOG_MAGIC};
 use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64, CATALOG_INO};
@@ -19,32 +19,7 @@ pub fn read(txn: &Txn<'_>, g: &Geometry) -> Result<Option<Catalog>> {
     }
     let ino = g.inode_no(CATALOG_INO).ok_or(FsError::NotFound)?;
     let b = ino_io::load(txn, g, ino)?;
-    let size = b.size();
-    if b.base().is_free() || size == 0 {
-        return Ok(None);
-    }
-    if size > MAX_CATALOG_BYTES {
-        let at = g.inode_offset(ino) + 16;
-        return Err(FsError::corrupt(
-            "inode",
-            at,
-            "i_size",
-            Expected::AtMost(MAX_CATALOG_BYTES),
-            size,
-        ));
-    }
-    let runs = map::load(txn, g, &b)?.runs;
-    let mut bytes = Vec::with_capacity(size as usize);
-    let mut offset = 0;
-    for l in 0..size.div_ceil(BLOCK_SIZE_U64) {
-        let phys = super::store::block_of(&runs, l, "collection catalogue")?;
-        if l == 0 {
-            offset = phys * BLOCK_SIZE_U64;
-        }
-        let n = (size as usize - bytes.len()).min(BLOCK_SIZE);
-        bytes.extend_from_slice(&txn.block(phys)?[..n]);
-    }
-    parse_catalogue(&bytes, offset, g.csum_seed).map(Some)
+    read_catalogue_in(txn, g, ino, &b.view())
 }
 
 /// The catalogue, or ENOTSUP when the image cannot hold collections.
