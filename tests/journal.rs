@@ -190,3 +190,83 @@ fn a_garbage_journal_superblock_sector_falls_back_to_the_backup_copy() {
     );
     assert!(fs.is_ok(), "{:?}", fs.err());
 }
+
+/// Regression (found by tests/kill9.rs): a block freed by a transaction
+/// that is not durable yet was allocated again and file data was written
+/// into it in place, so a crash brought back the old file showing the new
+/// data. Freed blocks now wait for their transaction's commit.
+#[test]
+fn a_block_freed_by_an_uncommitted_transaction_is_not_reused_for_data() {
+    use vexfs::fs::core::Fs;
+    use vexfs::fs::namespace::NewNode;
+    use vexfs::fs::perm::Ctx;
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_image(dir.path(), "fs.img", 8 << 20, false);
+    let fs = Fs::open(&p, false).unwrap();
+    let a = fs.create(&Ctx::root(), 1, b"A", 0o644, NewNode::File).unwrap();
+    let a = u64::from(a.ino);
+    fs.write_data(a, 0, &[0x11; 8192]).unwrap();
+    fs.sync().unwrap();
+    // Not synced: frees A's second block, then fills the hole it left.
+    let size = vexfs::fs::attrs::SetAttr {
+        size: Some(1000),
+        ..Default::default()
+    };
+    fs.setattr(&Ctx::root(), a, &size).unwrap();
+    fs.write_data(a, 5000, &[0x22; 3000]).unwrap();
+    // The state a crash leaves now: the map as it is (data written in
+    // place), without the staged metadata.
+    let crashed = dir.path().join("crashed.img");
+    std::fs::write(&crashed, std::fs::read(&p).unwrap()).unwrap();
+    let after = Fs::open(&crashed, false).unwrap();
+    // A as last synced, but for the tail of the block the truncate cut,
+    // which it zeroed in place (as ext4 does in the page cache).
+    let got = after.read_data(a, 0, 8192).unwrap();
+    assert_eq!(got[..1000], [0x11; 1000]);
+    assert_eq!(got[1000..4096], [0; 3096]);
+    assert_eq!(got[4096..], [0x11; 4096], "the freed block kept A's old data");
+    drop(after);
+    fs.sync().unwrap();
+    let mut want = vec![0x11; 1000];
+    want.resize(5000, 0);
+    want.extend([0x22; 3000]);
+    assert_eq!(fs.read_data(a, 0, 8192).unwrap(), want, "A as written");
+    fs.close().unwrap();
+    drop(fs);
+    assert!(fsck(&p).unwrap().is_clean());
+}
+
+/// Space freed by a transaction that is not durable yet is usable at once:
+/// an allocation that finds only such blocks commits and tries again
+/// (rather than ENOSPC right after `rm` of a large file).
+#[test]
+fn space_freed_but_not_yet_committed_is_reused_after_a_forced_commit() {
+    use vexfs::error::FsError;
+    use vexfs::fs::core::Fs;
+    use vexfs::fs::namespace::NewNode;
+    use vexfs::fs::perm::Ctx;
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_image(dir.path(), "fs.img", 8 << 20, false);
+    let fs = Fs::open(&p, false).unwrap();
+    let c = Ctx::root();
+    let big = u64::from(fs.create(&c, 1, b"big", 0o644, NewNode::File).unwrap().ino);
+    let chunk = vec![0x5a; 64 << 10];
+    let mut size = 0u64;
+    loop {
+        match fs.write_data(big, size, &chunk) {
+            Ok(n) => size += n as u64,
+            Err(FsError::NoSpace) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(size >= 2 << 20, "filled {size} bytes");
+    fs.sync().unwrap();
+    fs.unlink(&c, 1, b"big").unwrap();
+    let again = u64::from(fs.create(&c, 1, b"again", 0o644, NewNode::File).unwrap().ino);
+    for off in (0..size / 2).step_by(chunk.len()) {
+        fs.write_data(again, off, &chunk).unwrap();
+    }
+    fs.close().unwrap();
+    drop(fs);
+    assert!(fsck(&p).unwrap().is_clean());
+}

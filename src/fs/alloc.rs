@@ -148,18 +148,43 @@ fn inode_bitmap(g: &Geometry) -> BitmapRef<'_> {
 }
 
 /// Allocate up to `want` contiguous blocks, preferring `goal`; returns
-/// (first block, count >= 1). ENOSPC when the image is full.
+/// (first block, count >= 1). Blocks freed by transactions that are not
+/// durable yet are skipped ([`Txn::with_quarantine`]). ENOSPC when the
+/// image is full.
 pub fn alloc_blocks(txn: &mut Txn<'_>, g: &Geometry, goal: u64, want: u32) -> Result<(u64, u32)> {
     let bm = block_bitmap(g);
-    let goal = goal.max(g.first_data_block);
+    let mut goal = goal.max(g.first_data_block);
     let want = u64::from(want.clamp(1, MAX_RUN));
-    let (start, len) = bm.find(txn, goal, want)?.ok_or(FsError::NoSpace)?;
-    if start < g.first_data_block {
-        return Err(FsError::NoSpace);
+    // Why bounded: every retry skips at least one quarantined block.
+    let max_tries = txn.quarantined_len() + 1;
+    for _ in 0..max_tries {
+        let (start, len) = bm.find(txn, goal, want)?.ok_or(FsError::NoSpace)?;
+        if start < g.first_data_block {
+            return Err(FsError::NoSpace);
+        }
+        let len = match txn.first_quarantined(start, start + len) {
+            None => len,
+            Some(q) if q > start => q - start,
+            Some(_) => {
+                goal = quarantined_run_end(txn, start);
+                continue;
+            }
+        };
+        let changed = bm.set_run(txn, start, len, true)?;
+        with_superblock(txn, |sb| sb.set_free_blocks(sb.free_blocks().saturating_sub(changed)))?;
+        return Ok((start, len as u32));
     }
-    let changed = bm.set_run(txn, start, len, true)?;
-    with_superblock(txn, |sb| sb.set_free_blocks(sb.free_blocks().saturating_sub(changed)))?;
-    Ok((start, len as u32))
+    Err(FsError::NoSpace)
+}
+
+/// The first block after `start` (a quarantined block) that is not
+/// quarantined (the loop is bounded by the quarantine's size).
+fn quarantined_run_end(txn: &Txn<'_>, start: u64) -> u64 {
+    let mut b = start + 1;
+    while txn.first_quarantined(b, b + 1).is_some() {
+        b += 1;
+    }
+    b
 }
 
 /// Free `len` blocks from `start` (they must lie in the data area).

@@ -13,7 +13,7 @@ use crate::image::{Image, Media, Mode};
 use crate::journal::{self, JournalState};
 use crate::layout::Geometry;
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -83,8 +83,9 @@ struct State {
     media: Box<dyn Media + Send + Sync>,
     /// Committed transactions' blocks not yet logged (journaled images).
     staged: Staged,
-    /// Blocks freed by staged transactions (revoke candidates).
-    freed: Vec<u64>,
+    /// Blocks freed by staged transactions: revoke candidates, and not to
+    /// be allocated again before those transactions are durable.
+    freed: BTreeSet<u64>,
     journal: Option<JournalState>,
 }
 
@@ -176,7 +177,7 @@ impl Fs {
         let state = State {
             media,
             staged: Staged::default(),
-            freed: Vec::new(),
+            freed: BTreeSet::new(),
             journal,
         };
         let fs = Fs {
@@ -251,40 +252,65 @@ impl Fs {
     pub fn read<R>(&self, f: impl FnOnce(&Txn<'_>, &Geometry) -> Result<R>) -> Result<R> {
         let st = self.state.read();
         let txn = Txn::read_only_with_overlay(st.media.bytes(), self.geometry.blocks_count, &st.staged);
-        f(&txn, &self.geometry)
+        let r = f(&txn, &self.geometry);
+        // Whatever `f` made of a page that vanished, the answer is EIO.
+        self.check_intact(&*st.media)?;
+        r
+    }
+
+    /// EIO, and read-only from now on, once the image shrank under the map.
+    fn check_intact(&self, media: &(dyn Media + Send + Sync)) -> Result<()> {
+        media.check_intact().inspect_err(|e| {
+            if !self.failed.swap(true, Ordering::Relaxed) {
+                eprintln!("vexfs: {e}; the filesystem is now read-only");
+            }
+        })
     }
 
     /// Run `f` in a transaction (exclusive lock); its changes become
     /// visible together when `f` succeeds, and not at all when it fails.
     /// On journaled images they are staged and logged at the next commit.
-    pub fn write<R>(&self, f: impl FnOnce(&mut Txn<'_>, &Geometry) -> Result<R>) -> Result<R> {
+    pub fn write<R>(&self, mut f: impl FnMut(&mut Txn<'_>, &Geometry) -> Result<R>) -> Result<R> {
         if self.is_read_only() {
             return Err(FsError::ReadOnly);
         }
         let mut guard = self.state.write();
-        let State {
-            media,
-            staged,
-            freed,
-            journal,
-        } = &mut *guard;
         let blocks = self.geometry.blocks_count;
-        let map = media.bytes_mut()?;
-        let (r, dirty, txn_freed) = if journal.is_some() {
-            let mut txn = Txn::with_overlay(map, blocks, staged);
-            let r = f(&mut txn, &self.geometry)?;
-            let (d, fr) = txn.into_parts();
-            (r, d, fr)
-        } else {
-            let mut txn = Txn::new(map, blocks);
-            let r = f(&mut txn, &self.geometry)?;
-            txn.commit();
+        if guard.journal.is_none() {
+            let st = &mut *guard;
+            let mut txn = Txn::new(st.media.bytes_mut()?, blocks);
+            let r = f(&mut txn, &self.geometry);
+            if r.is_ok() {
+                txn.commit();
+            }
+            self.check_intact(&*st.media)?;
+            let r = r?;
             // Without a journal a change is in place at once: so are its events.
             if let Some(next) = self.staged_next_event(&guard) {
                 self.events_committed(next);
             }
             return Ok(r);
+        }
+        let mut retried = false;
+        let (r, dirty, txn_freed) = loop {
+            let State {
+                media, staged, freed, ..
+            } = &mut *guard;
+            let mut txn = Txn::with_overlay(media.bytes_mut()?, blocks, staged).with_quarantine(freed);
+            let r = f(&mut txn, &self.geometry);
+            let (d, fr) = txn.into_parts();
+            self.check_intact(&**media)?;
+            match r {
+                // The space freed by staged transactions becomes usable
+                // once they are durable: commit them and try once more.
+                Err(FsError::NoSpace) if !retried && !freed.is_empty() => {
+                    retried = true;
+                    self.commit_locked(&mut guard)?;
+                }
+                r => break (r?, d, fr),
+            }
         };
+        let State { staged, freed, .. } = &mut *guard;
         for b in &txn_freed {
             staged.remove(b);
         }
@@ -331,7 +357,8 @@ impl Fs {
         let Some(js) = journal.as_mut() else {
             return media.flush(None);
         };
-        let r = match journal::commit(&mut **media, &self.geometry, js, staged, freed, false) {
+        let revocable: Vec<u64> = freed.iter().copied().collect();
+        let r = match journal::commit(&mut **media, &self.geometry, js, staged, &revocable, false) {
             Err(FsError::NoSpace) => {
                 // One transaction larger than the ring: write it home
                 // unjournaled, between two full flushes.
@@ -351,6 +378,7 @@ impl Fs {
             }
             other => other,
         };
+        let r = r.and_then(|()| media.check_intact());
         if let Err(e) = &r {
             eprintln!("vexfs: commit failed ({e}); the filesystem is now read-only");
             self.failed.store(true, Ordering::Relaxed);
@@ -401,7 +429,8 @@ impl Fs {
         let r = match journal.as_mut() {
             Some(js) => {
                 // A last logged transaction clears needs_recovery.
-                journal::commit(&mut **media, &self.geometry, js, staged, freed, true)
+                let revocable: Vec<u64> = freed.iter().copied().collect();
+                journal::commit(&mut **media, &self.geometry, js, staged, &revocable, true)
                     .and_then(|()| journal::checkpoint(&mut **media, &self.geometry, js))
             }
             None => media.flush(None),

@@ -46,6 +46,8 @@ pub struct Txn<'a> {
     dirty: Staged,
     /// Blocks this transaction freed (the journal may need to revoke them).
     freed: BTreeSet<u64>,
+    /// Blocks freed by staged transactions that are not durable yet.
+    quarantine: Option<&'a BTreeSet<u64>>,
 }
 
 impl<'a> Txn<'a> {
@@ -61,7 +63,31 @@ impl<'a> Txn<'a> {
             overlay,
             dirty: Staged::default(),
             freed: BTreeSet::new(),
+            quarantine: None,
         }
+    }
+
+    /// Blocks that must not be allocated by this transaction: those freed
+    /// by staged transactions whose commit is not durable yet. Until it is,
+    /// a crash brings back the state in which they are still in use, so
+    /// file data written in place into one of them would show up in the
+    /// file (or directory) that owned it (jbd2 has the same rule).
+    pub fn with_quarantine(mut self, blocks: &'a BTreeSet<u64>) -> Self {
+        self.quarantine = Some(blocks);
+        self
+    }
+
+    /// The first block in `from..to` that is not allocatable yet: freed
+    /// by this transaction or by a staged one (see [`Txn::with_quarantine`]).
+    pub fn first_quarantined(&self, from: u64, to: u64) -> Option<u64> {
+        let own = self.freed.range(from..to).next();
+        let staged = self.quarantine.and_then(|q| q.range(from..to).next());
+        own.into_iter().chain(staged).min().copied()
+    }
+
+    /// How many blocks are quarantined (a bound for allocation retries).
+    pub fn quarantined_len(&self) -> usize {
+        self.freed.len() + self.quarantine.map_or(0, BTreeSet::len)
     }
 
     /// A read-write transaction over the map with staged blocks on top.

@@ -5,7 +5,11 @@
 //! that to what the OS guarantees: the image is locked (exclusive flock for
 //! read-write, shared for read-only), so no cooperating VexFS process writes
 //! it concurrently, and its size is checked against the superblock *before*
-//! mapping, so a truncated image is refused instead of raising SIGBUS.
+//! mapping, so a truncated image is refused instead of raising SIGBUS. An
+//! image truncated *after* it was mapped is caught by [`sigbus`]: the fault
+//! becomes a zero page and the next check of the map reports EIO.
+
+mod sigbus;
 
 use crate::error::{FsError, Result};
 use crate::format::superblock::Superblock;
@@ -31,6 +35,8 @@ enum Map {
 
 /// A locked, mapped file: no validation of its contents (mkfs uses this).
 pub struct MappedFile {
+    // Declared before `map` so that it unregisters before the unmap.
+    region: sigbus::Region,
     map: Map,
     len: u64,
     path: PathBuf,
@@ -104,7 +110,12 @@ impl MappedFile {
             // the map covers exactly the length read just before.
             Mode::ReadWrite => Map::Rw(unsafe { MmapOptions::new().len(map_len).map_mut(&file) }.map_err(err)?),
         };
+        let region = match &map {
+            Map::Ro(m) => sigbus::Region::register(m.as_ptr(), map_len),
+            Map::Rw(m) => sigbus::Region::register(m.as_ptr(), map_len),
+        };
         Ok(MappedFile {
+            region,
             map,
             len,
             path: path.to_path_buf(),
@@ -147,6 +158,13 @@ impl MappedFile {
         self.is_device
     }
 
+    /// EIO once the file was found shorter than the map (truncated by
+    /// another process while mapped): what was read from the missing
+    /// pages was zeros, and what was written there went nowhere.
+    pub fn check_intact(&self) -> Result<()> {
+        self.region.check()
+    }
+
     /// Write every dirty page of the map to the media and wait (a
     /// durability point, format-spec/14-media.md).
     pub fn flush(&self) -> Result<()> {
@@ -167,6 +185,11 @@ pub trait Media {
     fn bytes_mut(&mut self) -> Result<&mut [u8]>;
     /// Make `offset .. offset + len` (or everything, for `None`) durable.
     fn flush(&mut self, range: Option<(u64, u64)>) -> Result<()>;
+    /// EIO when the bytes can no longer be trusted (the mapped file
+    /// shrank); checked after every operation on them.
+    fn check_intact(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl Media for MappedFile {
@@ -176,6 +199,10 @@ impl Media for MappedFile {
 
     fn bytes_mut(&mut self) -> Result<&mut [u8]> {
         MappedFile::bytes_mut(self)
+    }
+
+    fn check_intact(&self) -> Result<()> {
+        MappedFile::check_intact(self)
     }
 
     fn flush(&mut self, range: Option<(u64, u64)>) -> Result<()> {

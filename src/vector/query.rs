@@ -111,7 +111,7 @@ impl Fs {
         if self.logs_searches() && !self.is_read_only() {
             // Logged once it succeeded: a failed search records nothing.
             let ev = Event::new(Op::Search, 0).with_name(0, req.collection.as_bytes());
-            self.write(|txn, g| self.emit(txn, g, None, ev.with_aux(req.k as u64)))?;
+            self.write(|txn, g| self.emit(txn, g, None, ev.clone().with_aux(req.k as u64)))?;
         }
         Ok(resp)
     }

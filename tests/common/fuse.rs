@@ -70,6 +70,24 @@ pub fn mount(image: &Path, dir: &Path) -> Mounted {
     Mounted(dir.to_path_buf(), Some(child))
 }
 
+impl Mounted {
+    /// `kill -9` the daemon, then detach its dead mount.
+    pub fn kill9(&mut self) {
+        let mut child = self.1.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status()
+                .unwrap()
+                .success(),
+            "umount -l"
+        );
+    }
+}
+
 /// Unmount and check that the daemon exited cleanly.
 pub fn unmount(mut m: Mounted) {
     let mut child = m.1.take().unwrap();
