@@ -317,8 +317,22 @@ pub fn parse_inode(bytes: &[u8], ino: u32, offset: u64, seed: Option<u32>) -> Re
             base.mode().into(),
         ));
     }
+    if !base.is_free() && base.i_size.get() > MAX_FILE_SIZE {
+        return Err(FsError::corrupt(
+            "inode",
+            offset + core::mem::offset_of!(InodeBase, i_size) as u64,
+            "i_size",
+            Expected::AtMost(MAX_FILE_SIZE),
+            base.i_size.get(),
+        ));
+    }
     Ok(InodeView { base, ext: Some(ext) })
 }
+
+/// The largest file extents can map: 2^32 logical blocks of 4096 bytes
+/// (§5.11; the kernel layout's limit, 12 blocks, is checked with the
+/// geometry in `fs::inode::load`).
+pub const MAX_FILE_SIZE: u64 = (1 << 32) * 4096;
 
 /// Checksum of a large inode: seeded with the inode number, over all 256
 /// bytes except `i_checksum`.
@@ -424,6 +438,22 @@ mod tests {
         let e = parse_inode(&b, 5, 4096, Some(42)).unwrap_err();
         let c = e.corruption().unwrap();
         assert_eq!((c.field, c.offset), ("i_checksum", 4096 + 116));
+    }
+
+    #[test]
+    fn a_size_past_the_largest_file_is_rejected() {
+        let mut b = large_dir_inode(42);
+        b[16..24].copy_from_slice(&(MAX_FILE_SIZE + 1).to_le_bytes());
+        seal_inode(&mut b, 5, 42);
+        let c = parse_inode(&b, 5, 4096, Some(42))
+            .unwrap_err()
+            .corruption()
+            .cloned()
+            .unwrap();
+        assert_eq!((c.field, c.offset, c.actual), ("i_size", 4096 + 16, MAX_FILE_SIZE + 1));
+        b[16..24].copy_from_slice(&MAX_FILE_SIZE.to_le_bytes());
+        seal_inode(&mut b, 5, 42);
+        assert!(parse_inode(&b, 5, 4096, Some(42)).is_ok());
     }
 
     #[test]

@@ -56,13 +56,33 @@ impl BitmapRef<'_> {
         }
     }
 
-    /// Is leaf `i` marked full in the summary?
-    fn leaf_full(&self, txn: &Txn<'_>, i: u64) -> Result<bool> {
+    /// Bitmap block `n` (a leaf or a summary block), its checksum and
+    /// `bt_free` verified first (format-spec/04 §4.8): bits read from a
+    /// damaged block would hand out blocks in use, and resealing it on the
+    /// next change would make the damage look valid.
+    fn verified<'t>(&self, txn: &'t Txn<'_>, n: u64) -> Result<&'t [u8]> {
+        let block = txn.block(n)?;
+        if !self.kernel() {
+            bitmap::parse_tailed(block, n, self.g.csum_seed, BITS_PER_TAILED_BLOCK)?;
+        }
+        Ok(block)
+    }
+
+    /// Is leaf `i` marked full in the summary? `checked` remembers the
+    /// summary block verified last, so a scan verifies each one once.
+    fn leaf_full(&self, txn: &Txn<'_>, i: u64, checked: &mut Option<u64>) -> Result<bool> {
         if self.kernel() {
             return Ok(false);
         }
         let per = BITS_PER_TAILED_BLOCK;
-        let block = txn.block(self.summary.start + i / per)?;
+        let n = self.summary.start + i / per;
+        let block = if *checked == Some(n) {
+            txn.block(n)?
+        } else {
+            let b = self.verified(txn, n)?;
+            *checked = Some(n);
+            b
+        };
         Ok(bitmap::test_bit(&block[..TAILED_BITS_BYTES], i % per))
     }
 
@@ -72,6 +92,11 @@ impl BitmapRef<'_> {
         let per = self.per_leaf();
         let leaf = first / per;
         let leaf_block = self.leaves.start + leaf;
+        let sblock_no = self.summary.start + leaf / per;
+        self.verified(txn, leaf_block)?;
+        if !self.kernel() {
+            self.verified(txn, sblock_no)?;
+        }
         let bits_len = self.bits_len();
         let block = txn.block_mut(leaf_block)?;
         let mut changed = 0;
@@ -90,11 +115,21 @@ impl BitmapRef<'_> {
             block[TAILED_BITS_BYTES + 2],
             block[TAILED_BITS_BYTES + 3],
         ]) == 0;
-        let sblock_no = self.summary.start + leaf / per;
         let sblock = txn.block_mut(sblock_no)?;
         bitmap::set_bit(&mut sblock[..TAILED_BITS_BYTES], leaf % per, full);
         bitmap::seal_tailed(sblock, sblock_no, self.g.csum_seed, per);
         Ok(changed)
+    }
+
+    /// Free bits among the valid ones, every leaf verified.
+    fn count_free(&self, txn: &Txn<'_>) -> Result<u64> {
+        let per = self.per_leaf();
+        let mut free = 0;
+        for leaf in 0..self.valid.div_ceil(per) {
+            let block = self.verified(txn, self.leaves.start + leaf)?;
+            free += bitmap::count_zeros(&block[..self.bits_len()], (self.valid - leaf * per).min(per));
+        }
+        Ok(free)
     }
 
     /// Find a free run of up to `want` bits at or after `goal`, wrapping
@@ -104,9 +139,10 @@ impl BitmapRef<'_> {
         let leaves = self.valid.div_ceil(per);
         let goal = if goal >= self.valid { 0 } else { goal };
         let first_leaf = goal / per;
+        let mut checked = None;
         for step in 0..=leaves {
             let leaf = (first_leaf + step) % leaves;
-            if self.leaf_full(txn, leaf)? {
+            if self.leaf_full(txn, leaf, &mut checked)? {
                 continue;
             }
             let leaf_limit = (self.valid - leaf * per).min(per);
@@ -115,7 +151,7 @@ impl BitmapRef<'_> {
                 s if s == leaves => (0, (goal % per).min(leaf_limit)),
                 _ => (0, leaf_limit),
             };
-            let block = txn.block(self.leaves.start + leaf)?;
+            let block = self.verified(txn, self.leaves.start + leaf)?;
             let bits = &block[..self.bits_len()];
             if let Some(start) = bitmap::find_zero(bits, from, limit) {
                 let mut end = start + 1;
@@ -213,6 +249,21 @@ pub fn free_blocks(txn: &mut Txn<'_>, g: &Geometry, start: u64, len: u64) -> Res
     }
     with_superblock(txn, |sb| sb.set_free_blocks(sb.free_blocks() + changed))?;
     Ok(())
+}
+
+/// Set the superblock's free block and inode counts from the bitmaps
+/// (tailed bitmaps: the sum of their verified `bt_free`, less the padding
+/// bits past the last valid one, which mkfs leaves clear).
+pub fn recount_free(txn: &mut Txn<'_>, g: &Geometry) -> Result<()> {
+    if g.is_kernel_layout() {
+        return Ok(());
+    }
+    let blocks = block_bitmap(g).count_free(txn)?;
+    let inodes = inode_bitmap(g).count_free(txn)?;
+    with_superblock(txn, |sb| {
+        sb.set_free_blocks(blocks);
+        sb.s_free_inodes.set(inodes as u32);
+    })
 }
 
 /// Allocate an inode number at or after `goal` (kernel layout: the first

@@ -7,7 +7,7 @@ use super::txn::{Staged, Txn};
 use crate::error::{FsError, Result};
 use crate::events::{Event, Op};
 use crate::format::inode::{FileType, InodeNo, Timestamp};
-use crate::format::superblock::{STATE_DIRTY, STATE_VALID};
+use crate::format::superblock::{Superblock, STATE_DIRTY, STATE_VALID, SUPERBLOCK_SIZE};
 use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::image::{Image, Media, Mode};
 use crate::journal::{self, JournalState};
@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 /// What getattr returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,11 +121,12 @@ impl Fs {
     /// replaying the journal first when it holds committed transactions.
     pub fn open(path: &Path, read_only: bool) -> Result<Fs> {
         let image = Image::open(path, if read_only { Mode::ReadOnly } else { Mode::ReadWrite })?;
+        let from_backup = image.primary_superblock_error().is_some();
         let (file, geometry, sb) = image.into_parts();
         Self::from_parts(
             Box::new(file),
             geometry,
-            sb.s_checksum_seed.get(),
+            (sb.s_checksum_seed.get(), from_backup.then_some(&sb)),
             read_only,
             &path.display().to_string(),
         )
@@ -147,17 +148,18 @@ impl Fs {
                 "unknown ro_compat features: read-only only".into(),
             ));
         }
-        Self::from_parts(media, geometry, sb.s_checksum_seed.get(), read_only, "image")
+        Self::from_parts(media, geometry, (sb.s_checksum_seed.get(), None), read_only, "image")
     }
 
+    /// `sb`: s_checksum_seed of the validated superblock, and that
+    /// superblock when it is the backup (the primary is damaged).
     fn from_parts(
         mut media: Box<dyn Media + Send + Sync>,
         geometry: Geometry,
-        seed: u32,
+        (seed, backup): (u32, Option<&Superblock>),
         read_only: bool,
         name: &str,
     ) -> Result<Fs> {
-        // seed: s_checksum_seed of the validated superblock (primary or backup).
         let journal = if !journal::enabled(&geometry) {
             None
         } else if read_only {
@@ -193,12 +195,34 @@ impl Fs {
             seed,
             events: Default::default(),
         };
+        if let (Some(sb), false) = (backup, read_only) {
+            // Before anything edits block 0 in place (and reseals it).
+            fs.restore_primary_superblock(sb, name)?;
+        }
         fs.init_events(true)?;
         if !read_only {
             fs.reclaim_orphans()?;
             fs.mark_mounted(true)?;
         }
         Ok(fs)
+    }
+
+    /// The primary superblock was damaged and the image opened with the
+    /// backup (format-spec/02 §2.5): write the backup's copy over it, with
+    /// free counts taken from the bitmaps (the backup's date from mkfs),
+    /// unless the journal replay already restored it.
+    fn restore_primary_superblock(&self, backup: &Superblock, name: &str) -> Result<()> {
+        let primary_ok = self.read(|txn, _| Ok(Superblock::parse(txn.block(0)?).is_ok()))?;
+        if primary_ok {
+            return Ok(());
+        }
+        self.write(|txn, g| {
+            txn.block_mut(0)?[..SUPERBLOCK_SIZE].copy_from_slice(backup.as_bytes());
+            super::alloc::recount_free(txn, g)
+        })?;
+        self.sync()?;
+        eprintln!("vexfs: {name}: the primary superblock was rewritten from the backup copy");
+        Ok(())
     }
 
     /// Record events or not (mount option `events=off`; the ring must exist).

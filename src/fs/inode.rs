@@ -2,7 +2,7 @@
 //! (format-spec/05-inodes.md).
 
 use super::txn::Txn;
-use crate::error::Result;
+use crate::error::{Expected, FsError, Result};
 use crate::format::inode::{
     self, FileType, InodeBase, InodeExt, InodeNo, InodeView, Timestamp, EXTRA_ISIZE_V1, LARGE_INODE_SIZE,
 };
@@ -154,6 +154,7 @@ pub fn load(txn: &Txn<'_>, g: &Geometry, ino: InodeNo) -> Result<InodeBuf> {
     let at = (off % BLOCK_SIZE_U64) as usize;
     let bytes = &block[at..at + g.inode_size];
     inode::parse_inode(bytes, ino.get(), off, g.csum_seed)?;
+    check_size(bytes, off, g)?;
     let mut buf = InodeBuf {
         ino,
         bytes: [0; LARGE_INODE_SIZE],
@@ -161,6 +162,27 @@ pub fn load(txn: &Txn<'_>, g: &Geometry, ino: InodeNo) -> Result<InodeBuf> {
     };
     buf.bytes[..g.inode_size].copy_from_slice(bytes);
     Ok(buf)
+}
+
+/// `i_size` past the largest file the layout can map (§5.11): a file of
+/// 2^62 bytes would otherwise read as endless zeros.
+fn check_size(bytes: &[u8], off: u64, g: &Geometry) -> Result<()> {
+    let at = core::mem::offset_of!(inode::InodeBase, i_size);
+    let size = bytes
+        .get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes);
+    let max = super::data::max_file_size(g);
+    if size > max {
+        return Err(FsError::corrupt(
+            "inode",
+            off + at as u64,
+            "i_size",
+            Expected::AtMost(max),
+            size,
+        ));
+    }
+    Ok(())
 }
 
 /// Store an inode (checksum resealed).

@@ -274,8 +274,8 @@ impl Filesystem for VexFuse {
         let r = self.fs.lookup(&req_ctx(req), parent.0, name.as_bytes());
         match r {
             Ok(a) => reply.entry(&TTL, &file_attr(&a), gen(&a)),
-            // Not worth a log line: lookups of missing names are normal.
-            Err(e) => reply.error(errno(&e)),
+            // Missing names are normal (debug level only); damage is logged.
+            Err(e) => reply.error(log_err("lookup", &e)),
         }
     }
 
@@ -653,7 +653,7 @@ impl Filesystem for VexFuse {
             Ok(v) if size == 0 => reply.size(v.len() as u32),
             Ok(v) if v.len() <= size as usize => reply.data(&v),
             Ok(_) => reply.error(Errno::ERANGE),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(log_err("getxattr", &e)),
         }
     }
 
