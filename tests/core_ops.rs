@@ -281,8 +281,26 @@ fn extended_attributes() {
     let n: u64 = f.ino.into();
     fs.setxattr(&c, n, b"user.comment", b"hello", 0).unwrap();
     fs.setxattr(&c, n, b"trusted.t", b"1", 0).unwrap();
-    fs.setxattr(&c, n, b"system.posix_acl_access", &[2, 0, 0, 0], 0)
-        .unwrap();
+    // An ACL is validated (an empty one is not an ACL) and kept when the
+    // mode cannot say it alone (a named user, uid 1000, and a mask).
+    assert!(matches!(
+        fs.setxattr(&c, n, b"system.posix_acl_access", &[2, 0, 0, 0], 0),
+        Err(FsError::Invalid(_))
+    ));
+    let acl: Vec<u8> = [
+        (1u16, 6u16, u32::MAX),
+        (2, 4, 1000),
+        (4, 4, u32::MAX),
+        (0x10, 4, u32::MAX),
+        (0x20, 4, u32::MAX),
+    ]
+    .iter()
+    .fold(2u32.to_le_bytes().to_vec(), |mut v, (t, p, id)| {
+        v.extend([t.to_le_bytes(), p.to_le_bytes()].concat());
+        v.extend(id.to_le_bytes());
+        v
+    });
+    fs.setxattr(&c, n, b"system.posix_acl_access", &acl, 0).unwrap();
     assert_eq!(fs.getxattr(&c, n, b"user.comment").unwrap(), b"hello");
     assert!(matches!(
         fs.setxattr(&c, n, b"user.comment", b"x", XATTR_CREATE),

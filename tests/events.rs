@@ -95,7 +95,7 @@ fn ctx(uid: u32, pid: u32) -> Ctx {
         uid,
         gid: uid,
         pid,
-        groups: vec![],
+        ..Ctx::default()
     }
 }
 

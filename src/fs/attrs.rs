@@ -4,7 +4,7 @@ use super::core::{attr_of, live, live_dir, Attr, Fs};
 use super::data;
 use super::dir::{self, ListEntry};
 use super::inode::{self as ino_io, now, InodeBuf, Time};
-use super::perm::{self, Ctx, MAY_WRITE};
+use super::perm::{Ctx, MAY_WRITE};
 use super::txn::Txn;
 use crate::error::{FsError, Result};
 use crate::events::{Event, Op};
@@ -65,7 +65,7 @@ impl Fs {
                 // (file_remove_privs); anyone who may write may do that.
                 let (new, cur) = (m & 0o7777, mode & 0o7777);
                 let kills_privs = new != cur && new & !0o6000 == cur & !0o6000 && new & 0o6000 & !cur == 0;
-                if !(kills_privs && perm::check(ctx, mode, uid, gid, MAY_WRITE).is_ok()) {
+                if !(kills_privs && super::acl::check(ctx, txn, g, &b, MAY_WRITE).is_ok()) {
                     owner_or_root(ctx, uid)?;
                 }
                 let mut perm = m & 0o7777;
@@ -73,6 +73,11 @@ impl Fs {
                     perm &= !0o2000;
                 }
                 b.base_mut().i_mode.set((mode & 0o170000) | perm);
+                // The access ACL follows the mode (posix_acl_chmod).
+                if let Some(mut acl) = super::acl::get(txn, g, &b, super::acl::ACCESS)? {
+                    acl.chmod(perm);
+                    super::acl::put(txn, g, &mut b, super::acl::ACCESS, Some(&acl))?;
+                }
             }
             if s.uid.is_some() || s.gid.is_some() {
                 let new_uid = s.uid.unwrap_or(uid);
@@ -106,7 +111,7 @@ impl Fs {
                     None => {}
                     Some(TimeSet::Now) => {
                         if ctx.uid != 0 && ctx.uid != uid {
-                            perm::check(ctx, mode, uid, gid, MAY_WRITE).map_err(|_| FsError::Access)?;
+                            super::acl::check(ctx, txn, g, &b, MAY_WRITE).map_err(|_| FsError::Access)?;
                         }
                         b.set_time(which, now());
                     }
@@ -200,8 +205,7 @@ impl Fs {
         let ino = self.ino(n)?;
         self.read(|txn, g| {
             let b = live(txn, g, ino)?;
-            let base = b.base();
-            perm::check(ctx, base.mode(), base.i_uid.get(), base.i_gid.get(), mask)
+            super::acl::check(ctx, txn, g, &b, mask)
         })
     }
 }

@@ -2,6 +2,7 @@
 //! `Result<_, FsError>`. Core modules never import fuser; `src/fuse/` is a
 //! thin adapter over this.
 
+pub mod acl;
 pub mod alloc;
 pub mod attrs;
 pub mod core;

@@ -1,6 +1,7 @@
 //! Names: lookup, create (files, directories, nodes, symlinks), link,
 //! unlink, rmdir.
 
+use super::acl;
 use super::alloc;
 use super::core::{attr_of, live, live_dir, Attr, Fs};
 use super::dir;
@@ -31,9 +32,8 @@ pub enum NewNode<'a> {
     Symlink { target: &'a [u8] },
 }
 
-fn may_change_dir(ctx: &Ctx, d: &InodeBuf) -> Result<()> {
-    let b = d.base();
-    perm::check(ctx, b.mode(), b.i_uid.get(), b.i_gid.get(), MAY_WRITE | MAY_EXEC)
+fn may_change_dir(ctx: &Ctx, txn: &Txn<'_>, g: &Geometry, d: &InodeBuf) -> Result<()> {
+    acl::check(ctx, txn, g, d, MAY_WRITE | MAY_EXEC)
 }
 
 fn touch_dir(txn: &mut Txn<'_>, g: &Geometry, d: &mut InodeBuf) -> Result<()> {
@@ -49,8 +49,7 @@ impl Fs {
         let p = self.ino(parent)?;
         self.read(|t, g| {
             let d = live_dir(t, g, p)?;
-            let b = d.base();
-            perm::check(ctx, b.mode(), b.i_uid.get(), b.i_gid.get(), MAY_EXEC)?;
+            acl::check(ctx, t, g, &d, MAY_EXEC)?;
             if name.len() > crate::format::MAX_NAME_LEN {
                 return Err(FsError::NameTooLong);
             }
@@ -75,12 +74,24 @@ impl Fs {
         let p = self.ino(parent)?;
         self.write(|txn, g| {
             let mut d = live_dir(txn, g, p)?;
-            may_change_dir(ctx, &d)?;
+            may_change_dir(ctx, txn, g, &d)?;
             if dir::find(txn, g, &d, name)?.is_some() {
                 return Err(FsError::Exists);
             }
-            let b = new_inode(txn, g, ctx, &d, mode, &node)?;
+            let default_acl = match node {
+                NewNode::Symlink { .. } => None,
+                _ => acl::get(txn, g, &d, acl::DEFAULT)?,
+            };
+            // A default ACL replaces the umask (posix_acl_create).
+            let mode = match &default_acl {
+                Some(def) => def.create_masq(mode).1,
+                None => mode & !ctx.umask,
+            };
+            let mut b = new_inode(txn, g, ctx, &d, mode, &node)?;
             let kind = b.file_type().ok_or(FsError::Invalid("mode has no file type".into()))?;
+            if let Some(def) = &default_acl {
+                inherit_acl(txn, g, &mut b, def, mode, kind)?;
+            }
             dir::add(txn, g, &mut d, name, b.ino.get(), kind.dirent_code())?;
             if kind == FileType::Directory {
                 d.set_links(d.links() + 1);
@@ -101,7 +112,7 @@ impl Fs {
             if dir::find(txn, g, &d, name)?.is_some() {
                 return Err(FsError::Exists);
             }
-            may_change_dir(ctx, &d)?;
+            may_change_dir(ctx, txn, g, &d)?;
             if b.file_type() == Some(FileType::Directory) {
                 return Err(FsError::NotPermitted);
             }
@@ -141,7 +152,7 @@ impl Fs {
         let p = self.ino(parent)?;
         self.write(|txn, g| {
             let mut d = live_dir(txn, g, p)?;
-            may_change_dir(ctx, &d)?;
+            may_change_dir(ctx, txn, g, &d)?;
             let slot = dir::find(txn, g, &d, name)?.ok_or(FsError::NotFound)?;
             let victim = g.inode_no(slot.inode).ok_or(FsError::NotFound)?;
             let mut b = live(txn, g, victim)?;
@@ -214,6 +225,26 @@ fn creation_event(node: &NewNode<'_>, b: &InodeBuf, dir: InodeNo, name: &[u8]) -
 }
 
 /// Allocate and initialise a new inode (not yet linked anywhere).
+/// Give a new node the access ACL its parent's default ACL implies (and a
+/// directory the default ACL itself).
+fn inherit_acl(
+    txn: &mut Txn<'_>,
+    g: &Geometry,
+    b: &mut InodeBuf,
+    def: &acl::Acl,
+    mode: u16,
+    kind: FileType,
+) -> Result<()> {
+    let (access, _) = def.create_masq(mode);
+    if !access.mode_bits().1 {
+        acl::put(txn, g, b, acl::ACCESS, Some(&access))?;
+    }
+    if kind == FileType::Directory {
+        acl::put(txn, g, b, acl::DEFAULT, Some(def))?;
+    }
+    ino_io::store(txn, g, b)
+}
+
 fn new_inode(
     txn: &mut Txn<'_>,
     g: &Geometry,

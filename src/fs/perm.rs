@@ -12,6 +12,9 @@ pub struct Ctx {
     pub pid: u32,
     /// Supplementary groups (the FUSE adapter reads them from /proc).
     pub groups: Vec<u32>,
+    /// The caller's umask for create, mkdir and mknod; applied by the core
+    /// unless the parent has a default ACL (0 for tools and tests).
+    pub umask: u16,
 }
 
 impl Ctx {

@@ -86,8 +86,7 @@ impl Fs {
             let sd = live_dir(txn, g, p)?;
             let dd = live_dir(txn, g, np)?;
             for d in [&sd, &dd] {
-                let b = d.base();
-                perm::check(ctx, b.mode(), b.i_uid.get(), b.i_gid.get(), MAY_WRITE | MAY_EXEC)?;
+                super::acl::check(ctx, txn, g, d, MAY_WRITE | MAY_EXEC)?;
             }
             let src_slot = dir::find(txn, g, &sd, name)?.ok_or(FsError::NotFound)?;
             let src = live(txn, g, g.inode_no(src_slot.inode).ok_or(FsError::NotFound)?)?;

@@ -2,6 +2,7 @@
 //! (format-spec/07-xattrs.md): get, set (XATTR_CREATE / XATTR_REPLACE),
 //! list, remove, with the kernel's namespace rules.
 
+use super::acl;
 use super::alloc;
 use super::core::{live, Fs};
 use super::inode::{self as ino_io, now, InodeBuf, Time};
@@ -9,7 +10,7 @@ use super::perm::{self, Ctx, MAY_READ, MAY_WRITE};
 use super::txn::Txn;
 use crate::error::{FsError, Result};
 use crate::events::{Event, Op};
-use crate::format::inode::FileType;
+use crate::format::inode::{FileType, InodeNo};
 use crate::format::xattr as fx;
 use crate::layout::Geometry;
 use crate::vector::vattr;
@@ -180,6 +181,9 @@ impl Fs {
         if value.len() > MAX_VALUE {
             return Err(FsError::NoSpace);
         }
+        if index == acl::ACCESS || index == acl::DEFAULT {
+            return self.set_acl(ctx, ino, index, name, value, flags);
+        }
         self.write(|txn, g| {
             let mut b = live(txn, g, ino)?;
             check_access(ctx, &b, index, true)?;
@@ -192,6 +196,37 @@ impl Fs {
                 (None, _) => attrs.push((index, suffix.to_vec(), value.to_vec())),
             }
             store_all(txn, g, &mut b, attrs)?;
+            b.set_time(Time::Change, now());
+            ino_io::store(txn, g, &b)?;
+            let ev = Event::new(Op::Setxattr, ino.get().into()).with_name(0, name);
+            self.emit(txn, g, Some(ctx), ev.with_aux(value.len() as u64))
+        })
+    }
+
+    /// Set a POSIX ACL: validated, XATTR_CREATE/REPLACE honoured; an
+    /// access ACL sets the mode bits it implies and is not stored when the
+    /// mode says it all; a default ACL only on a directory (EACCES).
+    fn set_acl(&self, ctx: &Ctx, ino: InodeNo, index: u8, name: &[u8], value: &[u8], flags: i32) -> Result<()> {
+        let new = acl::Acl::parse(value)?;
+        self.write(|txn, g| {
+            let mut b = live(txn, g, ino)?;
+            check_access(ctx, &b, index, true)?;
+            let exists = load_all(txn, g, &b)?.iter().any(|(i, _, _)| *i == index);
+            match (exists, flags & (XATTR_CREATE | XATTR_REPLACE)) {
+                (true, XATTR_CREATE) => return Err(FsError::Exists),
+                (false, XATTR_REPLACE) => return Err(FsError::NoData),
+                _ => {}
+            }
+            let mut store = Some(&new);
+            if index == acl::ACCESS {
+                let (bits, minimal) = new.mode_bits();
+                let mode = b.base().mode();
+                b.base_mut().i_mode.set((mode & !0o777) | bits);
+                store = store.filter(|_| !minimal);
+            } else if b.file_type() != Some(FileType::Directory) {
+                return Err(FsError::Access);
+            }
+            acl::put(txn, g, &mut b, index, store)?;
             b.set_time(Time::Change, now());
             ino_io::store(txn, g, &b)?;
             let ev = Event::new(Op::Setxattr, ino.get().into()).with_name(0, name);

@@ -136,6 +136,7 @@ pub fn ctx(uid: u32, gid: u32, pid: u32) -> Ctx {
         gid,
         pid,
         groups: if uid == 0 { Vec::new() } else { groups_of(pid) },
+        umask: 0,
     }
 }
 

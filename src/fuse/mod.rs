@@ -137,8 +137,18 @@ fn open_mask(flags: OpenFlags) -> u32 {
 /// Permission bits plus file type of a mknod/create mode, after the umask
 /// (the kernel has already applied it unless FUSE_DONT_MASK, which we do
 /// not ask for; masking again is harmless).
-fn masked(mode: u32, umask: u32) -> u16 {
-    ((mode & libc::S_IFMT) | (mode & !umask & 0o7777)) as u16
+/// The caller of a create, mkdir or mknod with its umask: the core applies
+/// it, unless the parent directory has a default ACL (FUSE_DONT_MASK).
+fn req_ctx_umask(req: &Request, umask: u32) -> Ctx {
+    Ctx {
+        umask: (umask & 0o7777) as u16,
+        ..req_ctx(req)
+    }
+}
+
+/// File type and permission bits of a create request.
+fn mode_bits(mode: u32) -> u16 {
+    (mode & (libc::S_IFMT | 0o7777)) as u16
 }
 
 fn log_err(op: &str, e: &FsError) -> Errno {
@@ -251,6 +261,10 @@ impl Filesystem for VexFuse {
             InitFlags::FUSE_CACHE_SYMLINKS,
             InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_READDIRPLUS_AUTO,
+            // The kernel enforces ACLs; the core keeps them in step with
+            // the mode, inherits default ACLs and applies the umask.
+            InitFlags::FUSE_POSIX_ACL,
+            InitFlags::FUSE_DONT_MASK,
         ] {
             let _ = config.add_capabilities(cap);
         }
@@ -353,16 +367,16 @@ impl Filesystem for VexFuse {
             libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK => NewNode::Special { rdev },
             _ => return reply.error(Errno::EINVAL),
         };
-        let m = masked(mode, umask);
-        let r = self.fs.create(&req_ctx(req), parent.0, name.as_bytes(), m, node);
+        let ctx = req_ctx_umask(req, umask);
+        let r = self.fs.create(&ctx, parent.0, name.as_bytes(), mode_bits(mode), node);
         self.reply_entry("mknod", r, reply);
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        let m = masked(mode & 0o7777, umask);
+        let m = mode_bits(mode & 0o7777);
         let r = self
             .fs
-            .create(&req_ctx(req), parent.0, name.as_bytes(), m, NewNode::Dir);
+            .create(&req_ctx_umask(req, umask), parent.0, name.as_bytes(), m, NewNode::Dir);
         self.reply_entry("mkdir", r, reply);
     }
 
@@ -696,10 +710,10 @@ impl Filesystem for VexFuse {
     ) {
         // O_EXCL needs nothing here: the kernel looked the name up first,
         // and the core answers EEXIST if it appeared since.
-        let m = masked((mode & 0o7777) | libc::S_IFREG, umask);
+        let m = mode_bits((mode & 0o7777) | libc::S_IFREG);
         let r = self
             .fs
-            .create(&req_ctx(req), parent.0, name.as_bytes(), m, NewNode::File)
+            .create(&req_ctx_umask(req, umask), parent.0, name.as_bytes(), m, NewNode::File)
             .and_then(|a| self.fs.opened(a.ino.into()).map(|()| a));
         match r {
             Ok(a) => reply.created(&TTL, &file_attr(&a), gen(&a), FileHandle(0), FopenFlags::empty()),
@@ -820,8 +834,8 @@ mod tests {
     }
 
     #[test]
-    fn umask_applies_to_permission_bits_only() {
-        assert_eq!(masked(libc::S_IFIFO | 0o666, 0o022), (libc::S_IFIFO | 0o644) as u16);
-        assert_eq!(masked(0o4777, 0o077), 0o4700);
+    fn create_modes_keep_type_and_permission_bits() {
+        assert_eq!(mode_bits(libc::S_IFIFO | 0o4666), (libc::S_IFIFO | 0o4666) as u16);
+        assert_eq!(mode_bits(0o1_000_777), 0o777, "bits above the type are dropped");
     }
 }

@@ -17,7 +17,7 @@ use crate::format::vector::{
 };
 use crate::fs::core::{live, Fs};
 use crate::fs::inode::{self as ino_io, now, InodeBuf, Time};
-use crate::fs::perm::{self, Ctx, MAY_READ, MAY_WRITE};
+use crate::fs::perm::{Ctx, MAY_READ, MAY_WRITE};
 use crate::fs::txn::Txn;
 use crate::layout::Geometry;
 use zerocopy::FromZeros;
@@ -93,8 +93,7 @@ fn file_for(txn: &Txn<'_>, g: &Geometry, ctx: &Ctx, ino: InodeNo, mask: u32) -> 
     if b.file_type() != Some(FileType::Regular) {
         return Err(FsError::NotPermitted);
     }
-    let base = b.base();
-    perm::check(ctx, base.mode(), base.i_uid.get(), base.i_gid.get(), mask)?;
+    crate::fs::acl::check(ctx, txn, g, &b, mask)?;
     Ok(b)
 }
 

@@ -57,10 +57,16 @@ impl Drop for Mounted {
 
 /// Mount `image` on `dir` (the daemon's log goes next to `dir`).
 pub fn mount(image: &Path, dir: &Path) -> Mounted {
+    mount_with(image, dir, &[])
+}
+
+/// [`mount`] with extra arguments (e.g. `-o allow_other`).
+pub fn mount_with(image: &Path, dir: &Path, args: &[&str]) -> Mounted {
     let log = File::create(dir.with_extension("log")).unwrap();
     let child = Command::new(BIN)
         .arg(image)
         .arg(dir)
+        .args(args)
         .arg("-f")
         .stdout(Stdio::null())
         .stderr(log)
