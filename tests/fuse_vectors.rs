@@ -163,3 +163,38 @@ fn vectors_through_the_mount_match_the_offline_search() {
     let r = common::fsck(&image).unwrap();
     assert!(r.is_clean(), "fsck: {:#?}", r.problems);
 }
+
+/// An ioctl changes the file (its vector, its ctime) without the kernel
+/// knowing: the adapter invalidates the cached attributes before it
+/// replies, so the next stat, well inside the 1 s attribute TTL, sees the
+/// new ctime.
+#[test]
+fn an_ioctl_change_is_visible_to_the_next_stat() {
+    if !fuse_usable() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let image = common::make_image(dir.path(), "fs.img", 16 << 20, false);
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let m = mount(&image, &mnt);
+    let path = mnt.join("v");
+    std::fs::write(&path, le_bytes(&vector(1))).unwrap();
+    let f = File::open(&path).unwrap();
+    for _ in 0..3 {
+        let cached = std::fs::metadata(&path).unwrap();
+        ioctl_attach(&f).unwrap();
+        let after = std::fs::metadata(&path).unwrap();
+        assert!(
+            (after.ctime(), after.ctime_nsec()) > (cached.ctime(), cached.ctime_nsec()),
+            "ctime {}.{} still cached after the ioctl (before it: {}.{})",
+            after.ctime(),
+            after.ctime_nsec(),
+            cached.ctime(),
+            cached.ctime_nsec()
+        );
+    }
+    drop(f);
+    unmount(m);
+}

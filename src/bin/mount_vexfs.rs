@@ -396,10 +396,13 @@ fn serve(cli: &Cli, opts: &Opts, image: &Path, dir: &Path, mut status: Status) -
     fs.set_log_searches(opts.log_searches);
     let fsname = opts.fsname.clone().unwrap_or_else(|| image.display().to_string());
     let cfg = fuse_config(opts, &fsname);
-    let mut session = match fuser::Session::new(VexFuse::new(fs.clone()), dir, &cfg) {
+    let adapter = VexFuse::new(fs.clone());
+    let invalidator = adapter.invalidator();
+    let mut session = match fuser::Session::new(adapter, dir, &cfg) {
         Ok(s) => s,
         Err(e) => status.fail(format!("cannot mount {} on {}: {e}", image.display(), dir.display())),
     };
+    invalidator.connect(session.notifier());
     if cli.verbose {
         eprintln!(
             "mount.vexfs: mounted {} on {} ({}, {} threads)",

@@ -114,6 +114,8 @@ pub struct Fs {
     pub(crate) seed: u32,
     /// Event recording and readers' positions (format-spec/11).
     pub(crate) events: crate::events::follow::EventState,
+    /// Inodes changed behind the kernel's attribute cache.
+    pub stale: super::stale::Stale,
 }
 
 impl Fs {
@@ -194,6 +196,7 @@ impl Fs {
             ioctl_meta: Mutex::new(HashMap::new()),
             seed,
             events: Default::default(),
+            stale: Default::default(),
         };
         if let (Some(sb), false) = (backup, read_only) {
             // Before anything edits block 0 in place (and reseals it).

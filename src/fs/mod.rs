@@ -15,5 +15,6 @@ pub mod map;
 pub mod namespace;
 pub mod perm;
 pub mod rename;
+pub mod stale;
 pub mod txn;
 pub mod xattr;

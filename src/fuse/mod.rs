@@ -18,6 +18,9 @@
 pub mod control;
 pub mod convert;
 pub mod events_file;
+mod invalidate;
+
+pub use invalidate::Invalidator;
 
 use crate::error::FsError;
 use crate::format::inode::FileType as VexfsFileType;
@@ -59,6 +62,8 @@ pub struct VexFuse {
     control: control::Control,
     /// Readers of `/.vexfs/events`.
     events: Arc<events_file::EventFiles>,
+    /// Attribute invalidations for changes the kernel did not see.
+    invalidator: Invalidator,
 }
 
 /// How often the commit timer asks the core to commit old changes.
@@ -84,7 +89,13 @@ impl VexFuse {
             events: events_file::EventFiles::new(&fs),
             fs,
             control: control::Control::default(),
+            invalidator: Invalidator::default(),
         }
+    }
+
+    /// Where the session's notifier goes once the session exists.
+    pub fn invalidator(&self) -> Invalidator {
+        self.invalidator.clone()
     }
 }
 
@@ -184,7 +195,10 @@ impl VexFuse {
 
     fn reply_empty(&self, op: &str, r: crate::Result<()>, reply: ReplyEmpty) {
         match r {
-            Ok(()) => reply.ok(),
+            Ok(()) => {
+                self.invalidator.flush(&self.fs);
+                reply.ok()
+            }
             Err(e) => reply.error(log_err(op, &e)),
         }
     }
@@ -806,7 +820,10 @@ impl Filesystem for VexFuse {
         }
         match cmd {
             VEXFS_IOC_SET_VECTOR_META => match self.fs.vector_meta_set(&req_ctx(req), ino.0, in_data) {
-                Ok(()) => reply.ioctl(0, &[]),
+                Ok(()) => {
+                    self.invalidator.flush(&self.fs);
+                    reply.ioctl(0, &[])
+                }
                 Err(e) => reply.error(log_err("ioctl", &e)),
             },
             VEXFS_IOC_GET_VECTOR_META => match self.fs.vector_meta_get(ino.0) {

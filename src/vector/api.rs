@@ -239,6 +239,8 @@ impl Fs {
     fn finish_change(&self, txn: &mut Txn<'_>, g: &Geometry, ctx: &Ctx, b: &mut InodeBuf, ev: Event) -> Result<()> {
         b.set_time(Time::Change, now());
         ino_io::store(txn, g, b)?;
+        // The ioctl path changes the file without the kernel knowing.
+        self.stale.mark(b.ino.get());
         self.emit(txn, g, Some(ctx), ev)
     }
 
