@@ -578,8 +578,9 @@ impl Drop for TempImage {
 /// entries), reading every regular file (at most [`MAX_FILE_READ`] bytes
 /// each) and every symlink target. Then, if the image mounts read-only as
 /// an [`Fs`], each collection is searched (budget 2000 nodes) and its
-/// statistics gathered, and the first 100 events are read. The temp file is
-/// removed afterwards.
+/// statistics gathered, and the first 100 events are read. Last, the
+/// repair property ([`repair_settles`]) on the same temp copy. The temp
+/// file is removed afterwards.
 pub fn whole_image(data: &[u8]) {
     let tmp = TempImage(temp_image_path());
     if std::fs::write(&tmp.0, data).is_err() {
@@ -600,6 +601,39 @@ pub fn whole_image(data: &[u8]) {
     if let Ok(fs) = Fs::open(&tmp.0, true) {
         fs_queries(&fs);
     }
+    if data.len() <= MAX_REPAIR_BYTES {
+        repair_settles(&tmp.0);
+    }
+}
+
+/// Largest image [`whole_image`] repairs. Why: a repair may rebuild every
+/// collection's graph; bounding the image bounds that work per input.
+const MAX_REPAIR_BYTES: usize = 64 << 20;
+
+/// The repair property: `fsck -y` on the (writable, temp) image either
+/// leaves some problem uncorrected (and lists it), or a second, read-only
+/// check without journal replay (`fsck -n`) finds the image clean. Panics
+/// otherwise. The repair itself runs at most [`check::MAX_PASSES`] passes.
+fn repair_settles(path: &std::path::Path) {
+    let Ok(outcome) = check::repair(path, check::RepairMode::Yes, CheckOptions::default()) else {
+        return; // could not be opened or checked: an operational error
+    };
+    for f in &outcome.fixed {
+        let _ = f.to_string();
+    }
+    if outcome.exit_code() != 1 {
+        return; // clean from the start, or problems left uncorrected (listed)
+    }
+    let again = match Image::open(path, Mode::ReadOnly) {
+        Ok(img) => check::check(&img, CheckOptions::default()),
+        Err(e) => panic!("fsck -y reported every problem corrected, but the image no longer opens: {e}"),
+    };
+    assert!(
+        again.is_clean(),
+        "fsck -y reported every problem corrected ({:?}), but a second check finds {:?}",
+        outcome.fixed.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        again.problems.iter().map(ToString::to_string).collect::<Vec<_>>()
+    );
 }
 
 /// Read-only walk of the tree from the root.

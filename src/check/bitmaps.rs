@@ -1,7 +1,7 @@
 //! Bitmaps against what the scan found, free counters, and the ring headers.
 
 use super::tree::State;
-use super::Report;
+use super::{Kind, Report};
 use crate::format::bitmap::{self, BITS_PER_TAILED_BLOCK, TAILED_BITS_BYTES};
 use crate::format::{events, features, journal};
 use crate::image::Image;
@@ -32,12 +32,18 @@ impl RunReporter<'_> {
             } else {
                 format!("{}s {s}..{}", self.what, e - 1)
             };
-            let msg = if marked {
-                "marked in use in the bitmap but not used (leaked)"
+            let (msg, kind) = if marked {
+                (
+                    "marked in use in the bitmap but not used (leaked)",
+                    Kind::LeakedBlocks { start: s, end: e },
+                )
             } else {
-                "in use but marked free in the bitmap"
+                (
+                    "in use but marked free in the bitmap",
+                    Kind::UnmarkedBlocks { start: s, end: e },
+                )
             };
-            self.report.add(range, msg);
+            self.report.add_kind(range, msg, kind);
         }
     }
 }
@@ -51,7 +57,7 @@ fn leaves<'a>(img: &'a Image, region: Region, name: &str, report: &mut Report) -
         let n = region.start + i;
         let Ok(block) = img.block(n) else { break };
         if let Err(e) = bitmap::parse_tailed(block, n, seed, BITS_PER_TAILED_BLOCK) {
-            report.add_err(format!("{name} block {n}"), &e);
+            report.add_err_kind(format!("{name} block {n}"), &e, Kind::BitmapBlock { block: n });
         }
         out.push(&block[..TAILED_BITS_BYTES]);
     }
@@ -70,13 +76,17 @@ fn check_summary(leaves: &[&[u8]], summary: &[&[u8]], name: &str, report: &mut R
     for (i, leaf) in leaves.iter().enumerate() {
         let full = bitmap::count_zeros(leaf, per) == 0;
         if bit(summary, per, i as u64) != full {
-            report.add(
+            report.add_kind(
                 format!("{name} summary bit {i}"),
                 format!(
                     "says {} but the leaf is {}",
                     if full { "free space" } else { "full" },
                     if full { "full" } else { "not full" }
                 ),
+                Kind::SummaryBit {
+                    inodes: name == "inode",
+                    leaf: i as u64,
+                },
             );
         }
     }
@@ -113,12 +123,13 @@ pub fn check(img: &Image, state: &State<'_>, report: &mut Report) {
     }
     runs.flush();
     if free != sb.free_blocks() {
-        report.add(
+        report.add_kind(
             "superblock",
             format!(
                 "s_free_blocks is {} but the bitmap has {free} free blocks",
                 sb.free_blocks()
             ),
+            Kind::FreeBlocks,
         );
     }
     report.blocks_in_use = g.blocks_count - free;
@@ -138,9 +149,10 @@ fn check_inodes(img: &Image, state: &State<'_>, report: &mut Report) {
         (0..count).filter(|&i| !bit(&l, BITS_PER_TAILED_BLOCK, i)).count() as u64
     };
     if free != u64::from(sb.s_free_inodes.get()) {
-        report.add(
+        report.add_kind(
             "superblock",
             format!("s_free_inodes is {} but {free} inodes are free", sb.s_free_inodes.get()),
+            Kind::FreeInodes,
         );
     }
 }
@@ -168,8 +180,18 @@ pub fn check_rings(img: &Image, report: &mut Report) {
             .block(g.events.start)
             .and_then(|b| events::parse_header(b, g.events.start, seed, g.events.blocks).map(|_| ()))
         {
-            report.add_err("event ring header", &e);
+            report.add_err_kind("event ring header", &e, Kind::EventRingHeader);
         }
+    }
+}
+
+/// A damaged backup is rewritten from the primary, unless the primary is
+/// damaged too (then the backup is what the image was read with).
+fn backup_kind(img: &Image) -> Kind {
+    if img.primary_superblock_error().is_some() {
+        Kind::Other
+    } else {
+        Kind::BackupSuperblock
     }
 }
 
@@ -206,10 +228,15 @@ pub fn check_superblock_fields(img: &Image, report: &mut Report) {
     if let Some(b) = g.backup_superblock() {
         match img.block(b).map(crate::format::superblock::Superblock::parse) {
             Ok(Ok(backup)) if backup.s_uuid == sb.s_uuid && backup.blocks_count() == sb.blocks_count() => {}
-            Ok(Err(e)) => report.add(format!("backup superblock (block {b})"), e.to_string()),
-            _ => report.add(
+            Ok(Err(e)) => report.add_kind(
+                format!("backup superblock (block {b})"),
+                e.to_string(),
+                backup_kind(img),
+            ),
+            _ => report.add_kind(
                 format!("backup superblock (block {b})"),
                 "missing or describes another image",
+                backup_kind(img),
             ),
         }
     }

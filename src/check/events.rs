@@ -2,7 +2,7 @@
 //! record from the oldest to the newest is valid and the sequence numbers
 //! run without a gap from `er_oldest_seq` to `er_next_seq`.
 
-use super::Report;
+use super::{Kind, Report};
 use crate::events::ring;
 use crate::fs::txn::Txn;
 use crate::image::Image;
@@ -26,14 +26,15 @@ pub fn check(img: &Image, report: &mut Report) {
         match ring::read(&txn, g, seed, w, next, STEP) {
             Ok((_, events, after)) if !events.is_empty() => w = after,
             Ok(_) => {
-                report.add(
+                report.add_kind(
                     "event ring",
                     format!("events {w}..{next} are missing (the header says the ring holds {oldest}..{next})"),
+                    Kind::EventRing,
                 );
                 return;
             }
             Err(e) => {
-                report.add_err("event ring", &e);
+                report.add_err_kind("event ring", &e, Kind::EventRing);
                 return;
             }
         }

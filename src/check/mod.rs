@@ -1,14 +1,23 @@
 //! fsck: checks every invariant of an image that can be checked offline
 //! (format-spec chapters 2-11) and reports each problem with its location.
-//! Shared by `fsck.vexfs`, the fuzzers and the tests. Repair comes later.
+//! Shared by `fsck.vexfs`, the fuzzers and the tests. Each problem carries
+//! a [`Kind`] beside its message; [`repair`] is driven by those kinds.
 //!
 //! Memory is proportional to the image (one bit per block and per inode,
 //! a link counter per inode), as in e2fsck; the mount never uses this.
 
 mod bitmaps;
 mod events;
+mod repair;
+mod repair_bitmaps;
+mod repair_events;
+mod repair_kind;
+mod repair_tree;
 mod tree;
 mod vectors;
+
+pub use repair::{repair, replay_journal, Fix, RepairMode, RepairOutcome, MAX_PASSES};
+pub use repair_kind::{EntryAt, Kind};
 
 use crate::error::FsError;
 use crate::image::Image;
@@ -20,6 +29,8 @@ pub struct Problem {
     /// e.g. "inode 12", "block 300", "block bitmap".
     pub location: String,
     pub message: String,
+    /// What a repair needs to know ([`Kind::Other`]: not repaired).
+    pub kind: Kind,
 }
 
 impl fmt::Display for Problem {
@@ -44,16 +55,30 @@ pub const MAX_PROBLEMS: usize = 10_000;
 
 impl Report {
     pub(crate) fn add(&mut self, location: impl Into<String>, message: impl Into<String>) {
+        self.add_kind(location, message, Kind::Other);
+    }
+
+    pub(crate) fn add_kind(&mut self, location: impl Into<String>, message: impl Into<String>, kind: Kind) {
         if self.problems.len() < MAX_PROBLEMS {
             self.problems.push(Problem {
                 location: location.into(),
                 message: message.into(),
+                kind,
             });
         }
     }
 
     pub(crate) fn add_err(&mut self, location: impl Into<String>, e: &FsError) {
         self.add(location, e.to_string());
+    }
+
+    pub(crate) fn add_err_kind(&mut self, location: impl Into<String>, e: &FsError, kind: Kind) {
+        self.add_kind(location, e.to_string(), kind);
+    }
+
+    /// Whether problems were left off the list ([`MAX_PROBLEMS`]).
+    pub fn is_truncated(&self) -> bool {
+        self.problems.len() >= MAX_PROBLEMS
     }
 
     pub fn is_clean(&self) -> bool {

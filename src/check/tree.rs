@@ -1,6 +1,6 @@
 //! Inode scan, directory walk, hidden files and link counts.
 
-use super::Report;
+use super::{EntryAt, Kind, Report};
 use crate::format::inode::{FileType, InodeNo, S_IFMT};
 use crate::format::vector::{self, CollectionRecord};
 use crate::format::{bitmap, features, BLOCK_SIZE_U64, CATALOG_INO, ROOT_INO};
@@ -105,17 +105,23 @@ impl<'a> State<'a> {
 
     fn scan_one(&mut self, ino: InodeNo, report: &mut Report) {
         let n = ino.get();
+        let damaged = Kind::DamagedInode { ino: n };
         let view = match self.img.inode(ino) {
             Ok(v) => v,
-            Err(e) => return report.add_err(ino_loc(n), &e),
+            // An all-zero slot (as a freed inode is left) owns nothing:
+            // only its bitmap bit is wrong.
+            Err(e) if self.zeroed(ino) => return report.add_err_kind(ino_loc(n), &e, Kind::LeakedInode { ino: n }),
+            Err(e) => return report.add_err_kind(ino_loc(n), &e, damaged),
         };
         if view.base.is_free() {
-            return report.add(ino_loc(n), "marked in use in the inode bitmap but i_mode is 0");
+            let msg = "marked in use in the inode bitmap but i_mode is 0";
+            return report.add_kind(ino_loc(n), msg, Kind::LeakedInode { ino: n });
         }
         let Some(ft) = view.base.file_type() else {
-            return report.add(
+            return report.add_kind(
                 ino_loc(n),
                 format!("invalid file type in i_mode {:#o}", view.base.mode() & S_IFMT),
+                damaged,
             );
         };
         self.inodes_in_use += 1;
@@ -123,11 +129,11 @@ impl<'a> State<'a> {
         self.links_on_disk[n as usize] = view.base.i_links_count.get();
         let mappings = match self.img.mappings(ino, &view) {
             Ok(m) => m,
-            Err(e) => return report.add_err(ino_loc(n), &e),
+            Err(e) => return report.add_err_kind(ino_loc(n), &e, damaged),
         };
         let tree = match self.img.extent_tree_blocks(ino, &view) {
             Ok(t) => t,
-            Err(e) => return report.add_err(ino_loc(n), &e),
+            Err(e) => return report.add_err_kind(ino_loc(n), &e, damaged),
         };
         let mut owned = self.claim(n, &mappings, &tree, report);
         let xattr = view.xattr_block();
@@ -135,8 +141,9 @@ impl<'a> State<'a> {
             owned += 1;
             self.claim_block(n, xattr, report);
         }
-        if view.blocks_512() != owned * (BLOCK_SIZE_U64 / 512) {
-            report.add(
+        let sectors = owned * (BLOCK_SIZE_U64 / 512);
+        if view.blocks_512() != sectors {
+            report.add_kind(
                 ino_loc(n),
                 format!(
                     "i_blocks is {} but the inode owns {} blocks ({} sectors)",
@@ -144,6 +151,7 @@ impl<'a> State<'a> {
                     owned,
                     owned * 8
                 ),
+                Kind::BlocksCount { ino: n, sectors },
             );
         }
         if ft == FileType::Directory {
@@ -197,7 +205,9 @@ impl<'a> State<'a> {
     /// Walk the tree from the root, counting references to every inode.
     pub fn walk_tree(&mut self, report: &mut Report) {
         if !self.valid.get(ROOT_INO.into()) || self.types[ROOT_INO as usize] != 2 {
-            return report.add("inode 1", "the root directory is missing or not a directory");
+            let msg = "the root directory is missing or not a directory";
+            let kind = self.missing(ROOT_INO, Kind::DamagedDir { ino: ROOT_INO });
+            return report.add_kind("inode 1", msg, kind);
         }
         let mut visited = BitSet::new(u64::from(self.img.geometry().inodes_count) + 1);
         visited.set(ROOT_INO.into());
@@ -220,7 +230,7 @@ impl<'a> State<'a> {
         };
         let entries = match self.img.read_dir(ino) {
             Ok(e) => e,
-            Err(e) => return report.add_err(format!("directory inode {dir}"), &e),
+            Err(e) => return report.add_err_kind(format!("directory inode {dir}"), &e, Kind::DamagedDir { ino: dir }),
         };
         self.check_index(ino, report);
         for (i, e) in entries.iter().enumerate() {
@@ -235,33 +245,62 @@ impl<'a> State<'a> {
                 1 => Some((b"..".as_slice(), parent)),
                 _ => None,
             };
-            if let Some((name, target)) = expected_dot {
-                if e.name != name || e.inode != target {
-                    report.add(
-                        &loc,
-                        format!("expected '{}' -> inode {target}", String::from_utf8_lossy(name)),
-                    );
+            let at = EntryAt {
+                dir,
+                block: e.block,
+                offset: e.offset,
+            };
+            // A dot entry with the right name but the wrong inode is
+            // pointed back; other trouble with dots is not repaired.
+            let dot_kind = match expected_dot {
+                Some((name, target)) if e.name != name || e.inode != target => {
+                    let kind = if e.name == name {
+                        Kind::DotEntry { at, target }
+                    } else {
+                        Kind::Other
+                    };
+                    let msg = format!("expected '{}' -> inode {target}", String::from_utf8_lossy(name));
+                    report.add_kind(&loc, msg, kind.clone());
+                    Some(kind)
                 }
-            } else if e.name == b"." || e.name == b".." {
-                report.add(&loc, "'.' or '..' out of place");
-            }
+                None if e.name == b"." || e.name == b".." => {
+                    report.add(&loc, "'.' or '..' out of place");
+                    Some(Kind::Other)
+                }
+                _ => None,
+            };
+            let bad_entry = |damaged| {
+                let target = e.inode;
+                dot_kind.clone().unwrap_or(Kind::BadEntry { at, target, damaged })
+            };
             let Some(t) = self.img.geometry().inode_no(e.inode) else {
-                report.add(&loc, format!("inode number {} out of range", e.inode));
+                report.add_kind(&loc, format!("inode number {} out of range", e.inode), bad_entry(false));
                 continue;
             };
             let t = t.get();
             if !self.valid.get(t.into()) {
-                report.add(&loc, format!("points to inode {t}, which is free or damaged"));
+                let kind = if self.allocated.get(t.into()) {
+                    bad_entry(true)
+                } else if dot_kind.is_none() && self.in_use_but_free(t) {
+                    Kind::UnmarkedInode { ino: t }
+                } else {
+                    bad_entry(false)
+                };
+                report.add_kind(&loc, format!("points to inode {t}, which is free or damaged"), kind);
                 continue;
             }
             self.refs[t as usize] += 1;
-            if e.file_type != self.types[t as usize] {
-                report.add(
+            let file_type = self.types[t as usize];
+            if e.file_type != file_type {
+                let msg = format!("file_type {} but inode {t} has type {file_type}", e.file_type);
+                report.add_kind(
                     &loc,
-                    format!(
-                        "file_type {} but inode {t} has type {}",
-                        e.file_type, self.types[t as usize]
-                    ),
+                    msg,
+                    Kind::EntryType {
+                        at,
+                        target: t,
+                        file_type,
+                    },
                 );
             }
             if i >= 2 && self.types[t as usize] == 2 {
@@ -275,6 +314,35 @@ impl<'a> State<'a> {
                 }
             }
         }
+    }
+
+    /// The kind of a hidden file found missing: an intact inode whose bit
+    /// is clear is [`Kind::UnmarkedInode`], anything else `otherwise`.
+    fn missing(&self, n: u32, otherwise: Kind) -> Kind {
+        if !self.allocated.get(n.into()) && self.in_use_but_free(n) {
+            Kind::UnmarkedInode { ino: n }
+        } else {
+            otherwise
+        }
+    }
+
+    /// Whether inode `ino`'s slot is all zeros.
+    fn zeroed(&self, ino: InodeNo) -> bool {
+        let g = self.img.geometry();
+        self.img
+            .bytes_at(g.inode_offset(ino), g.inode_size)
+            .is_ok_and(|b| b.iter().all(|&x| x == 0))
+    }
+
+    /// Inode `n`, marked free, nevertheless parses as an inode in use (a
+    /// directory names it): its bitmap bit is what is wrong.
+    fn in_use_but_free(&self, n: u32) -> bool {
+        let g = self.img.geometry();
+        !g.is_kernel_layout()
+            && !self.is_reserved(n)
+            && g.inode_no(n)
+                .and_then(|i| self.img.inode(i).ok())
+                .is_some_and(|v| !v.base.is_free() && v.base.file_type().is_some())
     }
 
     /// A hashed directory's index must lead every name to its leaf.
@@ -302,7 +370,8 @@ impl<'a> State<'a> {
             return;
         }
         if !self.valid.get(CATALOG_INO.into()) {
-            return report.add("inode 2", "the collection catalogue inode is missing");
+            let kind = self.missing(CATALOG_INO, Kind::Catalogue);
+            return report.add_kind("inode 2", "the collection catalogue inode is missing", kind);
         }
         self.refs[CATALOG_INO as usize] += 1;
         let Some(records) = self.read_catalogue(report) else {
@@ -317,11 +386,11 @@ impl<'a> State<'a> {
         match crate::catalog::read_catalogue(self.img) {
             Ok(Some(c)) => Some(c.records),
             Ok(None) => {
-                report.add("collection catalogue", "inode 2 holds no catalogue");
+                report.add_kind("collection catalogue", "inode 2 holds no catalogue", Kind::Catalogue);
                 None
             }
             Err(e) => {
-                report.add_err("collection catalogue", &e);
+                report.add_err_kind("collection catalogue", &e, Kind::Catalogue);
                 None
             }
         }
@@ -335,17 +404,21 @@ impl<'a> State<'a> {
             .inode_no(r.node_ino)
             .filter(|i| self.valid.get(i.get().into()))
         else {
-            return report.add(loc, format!("node file inode {} is missing", r.node_ino));
+            let kind = self.missing(r.node_ino, Kind::Catalogue);
+            return report.add_kind(loc, format!("node file inode {} is missing", r.node_ino), kind);
         };
         self.refs[node.get() as usize] += 1;
         let bytes = match self.img.read_file(node, 0, 88) {
             Ok(b) => b,
-            Err(e) => return report.add_err(loc, &e),
+            Err(e) => return report.add_err_kind(loc, &e, Kind::Catalogue),
+        };
+        let damage = Kind::CollectionDamage {
+            collection: r.name.clone(),
         };
         match vector::parse_collection_header(&bytes, 0, r.node_ino, self.img.geometry().csum_seed) {
             Ok(h) => {
                 if h.ch_dim.get() != r.dim || h.ch_collection_id.get() != r.id {
-                    report.add(&loc, "header dim/id differ from the catalogue");
+                    report.add_kind(&loc, "header dim/id differ from the catalogue", damage.clone());
                 }
                 let upper = h.ch_upper_ino.get();
                 match self
@@ -355,10 +428,13 @@ impl<'a> State<'a> {
                     .filter(|i| self.valid.get(i.get().into()))
                 {
                     Some(u) => self.refs[u.get() as usize] += 1,
-                    None => report.add(&loc, format!("upper-level file inode {upper} is missing")),
+                    None => {
+                        let kind = self.missing(upper, damage);
+                        report.add_kind(&loc, format!("upper-level file inode {upper} is missing"), kind);
+                    }
                 }
             }
-            Err(e) => report.add_err(loc, &e),
+            Err(e) => report.add_err_kind(loc, &e, Kind::Catalogue),
         }
     }
 
@@ -370,17 +446,21 @@ impl<'a> State<'a> {
         let mut cur = self.img.superblock().s_last_orphan.get();
         while cur != 0 {
             let Some(ino) = g.inode_no(cur) else {
-                report.add("orphan chain", format!("inode number {cur} out of range"));
+                report.add_kind(
+                    "orphan chain",
+                    format!("inode number {cur} out of range"),
+                    Kind::OrphanChain,
+                );
                 break;
             };
             if set.set(cur.into()) {
-                report.add("orphan chain", format!("cycle at inode {cur}"));
+                report.add_kind("orphan chain", format!("cycle at inode {cur}"), Kind::OrphanChain);
                 break;
             }
             cur = match self.img.inode(ino) {
                 Ok(v) => v.ext.map_or(0, |e| e.i_next_orphan.get()),
                 Err(e) => {
-                    report.add_err("orphan chain", &e);
+                    report.add_err_kind("orphan chain", &e, Kind::OrphanChain);
                     break;
                 }
             };
@@ -406,12 +486,15 @@ impl<'a> State<'a> {
                 }
                 continue;
             }
+            let ino = n as u32;
             if refs == 0 {
-                report.add(ino_loc(n as u32), "in use but not linked from any directory");
+                let msg = "in use but not linked from any directory";
+                report.add_kind(ino_loc(ino), msg, Kind::Unreachable { ino });
             } else if refs != links {
-                report.add(
-                    ino_loc(n as u32),
+                report.add_kind(
+                    ino_loc(ino),
                     format!("i_links_count is {links} but {refs} references were found"),
+                    Kind::LinkCount { ino, refs },
                 );
             }
         }

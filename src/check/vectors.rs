@@ -7,7 +7,7 @@
 //! per slot, plus a BFS queue); the search path never does this.
 
 use super::tree::{BitSet, State};
-use super::Report;
+use super::{Kind, Report};
 use crate::format::features::{RO_COMPAT_HNSW, RO_COMPAT_VECTORS};
 use crate::format::inode::{FileType, VECTOR_FL};
 use crate::format::vector::{parse_collection_header, CollectionRecord, NODE_DELETED, NODE_LIVE};
@@ -101,7 +101,10 @@ fn open(img: &Image, env: &Env<'_>, rec: &CollectionRecord, report: &mut Report)
     match Collection::load(&env.txn, env.g, rec) {
         Ok(c) => within_files(env, &c, &loc, report).then_some(c),
         Err(e) => {
-            report.add(loc, format!("graph not checked: {e}"));
+            let kind = Kind::CollectionDamage {
+                collection: rec.name.clone(),
+            };
+            report.add_kind(loc, format!("graph not checked: {e}"), kind);
             None
         }
     }
@@ -127,22 +130,33 @@ fn within_files(env: &Env<'_>, c: &Collection, loc: &str, report: &mut Report) -
     let (end, have) = (records_end(slots, c.geo.stride.into(), 1), size(c.node_ino));
     if end > have {
         let msg = format!("ch_slots {slots} end at byte {end} of the node file, past i_size {have}");
-        report.add(loc, msg);
+        report.add_kind(loc, msg, damage(c));
         return false;
     }
     // Collection::load checks ch_upper_stride only when there is an upper file.
     let Some(upper) = c.upper_ino else {
         if uppers > 0 {
-            report.add(loc, format!("ch_upper_records is {uppers} but ch_upper_ino is 0"));
+            report.add_kind(
+                loc,
+                format!("ch_upper_records is {uppers} but ch_upper_ino is 0"),
+                damage(c),
+            );
         }
         return true;
     };
     let (end, have) = (records_end(uppers, c.upper_stride() as u64, 0), size(upper));
     if end > have {
         let msg = format!("ch_upper_records {uppers} end at byte {end} of the upper file, past i_size {have}");
-        report.add(loc, msg);
+        report.add_kind(loc, msg, damage(c));
     }
     true
+}
+
+/// Damage to collection `c` beyond its graph.
+fn damage(c: &Collection) -> Kind {
+    Kind::CollectionDamage {
+        collection: c.record.name.clone(),
+    }
 }
 
 /// One collection being checked.
@@ -163,6 +177,20 @@ impl Graph<'_> {
             self.check_reachable(report);
         }
         self.check_owners(report);
+    }
+
+    /// A problem of the graph alone: rebuilding it repairs it.
+    fn graph(&self) -> Kind {
+        Kind::Graph {
+            collection: self.coll.record.name.clone(),
+        }
+    }
+
+    /// Damage beyond the graph: the collection is not rebuilt.
+    fn damage(&self) -> Kind {
+        Kind::CollectionDamage {
+            collection: self.coll.record.name.clone(),
+        }
     }
 
     fn loc(&self) -> String {
@@ -199,12 +227,12 @@ impl Graph<'_> {
                     let r = h.n_upper_ref.get();
                     if h.n_flags != 0 && level > 0 && u64::from(r) + u64::from(level) > uppers {
                         let msg = format!("n_upper_ref {r} + n_level {level} > ch_upper_records {uppers}");
-                        report.add(self.at(s), msg);
+                        report.add_kind(self.at(s), msg, self.graph());
                     }
                     Slot::new(h.n_flags, level)
                 }
                 Err(e) => {
-                    report.add_err(self.at(s), &e);
+                    report.add_err_kind(self.at(s), &e, self.damage());
                     Slot::new(UNREADABLE, 0)
                 }
             };
@@ -219,13 +247,13 @@ impl Graph<'_> {
         let (count, n_live) = (h.ch_count.get(), live().count() as u64);
         if count != n_live {
             let msg = format!("ch_count is {count} but {n_live} slots are NODE_LIVE");
-            report.add(self.loc(), msg);
+            report.add_kind(self.loc(), msg, self.graph());
         }
         let (entry, max) = (h.ch_entry_slot.get(), h.ch_max_level.get());
         if count == 0 {
             if entry != 0 || max != 0 {
                 let msg = format!("ch_count is 0 but ch_entry_slot is {entry} and ch_max_level {max} (should be 0)");
-                report.add(self.loc(), msg);
+                report.add_kind(self.loc(), msg, self.graph());
             }
             return;
         }
@@ -233,14 +261,14 @@ impl Graph<'_> {
         let e = self.get(entry as u32);
         if e.flags != NODE_LIVE && e.flags != UNREADABLE {
             let msg = format!("ch_entry_slot, but n_flags is {:#x}, not NODE_LIVE", e.flags);
-            report.add(self.at(entry as u32), msg);
+            report.add_kind(self.at(entry as u32), msg, self.graph());
         } else if e.flags == NODE_LIVE && u32::from(e.level) != max {
             let msg = format!("ch_entry_slot with n_level {} but ch_max_level is {max}", e.level);
-            report.add(self.at(entry as u32), msg);
+            report.add_kind(self.at(entry as u32), msg, self.graph());
         }
         if let Some(top) = live().map(|x| x.level).max().filter(|&t| u32::from(t) != max) {
             let msg = format!("ch_max_level is {max} but the highest live n_level is {top}");
-            report.add(self.loc(), msg);
+            report.add_kind(self.loc(), msg, self.graph());
         }
     }
 
@@ -252,7 +280,7 @@ impl Graph<'_> {
         }
         for s in (0..self.slots.len() as u32).filter(|&s| self.get(s).flags == 0 && !on_chain.get(s.into())) {
             let msg = "n_flags 0 (free) but not on the free-slot chain (ch_free_head)";
-            report.add(self.at(s), msg);
+            report.add_kind(self.at(s), msg, self.graph());
         }
     }
 
@@ -263,18 +291,30 @@ impl Graph<'_> {
         // stops (a slot seen twice is a cycle).
         while next != 0 {
             if next > self.slots.len() as u64 {
-                report.add(from, format!("is {next}, past ch_slots {}", self.slots.len()));
+                report.add_kind(
+                    from,
+                    format!("is {next}, past ch_slots {}", self.slots.len()),
+                    self.graph(),
+                );
                 return false;
             }
             let s = (next - 1) as u32;
             if on_chain.set(s.into()) {
-                report.add(from, format!("is {next}: slot {s} is already on the chain (a cycle)"));
+                report.add_kind(
+                    from,
+                    format!("is {next}: slot {s} is already on the chain (a cycle)"),
+                    self.graph(),
+                );
                 return false;
             }
             let flags = self.get(s).flags;
             if flags != 0 {
                 if flags != UNREADABLE {
-                    report.add(self.at(s), format!("on the free-slot chain but n_flags is {flags:#x}"));
+                    report.add_kind(
+                        self.at(s),
+                        format!("on the free-slot chain but n_flags is {flags:#x}"),
+                        self.graph(),
+                    );
                 }
                 return false;
             }
@@ -295,7 +335,7 @@ impl Graph<'_> {
             for level in 0..=node.level() {
                 match walk.neighbours(s, &node, level, &mut ids) {
                     Ok(()) => self.check_list(s, level, &ids, report),
-                    Err(e) => report.add(self.at(s), format!("level-{level} list: {e}")),
+                    Err(e) => report.add_kind(self.at(s), format!("level-{level} list: {e}"), self.graph()),
                 }
             }
         }
@@ -308,7 +348,7 @@ impl Graph<'_> {
         if ids.len() > max {
             let bound = if level == 0 { "2*M" } else { "M" };
             let msg = format!("level-{level} list holds {} ids, more than {bound} = {max}", ids.len());
-            report.add(self.at(s), msg);
+            report.add_kind(self.at(s), msg, self.graph());
         }
         for &t in ids {
             let to = self.get(t); // the decoder rejects ids >= ch_slots
@@ -321,7 +361,7 @@ impl Graph<'_> {
             } else {
                 continue;
             };
-            report.add(self.at(s), format!("level-{level} list {what}"));
+            report.add_kind(self.at(s), format!("level-{level} list {what}"), self.graph());
         }
     }
 
@@ -339,11 +379,11 @@ impl Graph<'_> {
             .collect();
         for &s in stranded.iter().take(MAX_UNREACHABLE_LISTED) {
             let msg = format!("NODE_LIVE but not reachable from ch_entry_slot {entry} along level-0 lists");
-            report.add(self.at(s), msg);
+            report.add_kind(self.at(s), msg, self.graph());
         }
         if let Some(more) = stranded.len().checked_sub(MAX_UNREACHABLE_LISTED).filter(|&m| m > 0) {
             let msg = format!("{more} more live slots are not reachable from ch_entry_slot");
-            report.add(self.loc(), msg);
+            report.add_kind(self.loc(), msg, self.graph());
         }
     }
 
@@ -377,7 +417,7 @@ impl Graph<'_> {
     fn check_owners(&self, report: &mut Report) {
         for (s, node) in self.routing_nodes() {
             if let Some(p) = self.owner_problem(s, node.is_live(), node.header().n_owner_ino.get()) {
-                report.add(self.at(s), p);
+                report.add_kind(self.at(s), p, self.damage());
             }
         }
     }
@@ -465,7 +505,7 @@ fn check_inode(env: &Env<'_>, b: &InodeBuf, colls: &[Collection], report: &mut R
             continue;
         };
         if let Some(p) = reference_problem(&env.txn, coll, n, *slot) {
-            report.add(&loc, format!("{field}: {p}"));
+            report.add_kind(&loc, format!("{field}: {p}"), damage(coll));
         }
     }
 }

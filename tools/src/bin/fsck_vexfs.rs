@@ -1,27 +1,35 @@
-//! `fsck.vexfs`: check a VexFS image.
+//! `fsck.vexfs`: check a VexFS image, and repair it with `-y` or `-p`.
 
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use vexfs::check::{self, CheckOptions};
+use vexfs::check::{self, CheckOptions, Problem, RepairMode, RepairOutcome, Report};
 use vexfs::image::{Image, Mode};
 
 /// Exit codes, as e2fsck uses them.
 const EXIT_CLEAN: u8 = 0;
 const EXIT_UNCORRECTED: u8 = 4;
 const EXIT_OPERATIONAL: u8 = 8;
+const EXIT_USAGE: u8 = 16;
 
-/// Check a VexFS filesystem image.
+/// Check a VexFS filesystem image, and repair it.
 ///
 /// Verifies the superblock, every checksum, the bitmaps against the blocks
 /// and inodes actually in use, link counts, the directory tree (including
-/// cycles and dangling entries), the collection catalogue and the journal
-/// and event ring headers. Every problem is printed with its location.
+/// cycles and dangling entries), the collection catalogue and graphs, and
+/// the journal and event ring. Every problem is printed with its location.
 ///
-/// Exit status: 0 clean, 4 problems found and left uncorrected, 8 the image
-/// could not be checked (cannot open, bad superblock, in use). This version
-/// only checks: -y and -p report what they would need to repair and change
-/// nothing.
+/// -y repairs what it can: bitmaps, summaries and free counters, i_blocks,
+/// link counts, entry types, "." and "..", entries naming no usable inode,
+/// unreachable inodes (reconnected into /lost+found as #INO), the event
+/// ring, collection graphs (rebuilt). -p (or -a) repairs only what is safe
+/// without a human and stops on anything else. Each change is printed as
+/// "fixed: LOCATION: WHAT". Repairs go through the journal, like any other
+/// change.
+///
+/// Exit status: 0 clean, 1 problems corrected, 4 problems left uncorrected,
+/// 8 the image could not be checked (cannot open, bad superblock, in use),
+/// 16 usage error.
 #[derive(Parser, Debug)]
 #[command(name = "fsck.vexfs", version, about, long_about)]
 struct Args {
@@ -30,10 +38,10 @@ struct Args {
     /// Open read-only, do not replay the journal, answer "no" to every repair.
     #[arg(short = 'n')]
     no: bool,
-    /// Answer "yes" to every repair (repair is not available yet).
+    /// Answer "yes" to every repair.
     #[arg(short = 'y')]
     yes: bool,
-    /// Repair what is safe without asking (repair is not available yet).
+    /// Repair what is safe without asking; stop (exit 4) on anything else.
     #[arg(short = 'p', short_alias = 'a')]
     preen: bool,
     /// Check even if the image is marked clean (always done).
@@ -47,44 +55,18 @@ struct Args {
     progress: bool,
 }
 
-/// Replay the journal (unless -n), as e2fsck does before checking.
-fn replay_journal(args: &Args) -> Result<usize, vexfs::FsError> {
-    if args.no {
-        return Ok(0);
-    }
-    let mut img = Image::open(&args.image, Mode::ReadWrite)?;
-    let g = img.geometry().clone();
-    if !vexfs::journal::enabled(&g) {
-        return Ok(0);
-    }
-    let seed = img.superblock().s_checksum_seed.get();
-    vexfs::journal::recover(img.file_mut(), &g, seed)
-}
-
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match replay_journal(&args) {
-        Ok(0) => {}
-        Ok(n) => eprintln!(
-            "fsck.vexfs: {}: replayed {n} journal transaction(s)",
-            args.image.display()
-        ),
-        // A damaged or locked image is reported by the read-only open below.
-        Err(_) => {}
-    }
-    let img = match Image::open(&args.image, Mode::ReadOnly) {
-        Ok(i) => i,
+    let args = match Args::try_parse() {
+        Ok(a) => a,
         Err(e) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"image": args.image.display().to_string(), "clean": false, "error": e.to_string()})
-                );
-            }
-            eprintln!("fsck.vexfs: {}: {e}", args.image.display());
-            return ExitCode::from(EXIT_OPERATIONAL);
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_CLEAN });
         }
     };
+    if [args.no, args.yes, args.preen].iter().filter(|&&x| x).count() > 1 {
+        eprintln!("fsck.vexfs: only one of the options -n, -y and -p/-a may be given");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let bar = indicatif::ProgressBar::new(0);
     if !args.progress {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -94,51 +76,127 @@ fn main() -> ExitCode {
         bar.set_length(total);
         bar.set_position(done);
     };
-    let report = check::check(
-        &img,
-        CheckOptions {
-            progress: Some(&mut tick),
-        },
-    );
+    let opts = CheckOptions {
+        progress: Some(&mut tick),
+    };
+    let mode = match (args.yes, args.preen) {
+        (true, _) => Some(RepairMode::Yes),
+        (_, true) => Some(RepairMode::Preen),
+        _ => None,
+    };
+    let result = match mode {
+        Some(m) => check::repair(&args.image, m, opts),
+        None => check_only(&args, opts),
+    };
     bar.finish_and_clear();
-    print_report(&args, &img, &report);
-    if report.is_clean() {
-        ExitCode::from(EXIT_CLEAN)
-    } else {
-        if args.yes || args.preen {
-            eprintln!("fsck.vexfs: repair is not implemented in this version; nothing was changed");
+    match result {
+        Ok(outcome) => {
+            print_outcome(&args, &outcome);
+            ExitCode::from(outcome.exit_code())
         }
-        ExitCode::from(EXIT_UNCORRECTED)
+        Err(e) => {
+            if args.json {
+                let v = serde_json::json!({
+                    "image": args.image.display().to_string(), "clean": false,
+                    "exit": EXIT_OPERATIONAL, "error": e.to_string(),
+                });
+                println!("{v}");
+            }
+            eprintln!("fsck.vexfs: {}: {e}", args.image.display());
+            ExitCode::from(EXIT_OPERATIONAL)
+        }
     }
 }
 
-fn print_report(args: &Args, img: &Image, r: &check::Report) {
-    let g = img.geometry();
+/// No repair: replay the journal (unless -n), check, change nothing else.
+fn check_only(args: &Args, opts: CheckOptions<'_>) -> vexfs::Result<RepairOutcome> {
+    // A damaged or locked image is reported by the read-only open below.
+    let replayed = if args.no {
+        0
+    } else {
+        check::replay_journal(&args.image).unwrap_or(0)
+    };
+    let img = Image::open(&args.image, Mode::ReadOnly)?;
+    let report = check::check(&img, opts);
+    Ok(RepairOutcome {
+        replayed,
+        found: report.clone(),
+        remaining: report,
+        inodes_count: img.geometry().inodes_count,
+        blocks_count: img.geometry().blocks_count,
+        ..Default::default()
+    })
+}
+
+fn problems_json(r: &Report) -> Vec<serde_json::Value> {
+    let one = |p: &Problem| serde_json::json!({"location": p.location, "message": p.message, "repairable": p.kind.repairable()});
+    r.problems.iter().map(one).collect()
+}
+
+fn print_outcome(args: &Args, o: &RepairOutcome) {
+    let name = args.image.display();
+    if o.replayed > 0 {
+        eprintln!("fsck.vexfs: {name}: replayed {} journal transaction(s)", o.replayed);
+    }
+    let r = &o.remaining;
     if args.json {
+        let mode = if args.yes {
+            "yes"
+        } else if args.preen {
+            "preen"
+        } else {
+            "check"
+        };
         let v = serde_json::json!({
-            "image": args.image.display().to_string(),
-            "clean": r.is_clean(),
-            "inodes_in_use": r.inodes_checked, "inodes": g.inodes_count,
-            "blocks_in_use": r.blocks_in_use, "blocks": g.blocks_count,
-            "problems": r.problems.iter().map(|p| serde_json::json!({"location": p.location, "message": p.message})).collect::<Vec<_>>(),
+            "image": name.to_string(), "mode": mode,
+            "clean": r.is_clean(), "exit": o.exit_code(),
+            "inodes_in_use": r.inodes_checked, "inodes": o.inodes_count,
+            "blocks_in_use": r.blocks_in_use, "blocks": o.blocks_count,
+            "problems": problems_json(&o.found),
+            "fixed": o.fixed.iter().map(|f| serde_json::json!({"location": f.location, "what": f.what})).collect::<Vec<_>>(),
+            "remaining": problems_json(r),
+            "refused": o.refused, "errors": o.errors,
         });
         println!("{v}");
         return;
     }
-    for p in &r.problems {
+    for p in &o.found.problems {
         println!("{p}");
     }
-    let verdict = if r.is_clean() {
-        "clean".to_string()
-    } else {
-        format!("{} problem(s)", r.problems.len())
+    for f in &o.fixed {
+        println!("fixed: {f}");
+    }
+    let repaired = args.yes || args.preen;
+    if repaired && !o.fixed.is_empty() {
+        for p in &r.problems {
+            println!("uncorrected: {p}");
+        }
+    }
+    for e in &o.errors {
+        eprintln!("fsck.vexfs: {name}: {e}");
+    }
+    if o.refused {
+        eprintln!("fsck.vexfs: {name}: UNEXPECTED INCONSISTENCY; RUN fsck.vexfs MANUALLY (without -p or -a)");
+    }
+    let verdict = match o.exit_code() {
+        0 => "clean".to_string(),
+        1 => format!(
+            "{} problem(s) corrected ({} fixes)",
+            o.found.problems.len(),
+            o.fixed.len()
+        ),
+        _ if !o.fixed.is_empty() => format!(
+            "{} fixes, {} problem(s) left uncorrected",
+            o.fixed.len(),
+            r.problems.len()
+        ),
+        _ => format!("{} problem(s)", r.problems.len()),
     };
     println!(
-        "{}: {verdict}, {}/{} inodes, {}/{} blocks",
-        args.image.display(),
-        r.inodes_checked,
-        g.inodes_count,
-        r.blocks_in_use,
-        g.blocks_count
+        "{name}: {verdict}, {}/{} inodes, {}/{} blocks",
+        r.inodes_checked, o.inodes_count, r.blocks_in_use, o.blocks_count
     );
+    if o.exit_code() == EXIT_UNCORRECTED && !repaired {
+        eprintln!("fsck.vexfs: {name}: run with -y to repair (or -p for the safe repairs only)");
+    }
 }
