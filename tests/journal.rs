@@ -270,3 +270,67 @@ fn space_freed_but_not_yet_committed_is_reused_after_a_forced_commit() {
     drop(fs);
     assert!(fsck(&p).unwrap().is_clean());
 }
+
+/// A media whose flushes fail while `fail` is set (EIO from msync).
+struct FailingMedia {
+    bytes: Vec<u8>,
+    fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Media for FailingMedia {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    fn bytes_mut(&mut self) -> vexfs::Result<&mut [u8]> {
+        Ok(&mut self.bytes)
+    }
+    fn flush(&mut self, _range: Option<(u64, u64)>) -> vexfs::Result<()> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(vexfs::FsError::io(
+                "msync",
+                std::io::Error::from_raw_os_error(libc::EIO),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A failed flush is never swallowed: the fsync that asked fails, the
+/// filesystem turns read-only, and a later fsync fails too even when the
+/// media works again (what was lost cannot be vouched for) - with staged
+/// changes (the commit path) and without (the plain flush path).
+#[test]
+fn a_failed_flush_fails_the_fsync_and_every_later_one() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use vexfs::fs::core::Fs;
+    use vexfs::fs::namespace::NewNode;
+    use vexfs::fs::perm::Ctx;
+    for staged in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = make_image(dir.path(), "fs.img", 8 << 20, false);
+        let fail = std::sync::Arc::new(AtomicBool::new(false));
+        let media = FailingMedia {
+            bytes: std::fs::read(&p).unwrap(),
+            fail: fail.clone(),
+        };
+        let fs = Fs::from_media(Box::new(media), false).unwrap();
+        let c = Ctx::root();
+        let a = fs.create(&c, 1, b"a", 0o644, NewNode::File).unwrap();
+        fs.write_data(a.ino.into(), 0, b"acknowledged?").unwrap();
+        if !staged {
+            fs.sync().unwrap();
+        }
+        fail.store(true, Ordering::SeqCst);
+        let e = fs.sync().unwrap_err();
+        assert_eq!(e.errno(), libc::EIO, "staged {staged}: {e}");
+        assert!(fs.is_read_only(), "staged {staged}");
+        let w = fs.create(&c, 1, b"b", 0o644, NewNode::File).unwrap_err();
+        assert_eq!(w.errno(), libc::EROFS, "staged {staged}: {w}");
+        fail.store(false, Ordering::SeqCst);
+        assert_eq!(
+            fs.sync().unwrap_err().errno(),
+            libc::EIO,
+            "staged {staged}: still failed"
+        );
+    }
+}

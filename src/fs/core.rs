@@ -417,12 +417,24 @@ impl Fs {
 
     /// A durability point (fsync, fsyncdir, syncfs): when it returns, every
     /// change made so far survives a crash.
+    ///
+    /// Once a flush has failed nothing written since can be vouched for:
+    /// every later sync fails too (EIO), and the filesystem is read-only.
     pub fn sync(&self) -> Result<()> {
         let mut st = self.state.write();
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(FsError::io(
+                "an earlier write to the image failed; the filesystem is read-only",
+                std::io::Error::from_raw_os_error(libc::EIO),
+            ));
+        }
         if st.journal.is_some() && !st.staged.is_empty() {
             return self.commit_locked(&mut st);
         }
-        st.media.flush(None)
+        st.media.flush(None).inspect_err(|e| {
+            eprintln!("vexfs: flush failed ({e}); the filesystem is now read-only");
+            self.failed.store(true, Ordering::Relaxed);
+        })
     }
 
     /// Commit staged changes older than [`COMMIT_INTERVAL`] (the daemon
