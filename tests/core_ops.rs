@@ -438,3 +438,38 @@ fn a_damaged_inode_gives_eio_and_the_rest_stays_usable() {
     assert_ne!(n.ino, bad.ino);
     assert!(fs.readdir(ROOT, 0, 100).unwrap().iter().any(|e| e.name == b"bad"));
 }
+
+/// The tail a shrink cut off is zeroed only when the file grows over it
+/// again (so an uncommitted shrink cannot zero bytes under the old size):
+/// by a write past the end, a truncate up, or fallocate.
+#[test]
+fn a_cut_tail_reads_as_zeros_when_the_file_grows_again() {
+    let (_d, p, fs) = open(false, 16 << 20);
+    let c = Ctx::root();
+    let cut = |name: &[u8]| {
+        let n: u64 = fs.create(&c, ROOT, name, 0o644, NewNode::File).unwrap().ino.into();
+        fs.write_data(n, 0, &[0x7f; 8192]).unwrap();
+        let size = SetAttr {
+            size: Some(1000),
+            ..Default::default()
+        };
+        fs.setattr(&c, n, &size).unwrap();
+        n
+    };
+    let mut want = vec![0x7f; 1000];
+    want.resize(6000, 0);
+    let a = cut(b"by_write");
+    fs.write_data(a, 6000, b"!").unwrap();
+    assert_eq!(fs.read_data(a, 0, 6000).unwrap(), want);
+    let b = cut(b"by_truncate");
+    let grow = SetAttr {
+        size: Some(6000),
+        ..Default::default()
+    };
+    fs.setattr(&c, b, &grow).unwrap();
+    assert_eq!(fs.read_data(b, 0, 6000).unwrap(), want);
+    let f = cut(b"by_fallocate");
+    fs.fallocate(f, 0, 0, 6000).unwrap();
+    assert_eq!(fs.read_data(f, 0, 6000).unwrap(), want);
+    assert_clean(&p, fs);
+}

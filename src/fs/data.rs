@@ -78,6 +78,7 @@ impl Fs {
             if data.is_empty() {
                 return Ok(0);
             }
+            zero_past_eof(txn, g, &mut b, off)?;
             let mut fm = map::load(txn, g, &b)?;
             let first = off / BLOCK_SIZE_U64;
             let last = (end - 1) / BLOCK_SIZE_U64;
@@ -110,6 +111,9 @@ impl Fs {
             let mut b = regular(txn, g, ino)?;
             if end > max_file_size(g) {
                 return Err(FsError::FileTooBig);
+            }
+            if mode == 0 {
+                zero_past_eof(txn, g, &mut b, end)?;
             }
             let mut fm = map::load(txn, g, &b)?;
             match mode {
@@ -302,8 +306,11 @@ pub(crate) fn punch(txn: &mut Txn<'_>, g: &Geometry, fm: &mut FileMap, off: u64,
     Ok(())
 }
 
-/// Change a file's size: shrinking frees blocks past the end and zeroes
-/// the tail of the last block; growing leaves a hole.
+/// Change a file's size: shrinking frees the blocks past the end; growing
+/// leaves a hole. The cut tail of the last block is not zeroed here but
+/// when the file grows over it again ([`zero_past_eof`]): zeroing it in
+/// place now would show through the old size if a crash lost the
+/// truncate's transaction, while bytes past the end are never read.
 pub(crate) fn truncate(txn: &mut Txn<'_>, g: &Geometry, b: &mut InodeBuf, size: u64) -> Result<()> {
     if size > max_file_size(g) {
         return Err(FsError::FileTooBig);
@@ -312,19 +319,54 @@ pub(crate) fn truncate(txn: &mut Txn<'_>, g: &Geometry, b: &mut InodeBuf, size: 
     if size < old {
         let mut fm = map::load(txn, g, b)?;
         let keep = size.div_ceil(BLOCK_SIZE_U64);
-        if !size.is_multiple_of(BLOCK_SIZE_U64) {
-            if let Some((phys, false)) = map::lookup(&fm.runs, size / BLOCK_SIZE_U64) {
-                txn.data_mut(phys)?[(size % BLOCK_SIZE_U64) as usize..].fill(0);
-            }
-        }
         for (p, n) in map::punch(&mut fm.runs, keep, MAX_LOGICAL_BLOCKS) {
             alloc::free_blocks(txn, g, p, n)?;
         }
         map::store(txn, g, b, &fm)?;
+    } else if size > old {
+        zero_past_eof(txn, g, b, size)?;
     }
     b.set_size(size);
     let t = now();
     b.set_time(Time::Modify, t);
     b.set_time(Time::Change, t);
     Ok(())
+}
+
+/// Before the file grows to `new_end`: make what lies past the current end
+/// in its last block read as zeros (a shrink left those bytes as they
+/// were). Not in place: if the shrink is not durable yet, a crash brings
+/// back the old size and those bytes with it. So the block is copied, up to
+/// the end, into a new block that takes its place in the same transaction
+/// (the old one is freed, and not reused before the commit). Nothing to do
+/// when the tail is zero already, as it is unless the file was cut.
+pub(crate) fn zero_past_eof(txn: &mut Txn<'_>, g: &Geometry, b: &mut InodeBuf, new_end: u64) -> Result<()> {
+    let old = b.size();
+    if old.is_multiple_of(BLOCK_SIZE_U64) || new_end <= old {
+        return Ok(());
+    }
+    let mut fm = map::load(txn, g, b)?;
+    let l = old / BLOCK_SIZE_U64;
+    let Some((phys, false)) = map::lookup(&fm.runs, l) else {
+        return Ok(());
+    };
+    let keep = (old % BLOCK_SIZE_U64) as usize;
+    let mut copy = [0u8; BLOCK_SIZE];
+    copy[..keep].copy_from_slice(&txn.data(phys)?[..keep]);
+    if txn.data(phys)?[keep..].iter().all(|&x| x == 0) {
+        return Ok(());
+    }
+    let (fresh, _) = alloc::alloc_blocks(txn, g, phys, 1)?;
+    txn.data_mut(fresh)?.copy_from_slice(&copy);
+    for (p, n) in map::punch(&mut fm.runs, l, l + 1) {
+        alloc::free_blocks(txn, g, p, n)?;
+    }
+    let m = Mapping {
+        logical: l,
+        physical: fresh,
+        len: 1,
+        unwritten: false,
+    };
+    map::insert(&mut fm.runs, m);
+    map::store(txn, g, b, &fm)
 }
