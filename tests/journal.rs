@@ -271,10 +271,22 @@ fn space_freed_but_not_yet_committed_is_reused_after_a_forced_commit() {
     assert!(fsck(&p).unwrap().is_clean());
 }
 
-/// A media whose flushes fail while `fail` is set (EIO from msync).
+/// A media whose flushes fail while `fail` is set (EIO from msync), and
+/// that counts the flushes asked of it.
 struct FailingMedia {
     bytes: Vec<u8>,
     fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FailingMedia {
+    fn new(bytes: Vec<u8>) -> FailingMedia {
+        FailingMedia {
+            bytes,
+            fail: Default::default(),
+            count: Default::default(),
+        }
+    }
 }
 
 impl Media for FailingMedia {
@@ -285,6 +297,7 @@ impl Media for FailingMedia {
         Ok(&mut self.bytes)
     }
     fn flush(&mut self, _range: Option<(u64, u64)>) -> vexfs::Result<()> {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(vexfs::FsError::io(
                 "msync",
@@ -297,40 +310,55 @@ impl Media for FailingMedia {
 
 /// A failed flush is never swallowed: the fsync that asked fails, the
 /// filesystem turns read-only, and a later fsync fails too even when the
-/// media works again (what was lost cannot be vouched for) - with staged
-/// changes (the commit path) and without (the plain flush path).
+/// media works again (what was lost cannot be vouched for) - on a journaled
+/// image (the commit path) and on a kernel-layout one (a plain flush).
 #[test]
 fn a_failed_flush_fails_the_fsync_and_every_later_one() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
     use vexfs::fs::core::Fs;
     use vexfs::fs::namespace::NewNode;
     use vexfs::fs::perm::Ctx;
-    for staged in [true, false] {
+    for kernel in [false, true] {
         let dir = tempfile::tempdir().unwrap();
-        let p = make_image(dir.path(), "fs.img", 8 << 20, false);
-        let fail = std::sync::Arc::new(AtomicBool::new(false));
-        let media = FailingMedia {
-            bytes: std::fs::read(&p).unwrap(),
-            fail: fail.clone(),
-        };
+        let p = make_image(dir.path(), "fs.img", 8 << 20, kernel);
+        let media = FailingMedia::new(std::fs::read(&p).unwrap());
+        let fail = media.fail.clone();
         let fs = Fs::from_media(Box::new(media), false).unwrap();
         let c = Ctx::root();
         let a = fs.create(&c, 1, b"a", 0o644, NewNode::File).unwrap();
         fs.write_data(a.ino.into(), 0, b"acknowledged?").unwrap();
-        if !staged {
-            fs.sync().unwrap();
-        }
         fail.store(true, Ordering::SeqCst);
         let e = fs.sync().unwrap_err();
-        assert_eq!(e.errno(), libc::EIO, "staged {staged}: {e}");
-        assert!(fs.is_read_only(), "staged {staged}");
+        assert_eq!(e.errno(), libc::EIO, "kernel layout {kernel}: {e}");
+        assert!(fs.is_read_only(), "kernel layout {kernel}");
         let w = fs.create(&c, 1, b"b", 0o644, NewNode::File).unwrap_err();
-        assert_eq!(w.errno(), libc::EROFS, "staged {staged}: {w}");
+        assert_eq!(w.errno(), libc::EROFS, "kernel layout {kernel}: {w}");
         fail.store(false, Ordering::SeqCst);
-        assert_eq!(
-            fs.sync().unwrap_err().errno(),
-            libc::EIO,
-            "staged {staged}: still failed"
-        );
+        let again = fs.sync().unwrap_err();
+        assert_eq!(again.errno(), libc::EIO, "kernel layout {kernel}: still failed");
     }
+}
+
+/// An fsync with nothing staged since the last commit has nothing to make
+/// durable: it returns without a flush (and so concurrent fsyncs share one
+/// commit, the group commit).
+#[test]
+fn an_fsync_with_nothing_new_does_not_flush() {
+    use vexfs::fs::core::Fs;
+    use vexfs::fs::namespace::NewNode;
+    use vexfs::fs::perm::Ctx;
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_image(dir.path(), "fs.img", 8 << 20, false);
+    let media = FailingMedia::new(std::fs::read(&p).unwrap());
+    let count = media.count.clone();
+    let fs = Fs::from_media(Box::new(media), false).unwrap();
+    let a = fs.create(&Ctx::root(), 1, b"a", 0o644, NewNode::File).unwrap();
+    fs.write_data(a.ino.into(), 0, b"x").unwrap();
+    let flushes = || count.load(std::sync::atomic::Ordering::SeqCst);
+    fs.sync().unwrap();
+    let after_commit = flushes();
+    assert!(after_commit > 0);
+    fs.sync().unwrap();
+    fs.sync().unwrap();
+    assert_eq!(flushes(), after_commit, "no flush without a change");
 }

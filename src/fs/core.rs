@@ -428,8 +428,15 @@ impl Fs {
                 std::io::Error::from_raw_os_error(libc::EIO),
             ));
         }
-        if st.journal.is_some() && !st.staged.is_empty() {
-            return self.commit_locked(&mut st);
+        if st.journal.is_some() {
+            // Nothing staged: every change is in a commit that is durable
+            // already (file data is flushed before each commit). This is
+            // also the group commit: fsyncs that waited for the lock while
+            // another one committed their changes return at once.
+            return match st.staged.is_empty() {
+                true => Ok(()),
+                false => self.commit_locked(&mut st),
+            };
         }
         st.media.flush(None).inspect_err(|e| {
             eprintln!("vexfs: flush failed ({e}); the filesystem is now read-only");
