@@ -4,6 +4,13 @@
 //! cookie (logical block * 4096 + byte offset) stays valid while other
 //! names are added and removed. A removed entry is merged into the record
 //! before it (or, first in its block, has its inode set to 0).
+//!
+//! Byte-offset cookies are used only on images that cannot index (kernel
+//! layout), where a directory never changes shape. On images with
+//! `dir_hash` every directory, linear or hashed, lists in hash order with
+//! hash cookies (`htree::list`), because `htree::convert` rewrites the
+//! block a listing may be walking: a byte cookie from before the
+//! conversion would mean nothing after it.
 
 use super::alloc;
 use super::htree;
@@ -238,9 +245,10 @@ pub struct ListEntry {
     pub next: u64,
 }
 
-/// Entries whose cookie is >= `from`, at most `max`.
+/// Entries whose cookie is >= `from`, at most `max` (see the module note
+/// for which cookies a directory uses).
 pub fn list(txn: &Txn<'_>, g: &Geometry, d: &InodeBuf, from: u64, max: usize) -> Result<Vec<ListEntry>> {
-    if htree::is_indexed(d) {
+    if htree::is_indexed(d) || htree::can_index(g) {
         return htree::list(txn, g, d, from, max);
     }
     let mut out = Vec::new();

@@ -102,6 +102,12 @@ impl Fs {
             if is_dir(&src) && p != np && is_within(txn, g, np, src.ino)? {
                 return Err(FsError::Invalid("cannot move a directory into itself".into()));
             }
+            // An exchange also moves the target into the source's parent.
+            if let (RENAME_EXCHANGE, Some(d)) = (flags, &dst) {
+                if is_dir(d) && p != np && is_within(txn, g, p, d.ino)? {
+                    return Err(FsError::Invalid("cannot move a directory into itself".into()));
+                }
+            }
             let replaced = dst.as_ref().map_or(0, |d| u64::from(d.ino.get()));
             let ev = Event::new(Op::Rename, src.ino.get().into())
                 .with_name(p.get().into(), name)
