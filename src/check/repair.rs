@@ -135,8 +135,9 @@ fn look(path: &Path, opts: CheckOptions<'_>, out: &mut RepairOutcome) -> Result<
 /// Err: the image could not be opened or checked (an operational error).
 pub fn repair(path: &Path, mode: RepairMode, opts: CheckOptions<'_>) -> Result<RepairOutcome> {
     let mut out = RepairOutcome {
-        // A damaged or locked image is reported by the read-only open.
-        replayed: replay_journal(path).unwrap_or(0),
+        // A journal that cannot be replayed is an operational error (as
+        // e2fsck's): the image cannot be checked as the next mount sees it.
+        replayed: replay_journal(path)?,
         ..Default::default()
     };
     let mut seen = look(path, opts, &mut out)?;

@@ -110,11 +110,11 @@ fn main() -> ExitCode {
 
 /// No repair: replay the journal (unless -n), check, change nothing else.
 fn check_only(args: &Args, opts: CheckOptions<'_>) -> vexfs::Result<RepairOutcome> {
-    // A damaged or locked image is reported by the read-only open below.
+    // A journal that cannot be replayed is an operational error (exit 8).
     let replayed = if args.no {
         0
     } else {
-        check::replay_journal(&args.image).unwrap_or(0)
+        check::replay_journal(&args.image)?
     };
     let img = Image::open(&args.image, Mode::ReadOnly)?;
     let report = check::check(&img, opts);
