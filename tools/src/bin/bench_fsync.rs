@@ -1,0 +1,669 @@
+//! `bench-fsync`: small fsync'd transactions on VexFS (FUSE) against ext4 (loop device) on the
+//! same disk, and the time to recover a full journal after a crash. See docs/benchmarks.md.
+
+#[path = "../bench_fsync/mod.rs"]
+mod bench_fsync;
+
+use bench_fsync::recovery::{self, Ext4Recovery, Setup as RecoverySetup, VexfsRecovery};
+use bench_fsync::sys::{self, io_err, Ext4Mount, VexMount, WorkDir, R};
+use bench_fsync::workload::{self, Limit, Measured};
+use clap::Parser;
+use serde::Serialize;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+/// Smallest VexFS/ext4 throughput ratio issue 4 accepts.
+const TARGET_RATIO: f64 = 0.5;
+
+const LONG_ABOUT: &str = "\
+Small fsync'd transactions on VexFS against ext4, on the same disk, in one run; then the time to \
+recover a full journal. Must run as root (it mounts, attaches a loop device and uses /dev/fuse).
+
+Setup: a fresh work directory inside --dir holds two image files of --image-mib MiB each: a VexFS \
+image made by mkfs-vexfs and mounted over FUSE by `mount-vexfs IMAGE DIR -f`, and a sparse file \
+attached with `losetup --find --show`, formatted with `mkfs.ext4 -q -E \
+lazy_itable_init=0,lazy_journal_init=0` and mounted with `mount -t ext4`. Both images therefore \
+live on the same host filesystem and disk. The requests the disk holding them completed during \
+each run (/sys/class/block/DEV/stat: cache flushes, writes, bytes; every process's) are reported \
+per transaction.
+
+Throughput: one transaction is open(O_CREAT|O_EXCL) of a new file, a write of --write-bytes \
+bytes, fsync, close. For each thread count in --threads, and each filesystem, the threads run \
+transactions, each in its own directory, for --seconds (or until --transactions in all); this is \
+repeated --repeats times, the order of the two filesystems alternating, and each run's files are \
+removed (untimed) before the next. Printed per case: the median transactions/s, latency p50/p99 \
+over all runs (the four calls of one transaction), and VexFS/ext4 per thread count against the \
+target of 0.5.
+
+Recovery: VexFS is filled with a burst of fsync'd transactions sized from a probe run to fill \
+--journal-fill of its journal ring (VexFS checkpoints only when the ring is full or at unmount), \
+then the mount daemon gets SIGKILL. Reported: the transactions and blocks in the journal \
+(vexfs::journal::scan), the time of vexfs::journal::recover alone on a copy, and of \
+`mount-vexfs IMAGE DIR` on the dirty image and again after a clean unmount. ext4 gets the same \
+burst, then EXT4_IOC_SHUTDOWN without log flush (as xfstests simulates a crash) and an unmount, \
+which leave its journal un-checkpointed (checked with dumpe2fs; counted with debugfs logdump); \
+reported: `mount` time of the dirty and of the clean filesystem. A second ext4 burst is sized to \
+fill --journal-fill (at most 70%: jbd2 checkpoints by itself beyond that) of ext4's own, larger \
+journal. Every timed mount starts with the image's pages dropped from the page cache (and the \
+loop device's buffers flushed).
+
+Checks: fsck-vexfs and e2fsck -fn must pass after the runs and after recovery, and every \
+transaction of a burst must be present after recovery. Everything is unmounted and detached on \
+exit, on error and on Ctrl-C. Needs mount-vexfs, mkfs-vexfs and fsck-vexfs next to this program \
+(cargo build --release -p vexfs --bin mount-vexfs; cargo build --release -p vexfs-tools --bin \
+mkfs-vexfs --bin fsck-vexfs --bin bench-fsync) and losetup, mkfs.ext4, mount, umount, blockdev, \
+dumpe2fs, debugfs, e2fsck, cp.";
+
+#[derive(Parser, Debug)]
+#[command(name = "bench-fsync", version, about, long_about = LONG_ABOUT)]
+struct Cli {
+    /// Seconds each throughput case runs.
+    #[arg(long, default_value_t = 10.0, value_name = "S")]
+    seconds: f64,
+    /// Run each throughput case for this many transactions in all (split between the threads)
+    /// instead of --seconds.
+    #[arg(long, value_name = "N")]
+    transactions: Option<u64>,
+    /// Runs of every case; the order of the filesystems alternates from run to run and the median
+    /// is reported.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    repeats: usize,
+    /// Thread counts, comma-separated; each thread works in its own directory.
+    #[arg(long, value_delimiter = ',', default_value = "1,2", value_name = "N,...")]
+    threads: Vec<usize>,
+    /// Bytes written by each transaction.
+    #[arg(long, default_value_t = 4096, value_name = "BYTES")]
+    write_bytes: usize,
+    /// Size of each image file (VexFS and ext4), in MiB.
+    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    image_mib: u64,
+    /// Where the work directory (both images and the mount points) is created
+    /// [default: the repository's target/ directory, on the work disk].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Fraction of VexFS's journal ring the recovery burst fills.
+    #[arg(long, default_value_t = 0.9, value_name = "F")]
+    journal_fill: f64,
+    /// Skip the throughput cases.
+    #[arg(long)]
+    no_throughput: bool,
+    /// Skip the recovery measurement.
+    #[arg(long)]
+    no_recovery: bool,
+    /// Options for mount-vexfs -o (default: none, i.e. as `mount -t vexfs` mounts).
+    #[arg(long, default_value = "", value_name = "OPTS")]
+    vexfs_options: String,
+    /// Options for mount -t ext4 -o (default: none: data=ordered, barriers on).
+    #[arg(long, default_value = "", value_name = "OPTS")]
+    ext4_options: String,
+    /// Directory holding mount-vexfs, mkfs-vexfs and fsck-vexfs [default: this program's].
+    #[arg(long, value_name = "DIR")]
+    bin_dir: Option<PathBuf>,
+    /// Keep the work directory (the images) afterwards.
+    #[arg(long)]
+    keep: bool,
+    /// Also write the figures as JSON to this file.
+    #[arg(long, value_name = "OUT")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Target {
+    Vexfs,
+    Ext4,
+}
+
+impl Target {
+    fn label(self) -> &'static str {
+        match self {
+            Target::Vexfs => "VexFS (FUSE)",
+            Target::Ext4 => "ext4 (loop)",
+        }
+    }
+}
+
+/// One run of one case.
+#[derive(Clone, Debug, Serialize)]
+struct Case {
+    fs: Target,
+    threads: usize,
+    repeat: usize,
+    #[serde(flatten)]
+    measured: Measured,
+}
+
+/// The runs of one filesystem and thread count.
+#[derive(Clone, Debug, Serialize)]
+struct Summary {
+    fs: Target,
+    threads: usize,
+    runs: usize,
+    /// Median over the runs.
+    tx_per_sec: f64,
+    tx_per_sec_runs: Vec<f64>,
+    /// Over the transactions of all runs together.
+    latency_p50_ms: f64,
+    latency_p99_ms: f64,
+    latency_mean_ms: f64,
+    latency_max_ms: f64,
+    /// Requests of the disk holding the images per transaction, median over the runs (every
+    /// process's requests count: on a shared machine, an upper bound).
+    disk_flushes_per_tx: Option<f64>,
+    disk_writes_per_tx: Option<f64>,
+    disk_kib_written_per_tx: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Ratio {
+    threads: usize,
+    vexfs_tx_per_sec: f64,
+    ext4_tx_per_sec: f64,
+    /// VexFS / ext4 of the medians.
+    ratio: f64,
+    /// VexFS / ext4 of each repeat (the two runs were back to back).
+    paired: Vec<f64>,
+    met: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Machine {
+    cpus: usize,
+    cpu_model: String,
+    kernel: String,
+    /// /proc/loadavg (1, 5, 15 minutes) before and after the run.
+    loadavg_before: String,
+    loadavg_after: String,
+    /// The filesystem and device holding the work directory.
+    work_fs: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    command: String,
+    machine: Machine,
+    image_mib: u64,
+    write_bytes: usize,
+    seconds_per_case: Option<f64>,
+    transactions_per_case: Option<u64>,
+    vexfs_options: String,
+    ext4_options: String,
+    repeats: usize,
+    cases: Vec<Case>,
+    summaries: Vec<Summary>,
+    ratios: Vec<Ratio>,
+    target_min_ratio: f64,
+    vexfs_recovery: Option<VexfsRecovery>,
+    /// ext4 after the same burst as VexFS, then after a burst filling its own journal.
+    ext4_recovery: Vec<Ext4Recovery>,
+}
+
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn machine(work: &Path, loadavg_before: String) -> Machine {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
+        .map_or_else(|| "unknown".into(), |(_, m)| m.trim().to_string());
+    let work_fs = sys::run(Command::new("df").arg("--output=fstype,source").arg(work))
+        .ok()
+        .and_then(|o| {
+            o.lines()
+                .nth(1)
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" on "))
+        })
+        .unwrap_or_else(|| "unknown".into());
+    Machine {
+        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model,
+        kernel: fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "unknown".into(), |k| k.trim().into()),
+        loadavg_before,
+        loadavg_after: loadavg(),
+        work_fs,
+    }
+}
+
+/// The payload: a fixed, non-zero pattern.
+fn payload(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8 + 1).collect()
+}
+
+struct Bins {
+    mount: PathBuf,
+    mkfs: PathBuf,
+    fsck: PathBuf,
+}
+
+fn preflight(a: &Cli) -> R<Bins> {
+    if sys::euid() != Some(0) {
+        return Err("must run as root (it mounts filesystems and attaches a loop device)".into());
+    }
+    if !Path::new("/dev/fuse").exists() {
+        return Err("/dev/fuse is missing: load the fuse module (modprobe fuse)".into());
+    }
+    if a.threads.is_empty() || a.threads.contains(&0) || a.repeats == 0 {
+        return Err("--threads needs thread counts of at least 1, --repeats at least 1".into());
+    }
+    if a.seconds.is_nan() || a.seconds <= 0.0 || a.transactions == Some(0) || a.write_bytes == 0 {
+        return Err("--seconds, --transactions and --write-bytes must be positive".into());
+    }
+    if a.journal_fill.is_nan() || a.journal_fill <= 0.0 || a.journal_fill >= 1.0 {
+        return Err("--journal-fill must be between 0 and 1".into());
+    }
+    let dir = match &a.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf))
+            .ok_or("cannot find this program's directory: give --bin-dir")?,
+    };
+    let bins = Bins {
+        mount: dir.join("mount-vexfs"),
+        mkfs: dir.join("mkfs-vexfs"),
+        fsck: dir.join("fsck-vexfs"),
+    };
+    for b in [&bins.mount, &bins.mkfs, &bins.fsck] {
+        if !b.is_file() {
+            return Err(format!(
+                "{} is missing: cargo build --release -p vexfs --bin mount-vexfs && \
+                 cargo build --release -p vexfs-tools --bin mkfs-vexfs --bin fsck-vexfs (or give --bin-dir)",
+                b.display()
+            ));
+        }
+    }
+    Ok(bins)
+}
+
+/// Both filesystems mounted side by side; every case in its own directory.
+fn throughput(a: &Cli, bins: &Bins, work: &WorkDir, data: &[u8]) -> R<Vec<Case>> {
+    let vex_image = work.path.join("vexfs.img");
+    let ext4_image = work.path.join("ext4.img");
+    let (vex_mnt, ext4_mnt) = (work.subdir("mnt-vexfs")?, work.subdir("mnt-ext4")?);
+    eprintln!(
+        "bench-fsync: mkfs-vexfs {} and mkfs.ext4 on a loop device over {} ({} MiB each)",
+        vex_image.display(),
+        ext4_image.display(),
+        a.image_mib
+    );
+    sys::run(
+        Command::new(&bins.mkfs)
+            .arg("--quiet")
+            .arg("--force")
+            .arg("--size")
+            .arg(format!("{}M", a.image_mib))
+            .arg(&vex_image),
+    )?;
+    let loopdev = recovery::ext4_image(&ext4_image, a.image_mib)?;
+    let log = work.path.join("mount-vexfs.log");
+    let vex = VexMount::foreground(&bins.mount, &vex_image, &vex_mnt, &a.vexfs_options, &log)?;
+    let (ext4, _) = Ext4Mount::mount(&loopdev.dev, &ext4_mnt, &a.ext4_options)?;
+    let limit = match a.transactions {
+        Some(n) => Limit::Count(n),
+        None => Limit::Time(Duration::from_secs_f64(a.seconds)),
+    };
+    let disk = sys::disk_stat_file(&work.path);
+    let mut cases = Vec::new();
+    let plan = (0..a.repeats).flat_map(|r| a.threads.iter().enumerate().map(move |(k, &t)| (r, k, t)));
+    for (repeat, k, threads) in plan {
+        // A load that drifts during the run favours neither filesystem.
+        let order = if (repeat + k) % 2 == 0 {
+            [Target::Vexfs, Target::Ext4]
+        } else {
+            [Target::Ext4, Target::Vexfs]
+        };
+        for fs in order {
+            sys::check()?;
+            let root = match fs {
+                Target::Vexfs => &vex.dir,
+                Target::Ext4 => &ext4.dir,
+            };
+            let root = root.join(format!("run{repeat}-{threads}t"));
+            let m = workload::run(&root, threads, limit, data, disk.as_deref())?;
+            eprintln!(
+                "bench-fsync: run {}/{}: {} {threads} thread(s): {} transactions in {:.2} s = {:.0}/s, p50 {:.3} ms, p99 {:.3} ms",
+                repeat + 1,
+                a.repeats,
+                fs.label(),
+                m.transactions,
+                m.seconds,
+                m.tx_per_sec,
+                m.latency_p50_ms,
+                m.latency_p99_ms
+            );
+            cases.push(Case {
+                fs,
+                threads,
+                repeat,
+                measured: m,
+            });
+            // Untimed: remove the files (a 1 GiB ext4 has 65,536 inodes) and make that durable.
+            fs::remove_dir_all(&root).map_err(io_err("rm -r", &root))?;
+            let top = root.parent().unwrap_or(&root);
+            fs::File::open(top)
+                .and_then(|f| f.sync_all())
+                .map_err(io_err("fsync", top))?;
+        }
+    }
+    vex.finish()?;
+    recovery::fsck_vexfs(&bins.fsck, &vex_image)?;
+    ext4.finish()?;
+    recovery::e2fsck(&loopdev.dev)?;
+    drop(loopdev);
+    for img in [&vex_image, &ext4_image] {
+        fs::remove_file(img).map_err(io_err("remove", img))?;
+    }
+    eprintln!("bench-fsync: fsck-vexfs and e2fsck -fn: clean");
+    Ok(cases)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Distinct thread counts in the order given.
+fn thread_counts(threads: &[usize]) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::new();
+    for &t in threads {
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+fn summaries(cases: &[Case], threads: &[usize]) -> Vec<Summary> {
+    let mut out = Vec::new();
+    for t in thread_counts(threads) {
+        for fs in [Target::Vexfs, Target::Ext4] {
+            let mine: Vec<&Measured> = cases
+                .iter()
+                .filter(|c| c.fs == fs && c.threads == t)
+                .map(|c| &c.measured)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let rates: Vec<f64> = mine.iter().map(|m| m.tx_per_sec).collect();
+            let mut all: Vec<f64> = mine.iter().flat_map(|m| m.sorted_ms.iter().copied()).collect();
+            all.sort_by(f64::total_cmp);
+            // Median over the runs: one run during another process's burst of writes must not
+            // dominate.
+            let per_tx = |f: fn(&sys::DiskCounters) -> f64| {
+                let v: Option<Vec<f64>> = mine
+                    .iter()
+                    .map(|m| m.disk.map(|d| f(&d) / m.transactions.max(1) as f64))
+                    .collect();
+                v.map(|v| median(&v))
+            };
+            out.push(Summary {
+                fs,
+                threads: t,
+                runs: mine.len(),
+                tx_per_sec: median(&rates),
+                tx_per_sec_runs: rates,
+                latency_p50_ms: workload::percentile(&all, 50.0),
+                latency_p99_ms: workload::percentile(&all, 99.0),
+                latency_mean_ms: all.iter().sum::<f64>() / all.len().max(1) as f64,
+                latency_max_ms: all.last().copied().unwrap_or(f64::NAN),
+                disk_flushes_per_tx: per_tx(|d| d.flushes as f64),
+                disk_writes_per_tx: per_tx(|d| d.write_requests as f64),
+                disk_kib_written_per_tx: per_tx(|d| d.write_sectors as f64 / 2.0),
+            });
+        }
+    }
+    out
+}
+
+fn ratios(cases: &[Case], sums: &[Summary], threads: &[usize]) -> Vec<Ratio> {
+    thread_counts(threads)
+        .into_iter()
+        .filter_map(|t| {
+            let rate = |f: Target| sums.iter().find(|s| s.fs == f && s.threads == t).map(|s| s.tx_per_sec);
+            let (v, e) = (rate(Target::Vexfs)?, rate(Target::Ext4)?);
+            let run = |f: Target, r: usize| {
+                cases
+                    .iter()
+                    .filter(|c| c.fs == f && c.threads == t && c.repeat == r)
+                    .map(|c| c.measured.tx_per_sec)
+                    .collect::<Vec<_>>()
+            };
+            let repeats = cases.iter().map(|c| c.repeat + 1).max().unwrap_or(0);
+            let paired = (0..repeats)
+                .map(|r| median(&run(Target::Vexfs, r)) / median(&run(Target::Ext4, r)))
+                .filter(|x| x.is_finite())
+                .collect();
+            Some(Ratio {
+                threads: t,
+                vexfs_tx_per_sec: v,
+                ext4_tx_per_sec: e,
+                ratio: v / e,
+                paired,
+                met: v / e >= TARGET_RATIO,
+            })
+        })
+        .collect()
+}
+
+fn print_report(r: &Report) {
+    let m = &r.machine;
+    println!("bench-fsync: {}", r.command);
+    println!(
+        "machine: {} CPUs, {}, Linux {}; work directory on {}; load average {} before, {} after",
+        m.cpus, m.cpu_model, m.kernel, m.work_fs, m.loadavg_before, m.loadavg_after
+    );
+    let limit = match (r.transactions_per_case, r.seconds_per_case) {
+        (Some(n), _) => format!("{n} transactions per case"),
+        (None, Some(s)) => format!("{s} s per case"),
+        _ => String::new(),
+    };
+    println!(
+        "transaction: create a new file, write {} B, fsync, close; {limit}; images {} MiB each; \
+         mount-vexfs -o '{}', mount -t ext4 -o '{}'",
+        r.write_bytes, r.image_mib, r.vexfs_options, r.ext4_options
+    );
+    if !r.summaries.is_empty() {
+        println!();
+        println!(
+            "{:<14} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9}   tx/s of each run",
+            "filesystem", "threads", "tx/s", "p50 ms", "p99 ms", "mean ms", "max ms"
+        );
+        for s in &r.summaries {
+            let runs: Vec<String> = s.tx_per_sec_runs.iter().map(|x| format!("{x:.0}")).collect();
+            println!(
+                "{:<14} {:>7} {:>8.0} {:>9.3} {:>9.3} {:>9.3} {:>9.3}   {}",
+                s.fs.label(),
+                s.threads,
+                s.tx_per_sec,
+                s.latency_p50_ms,
+                s.latency_p99_ms,
+                s.latency_mean_ms,
+                s.latency_max_ms,
+                runs.join(", ")
+            );
+        }
+        println!(
+            "(tx/s: median of {} runs; latencies over all their transactions)",
+            r.repeats
+        );
+        if r.summaries.iter().any(|s| s.disk_flushes_per_tx.is_some()) {
+            println!();
+            println!(
+                "requests of the disk holding the images ({}) per transaction, median of the runs (all processes' requests count):",
+                r.machine.work_fs
+            );
+            println!(
+                "{:<14} {:>7} {:>9} {:>9} {:>12}",
+                "filesystem", "threads", "flushes", "writes", "KiB written"
+            );
+            for s in &r.summaries {
+                let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+                println!(
+                    "{:<14} {:>7} {:>9} {:>9} {:>12}",
+                    s.fs.label(),
+                    s.threads,
+                    f(s.disk_flushes_per_tx),
+                    f(s.disk_writes_per_tx),
+                    f(s.disk_kib_written_per_tx)
+                );
+            }
+        }
+        println!();
+        for q in &r.ratios {
+            let paired: Vec<String> = q.paired.iter().map(|x| format!("{x:.2}")).collect();
+            println!(
+                "{} thread(s): VexFS/ext4 = {:.0}/{:.0} = {:.3}x (each run: {}); target >= {:.1}x: {}",
+                q.threads,
+                q.vexfs_tx_per_sec,
+                q.ext4_tx_per_sec,
+                q.ratio,
+                paired.join(", "),
+                r.target_min_ratio,
+                if q.met { "met" } else { "MISSED" }
+            );
+        }
+    }
+    if let Some(v) = &r.vexfs_recovery {
+        let j = &v.journal;
+        println!();
+        println!(
+            "recovery, VexFS: {} fsync'd transactions in {:.2} s, then kill -9 of mount-vexfs; the journal held \
+             {} transactions, {} logged blocks, {} of {} ring blocks ({:.1}% full; probe: {:.1} ring blocks per transaction)",
+            v.burst_transactions,
+            v.burst_seconds,
+            j.transactions,
+            j.logged_blocks,
+            j.ring_blocks,
+            j.journal_blocks,
+            j.fill * 100.0,
+            v.ring_blocks_per_transaction
+        );
+        println!(
+            "  journal replay alone (vexfs::journal::recover, in-process, cold cache): {:.1} ms for {} transactions",
+            v.replay_in_process_ms, v.replayed_transactions
+        );
+        println!(
+            "  mount-vexfs of the dirty image (open + replay + FUSE mount, cold cache): {:.1} ms; clean image: {:.1} ms",
+            v.mount_dirty_ms, v.mount_clean_ms
+        );
+    }
+    for e in &r.ext4_recovery {
+        println!(
+            "recovery, ext4 ({}): {} fsync'd transactions in {:.2} s; {}",
+            e.burst, e.burst_transactions, e.burst_seconds, e.note
+        );
+        if let Some(j) = &e.journal {
+            println!(
+                "  the journal held {} transactions, {} logged blocks, {} of {} journal blocks ({:.1}% full; debugfs logdump)",
+                j.transactions,
+                j.logged_blocks,
+                j.ring_blocks,
+                j.journal_blocks,
+                j.fill * 100.0
+            );
+        }
+        match e.mount_dirty_ms {
+            Some(d) => println!(
+                "  mount -t ext4 of the dirty filesystem (replay included, cold cache): {d:.1} ms; clean: {:.1} ms",
+                e.mount_clean_ms
+            ),
+            None => println!(
+                "  mount -t ext4 of the clean filesystem (cold cache): {:.1} ms",
+                e.mount_clean_ms
+            ),
+        }
+    }
+}
+
+fn run(a: &Cli) -> R<()> {
+    let bins = preflight(a)?;
+    sys::catch_signals();
+    let load_before = loadavg();
+    let parent = a.dir.clone().unwrap_or_else(recovery::default_parent);
+    let work = WorkDir::create(&parent, a.keep)?;
+    eprintln!("bench-fsync: work directory {}", work.path.display());
+    let data = payload(a.write_bytes);
+    let cases = if a.no_throughput {
+        Vec::new()
+    } else {
+        throughput(a, &bins, &work, &data)?
+    };
+    let (mut vexfs_recovery, mut ext4_recovery) = (None, Vec::new());
+    if !a.no_recovery {
+        let s = RecoverySetup {
+            mount_bin: &bins.mount,
+            mkfs_bin: &bins.mkfs,
+            fsck_bin: &bins.fsck,
+            work: &work,
+            image_mib: a.image_mib,
+            vexfs_options: &a.vexfs_options,
+            ext4_options: &a.ext4_options,
+            payload: &data,
+            fill: a.journal_fill,
+        };
+        let v = recovery::vexfs(&s)?;
+        sys::check()?;
+        let same = recovery::ext4(&s, v.burst_transactions, "same burst as VexFS")?;
+        let fill = a.journal_fill.min(recovery::EXT4_MAX_FILL);
+        let full = same
+            .journal
+            .as_ref()
+            .and_then(|j| recovery::ext4_fill_transactions(j, fill));
+        ext4_recovery.push(same);
+        if let Some(n) = full {
+            sys::check()?;
+            let label = format!("burst sized to fill {:.0}% of its own journal", fill * 100.0);
+            ext4_recovery.push(recovery::ext4(&s, n, &label)?);
+        }
+        vexfs_recovery = Some(v);
+    }
+    let sums = summaries(&cases, &a.threads);
+    let ratios = ratios(&cases, &sums, &a.threads);
+    let report = Report {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: machine(&work.path, load_before),
+        image_mib: a.image_mib,
+        write_bytes: a.write_bytes,
+        seconds_per_case: a.transactions.is_none().then_some(a.seconds),
+        transactions_per_case: a.transactions,
+        vexfs_options: a.vexfs_options.clone(),
+        ext4_options: a.ext4_options.clone(),
+        repeats: a.repeats,
+        summaries: sums,
+        ratios,
+        cases,
+        target_min_ratio: TARGET_RATIO,
+        vexfs_recovery,
+        ext4_recovery,
+    };
+    drop(work);
+    print_report(&report);
+    if let Some(out) = &a.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| format!("JSON: {e}"))?;
+        fs::write(out, text + "\n").map_err(io_err("write", out))?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let a = Cli::parse();
+    match run(&a) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-fsync: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
