@@ -34,6 +34,24 @@ fn regular(txn: &Txn<'_>, g: &Geometry, n: crate::format::inode::InodeNo) -> Res
     }
 }
 
+/// Reads at least this long ask the kernel to read their blocks ahead
+/// (one madvise per run): smaller ones would spend more on the call.
+const READ_AHEAD_MIN: u64 = 32 * 1024;
+
+/// Start reading the written blocks of `off..end` from the media, run by
+/// run, so the copy below does not fault them in one page at a time.
+fn read_ahead(txn: &Txn<'_>, fm: &FileMap, off: u64, end: u64) {
+    let (first, last) = (off / BLOCK_SIZE_U64, (end - 1) / BLOCK_SIZE_U64);
+    for m in fm.runs.iter().filter(|m| !m.unwritten) {
+        let (s, e) = (m.logical.max(first), (m.logical + m.len).min(last + 1));
+        if s < e {
+            if let Ok(span) = txn.data_span(m.physical + (s - m.logical), e - s) {
+                crate::image::will_need(span);
+            }
+        }
+    }
+}
+
 impl Fs {
     /// Read up to `size` bytes at `off` (holes read as zeros).
     pub fn read_data(&self, n: u64, off: u64, size: usize) -> Result<Vec<u8>> {
@@ -45,6 +63,9 @@ impl Fs {
                 return Ok(Vec::new());
             }
             let fm = map::load(txn, g, &b)?;
+            if end - off >= READ_AHEAD_MIN {
+                read_ahead(txn, &fm, off, end);
+            }
             let mut out = vec![0u8; (end - off) as usize];
             let mut pos = off;
             while pos < end {

@@ -171,6 +171,23 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// Blocks `first .. first + count` of file data as they are in the map.
+    pub fn data_span(&self, first: u64, count: u64) -> Result<&[u8]> {
+        let end = first
+            .checked_add(count)
+            .filter(|&e| e <= self.blocks_count && count > 0);
+        let Some(end) = end else {
+            return Err(FsError::corrupt(
+                "block reference",
+                first.saturating_mul(BLOCK_SIZE_U64),
+                "block",
+                Expected::Below(self.blocks_count),
+                first.saturating_add(count),
+            ));
+        };
+        Ok(&self.map.bytes()[first as usize * BLOCK_SIZE..end as usize * BLOCK_SIZE])
+    }
+
     /// File data as it is in the map.
     pub fn data(&self, block: u64) -> Result<&[u8]> {
         let at = self.check(block)?;
