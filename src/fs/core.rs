@@ -178,6 +178,7 @@ impl Fs {
             }
             Some(JournalState::load(&*media, &geometry, seed)?)
         };
+        media.advise_random();
         let state = State {
             media,
             staged: Staged::default(),

@@ -110,19 +110,6 @@ impl MappedFile {
             // the map covers exactly the length read just before.
             Mode::ReadWrite => Map::Rw(unsafe { MmapOptions::new().len(map_len).map_mut(&file) }.map_err(err)?),
         };
-        // Random access: the kernel reads (and, after msync, writes back)
-        // only the pages touched, instead of read-ahead building large
-        // folios of which one dirty 4 KiB block makes the whole folio go
-        // to disk at the next flush (2 MiB per small transaction was
-        // measured). Reads of file data ask for their read-ahead
-        // explicitly ([`will_need`]).
-        let advised = match &map {
-            Map::Ro(m) => m.advise(memmap2::Advice::Random),
-            Map::Rw(m) => m.advise(memmap2::Advice::Random),
-        };
-        if let Err(e) = advised {
-            log::debug!("madvise(MADV_RANDOM) on {}: {e}", path.display());
-        }
         let region = match &map {
             Map::Ro(m) => sigbus::Region::register(m.as_ptr(), map_len),
             Map::Rw(m) => sigbus::Region::register(m.as_ptr(), map_len),
@@ -171,6 +158,23 @@ impl MappedFile {
         self.is_device
     }
 
+    /// Switch the map to random access (MADV_RANDOM): the kernel then reads
+    /// (and, after msync, writes back) only the pages touched, instead of
+    /// read-ahead building large folios of which one dirty 4 KiB block
+    /// sends the whole folio to disk at the next flush (2 MiB per small
+    /// fsync'd transaction was measured). Done after the journal replay,
+    /// which reads the ring in order and gains from read-ahead; reads of
+    /// file data ask for theirs ([`will_need`]).
+    pub fn advise_random(&self) {
+        let advised = match &self.map {
+            Map::Ro(m) => m.advise(memmap2::Advice::Random),
+            Map::Rw(m) => m.advise(memmap2::Advice::Random),
+        };
+        if let Err(e) = advised {
+            log::debug!("madvise(MADV_RANDOM) on {}: {e}", self.path.display());
+        }
+    }
+
     /// EIO once the file was found shorter than the map (truncated by
     /// another process while mapped): what was read from the missing
     /// pages was zeros, and what was written there went nowhere.
@@ -203,6 +207,8 @@ pub trait Media {
     fn check_intact(&self) -> Result<()> {
         Ok(())
     }
+    /// From now on access is random (after the journal replay).
+    fn advise_random(&self) {}
 }
 
 impl Media for MappedFile {
@@ -216,6 +222,10 @@ impl Media for MappedFile {
 
     fn check_intact(&self) -> Result<()> {
         MappedFile::check_intact(self)
+    }
+
+    fn advise_random(&self) {
+        MappedFile::advise_random(self)
     }
 
     fn flush(&mut self, range: Option<(u64, u64)>) -> Result<()> {
