@@ -475,3 +475,22 @@ fn a_cut_tail_reads_as_zeros_when_the_file_grows_again() {
     assert_eq!(fs.read_data(f, 0, 6000).unwrap(), want);
     assert_clean(&p, fs);
 }
+
+/// Allocation keeps a file written in order contiguous: 20 MiB written in
+/// 1 MiB pieces is one or two extents, not hundreds.
+#[test]
+fn a_file_written_in_order_is_contiguous() {
+    let (_d, p, fs) = open(false, 64 << 20);
+    let c = Ctx::root();
+    let f: u64 = fs.create(&c, ROOT, b"big", 0o644, NewNode::File).unwrap().ino.into();
+    for i in 0..20u64 {
+        fs.write_data(f, i << 20, &[i as u8; 1 << 20]).unwrap();
+    }
+    fs.close().unwrap();
+    drop(fs);
+    let img = vexfs::image::Image::open(&p, vexfs::image::Mode::ReadOnly).unwrap();
+    let ino = img.resolve("/big").unwrap();
+    let runs = img.mappings(ino, &img.inode(ino).unwrap()).unwrap();
+    assert_eq!(runs.iter().map(|m| m.len).sum::<u64>(), 20 * 256);
+    assert!(runs.len() <= 2, "{} extents: {runs:?}", runs.len());
+}
