@@ -108,6 +108,6 @@ fn an_8_tib_image_holds_a_million_inodes() {
     assert!(r.is_clean(), "{:#?}", &r.problems[..r.problems.len().min(20)]);
     println!("image blocks allocated on the host: {} MiB", {
         use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(&path).unwrap().blocks() * 512 >> 20
+        (std::fs::metadata(&path).unwrap().blocks() * 512) >> 20
     });
 }
