@@ -18,6 +18,10 @@ use vexfs::vector::{control, SearchRequest};
 
 const DIM: usize = 8;
 
+/// One test at a time: a mount child forked by one test would inherit (until
+/// its exec) the other's image descriptor and with it the image's flock.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A deterministic vector per index.
 fn vector(i: usize) -> Vec<f32> {
     (0..DIM)
@@ -85,6 +89,7 @@ fn vectors_through_the_mount_match_the_offline_search() {
     if !fuse_usable() {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let image = common::make_image(tmp.path(), "v.img", 64 << 20, false);
     let mnt = tmp.path().join("mnt");
@@ -173,6 +178,7 @@ fn an_ioctl_change_is_visible_to_the_next_stat() {
     if !fuse_usable() {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
     let image = common::make_image(dir.path(), "fs.img", 16 << 20, false);

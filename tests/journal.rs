@@ -362,3 +362,52 @@ fn an_fsync_with_nothing_new_does_not_flush() {
     fs.sync().unwrap();
     assert_eq!(flushes(), after_commit, "no flush without a change");
 }
+
+/// Every commit fits the journal ring, so nothing is ever written home
+/// unjournaled: an operation changing more metadata blocks than the ring
+/// holds is refused whole (ENOSPC, nothing applied, the filesystem still
+/// writable), and operations that fit stage and commit as usual however
+/// many there are.
+#[test]
+fn an_operation_larger_than_the_journal_is_refused_whole() {
+    use vexfs::error::FsError;
+    use vexfs::fs::core::Fs;
+    use vexfs::fs::namespace::NewNode;
+    use vexfs::fs::perm::Ctx;
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_image(dir.path(), "fs.img", 8 << 20, false);
+    let fs = Fs::open(&p, false).unwrap();
+    let g = fs.geometry().clone();
+    let ring = vexfs::journal::ring_len(&g) as usize;
+    // Blocks of the data area, used as metadata blocks by this operation.
+    let table = g.first_data_block + 64;
+    assert!(table + ring as u64 <= g.blocks_count);
+    let before = std::fs::read(&p).unwrap();
+    let r = fs.write(|txn, _| {
+        for b in table..table + ring as u64 {
+            txn.block_mut(b)?[0] ^= 0xff;
+        }
+        Ok(())
+    });
+    assert!(matches!(r, Err(FsError::NoSpace)), "{r:?}");
+    assert!(!fs.is_read_only());
+    fs.sync().unwrap();
+    let after = std::fs::read(&p).unwrap();
+    let at = (table * 4096) as usize;
+    assert_eq!(
+        after[at..at + ring * 4096],
+        before[at..at + ring * 4096],
+        "nothing of it applied"
+    );
+    // Many operations that fit: staged, committed in pieces, all there.
+    let c = Ctx::root();
+    for i in 0..300 {
+        fs.create(&c, 1, format!("f{i}").as_bytes(), 0o644, NewNode::File)
+            .unwrap();
+    }
+    fs.close().unwrap();
+    drop(fs);
+    assert!(fsck(&p).unwrap().is_clean());
+    let fs = Fs::open(&p, true).unwrap();
+    assert!(fs.lookup(&c, 1, b"f299").is_ok());
+}

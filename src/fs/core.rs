@@ -8,7 +8,6 @@ use crate::error::{FsError, Result};
 use crate::events::{Event, Op};
 use crate::format::inode::{FileType, InodeNo, Timestamp};
 use crate::format::superblock::{Superblock, STATE_DIRTY, STATE_VALID, SUPERBLOCK_SIZE};
-use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::image::{Image, Media, Mode};
 use crate::journal::{self, JournalState};
 use crate::layout::Geometry;
@@ -338,6 +337,7 @@ impl Fs {
                 r => break (r?, d, fr),
             }
         };
+        self.make_room(&mut guard, dirty.len(), txn_freed.len())?;
         let State { staged, freed, .. } = &mut *guard;
         for b in &txn_freed {
             staged.remove(b);
@@ -349,6 +349,25 @@ impl Fs {
             self.commit_locked(&mut guard)?;
         }
         Ok(r)
+    }
+
+    /// Every commit must fit the journal ring, or it could only be written
+    /// home without the journal (not atomically). An operation that alone
+    /// needs more blocks than the ring holds is refused (ENOSPC; nothing of
+    /// it is applied); one that does not fit beside the staged changes
+    /// has those committed first.
+    fn make_room(&self, st: &mut State, blocks: usize, freed: usize) -> Result<()> {
+        let ring = journal::ring_len(&self.geometry);
+        if journal::tx_blocks(blocks, freed) > ring {
+            eprintln!(
+                "vexfs: an operation changing {blocks} metadata blocks does not fit the journal ({ring} blocks); refused"
+            );
+            return Err(FsError::NoSpace);
+        }
+        if journal::tx_blocks(st.staged.len() + blocks, st.freed.len() + freed) > ring {
+            self.commit_locked(st)?;
+        }
+        Ok(())
     }
 
     /// Most staged blocks before a commit is forced: half the ring, so one
@@ -386,26 +405,9 @@ impl Fs {
             return media.flush(None);
         };
         let revocable: Vec<u64> = freed.iter().copied().collect();
-        let r = match journal::commit(&mut **media, &self.geometry, js, staged, &revocable, false) {
-            Err(FsError::NoSpace) => {
-                // One transaction larger than the ring: write it home
-                // unjournaled, between two full flushes.
-                eprintln!(
-                    "vexfs: a transaction of {} blocks does not fit the journal; writing it without the journal",
-                    staged.len()
-                );
-                journal::checkpoint(&mut **media, &self.geometry, js).and_then(|_| {
-                    let map = media.bytes_mut()?;
-                    for (b, data) in staged.iter() {
-                        let at = (*b * BLOCK_SIZE_U64) as usize;
-                        map[at..at + BLOCK_SIZE].copy_from_slice(&data[..]);
-                    }
-                    staged.clear();
-                    media.flush(None)
-                })
-            }
-            other => other,
-        };
+        // Fits the ring: `make_room` keeps every staged set within it, so
+        // nothing is ever written home before it is durable in the journal.
+        let r = journal::commit(&mut **media, &self.geometry, js, staged, &revocable, false);
         let r = r.and_then(|()| media.check_intact());
         if let Err(e) = &r {
             eprintln!("vexfs: commit failed ({e}); the filesystem is now read-only");
