@@ -5,333 +5,166 @@
 //! otherwise random subsets, in-order prefixes and leave-one-out sets, plus
 //! torn 512-byte sectors and garbage sectors. Each state is recovered with
 //! the real replay and checked: recovery succeeds; fsck finds nothing; the
-//! namespace equals the state after some operation no earlier than the
-//! last acknowledged fsync (so create, unlink, rename, link, truncate and
-//! setxattr are all-or-nothing and fsync'd changes are present); no file
-//! shows a byte that was never written to it; and the semantic events
-//! (format-spec/11) agree: gap-free, the live run's own records in op order,
-//! one for every change that survived and none for a lost one, all of those
-//! before the last fsync held (see `check_events`). The live run's events
-//! are first checked against what each op should append.
+//! namespace (and its inode numbers) equals the state after some operation
+//! no earlier than the last acknowledged fsync (so create, unlink, rename,
+//! link, truncate and setxattr are all-or-nothing and fsync'd changes are
+//! present); every file byte no op touched since that fsync is exactly the
+//! fsync'd byte, and no file shows a byte that was never written to it;
+//! and the semantic events (format-spec/11) agree: gap-free, the live run's
+//! own records in op order, one for every change that survived and none
+//! for a lost one, all of those before the last fsync held (see
+//! `check_events`). The live run's events are first checked against what
+//! each op should append.
 //!
-//! `CRASH_FULL=1 cargo test --release --test crash -- --nocapture` runs the
-//! long version (every two-operation sequence, more states per epoch).
+//! A crash during recovery: for every `rec_every`-th crash state the
+//! recovery itself runs over a recording media; crash states are built
+//! from its flushes the same way (for every fourth such state, from the
+//! flushes of the unmount after it too: the first commit and checkpoint
+//! after a replay), recovered again, and must give the same namespace,
+//! inode numbers, file bytes and events as the uninterrupted recovery,
+//! with fsck clean.
+//!
+//! Workloads: every single op and a sample of the sequences of two and
+//! three ops (ACE-style, fsync none / after each op / at the end; fsync,
+//! fdatasync, fsyncdir and syncfs are the same `Fs::sync` in the core), and
+//! random seeded workloads of 20 to 50 ops. The long versions:
+//!
+//! `CRASH_FULL=1 cargo test --release --test crash ace -- --nocapture`
+//! (every sequence of up to three ops, more states per flush), and
+//! `CRASH_SEEDS=200 cargo test --release --test crash random -- --nocapture`
+//! (or `CRASH_SEED=17` / `CRASH_SEED=100..300` to replay or pick seeds).
+//! `CRASH_MAX`, `CRASH_REC_EVERY` and `CRASH_REC_MAX` override the number of
+//! subsets per flush, the recovery sampling stride and the crash states per
+//! recovery flush, `CRASH_PAIR_STRIDE` and `CRASH_TRIPLE_STRIDE` the sample
+//! of sequences; `CRASH_ALL=1` prints every violation.
 
 mod common;
+mod crash_support;
 
-use common::*;
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use common::make_image;
+use crash_support::*;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 use vexfs::events::{Event, Filter};
 use vexfs::format::events::op_name;
-use vexfs::fs::attrs::SetAttr;
 use vexfs::fs::core::Fs;
 use vexfs::fs::namespace::NewNode;
 use vexfs::fs::perm::Ctx;
-use vexfs::image::Media;
 
-const BS: usize = 4096;
-
-/// One flush: the durable image before it and the blocks changed since.
-struct Epoch {
-    before: Arc<Vec<u8>>,
-    after: Arc<Vec<u8>>,
-    changed: Vec<usize>,
-    /// Operations whose fsync had returned before this flush began.
-    synced_ops: usize,
+/// How much of each workload is checked.
+#[derive(Clone, Copy)]
+struct Cfg {
+    /// Subsets of the changed blocks per flush (torn and garbage sectors
+    /// come on top).
+    max: usize,
+    /// Every how many-th crash state also has its recovery crashed (0: none).
+    rec_every: usize,
+    /// Crash states per flush of a recovery.
+    rec_max: usize,
+    /// Every how many-th crashed recovery also has the unmount after it
+    /// crashed (half as many states per flush).
+    unmount_every: usize,
+    /// Self-test only: claim that fsync covered every op, and expect an
+    /// extra file after a crashed recovery, so the checks must fire.
+    lie: bool,
 }
 
+impl Cfg {
+    fn new(full: bool) -> Cfg {
+        Cfg {
+            max: env_usize("CRASH_MAX", if full { 256 } else { 24 }),
+            rec_every: env_usize("CRASH_REC_EVERY", if full { 8 } else { 16 }),
+            rec_max: env_usize("CRASH_REC_MAX", if full { 32 } else { 6 }),
+            unmount_every: 4,
+            lie: false,
+        }
+    }
+}
+
+/// Counts and violations of one category.
 #[derive(Default)]
-struct Shared {
-    epochs: Mutex<Vec<Epoch>>,
-    synced_ops: AtomicUsize,
-}
-
-/// The recording seam: the image in memory, the durable copy, the epochs.
-struct RecMedia {
-    bytes: Vec<u8>,
-    durable: Arc<Vec<u8>>,
-    shared: Arc<Shared>,
-}
-
-impl Media for RecMedia {
-    fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-    fn bytes_mut(&mut self) -> vexfs::Result<&mut [u8]> {
-        Ok(&mut self.bytes)
-    }
-    fn flush(&mut self, _range: Option<(u64, u64)>) -> vexfs::Result<()> {
-        let changed: Vec<usize> = (0..self.bytes.len() / BS)
-            .filter(|&b| self.bytes[b * BS..(b + 1) * BS] != self.durable[b * BS..(b + 1) * BS])
-            .collect();
-        if !changed.is_empty() {
-            let after = Arc::new(self.bytes.clone());
-            let synced_ops = self.shared.synced_ops.load(Ordering::SeqCst);
-            self.shared.epochs.lock().unwrap().push(Epoch {
-                before: self.durable.clone(),
-                after: after.clone(),
-                changed,
-                synced_ops,
-            });
-            self.durable = after;
-        }
-        Ok(())
-    }
-}
-
-/// The operations of the workloads (ACE-style, over a few names).
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    Create(&'static str),
-    Mkdir(&'static str),
-    Write(&'static str, u64, usize),
-    Truncate(&'static str, u64),
-    Unlink(&'static str),
-    Rename(&'static str, &'static str),
-    Link(&'static str, &'static str),
-    SetXattr(&'static str),
-    Fsync,
-}
-
-const OPS: &[Op] = &[
-    Op::Create("d/B"),
-    Op::Mkdir("d/e"),
-    Op::Write("A", 0, 6000),
-    Op::Write("A", 20_000, 4096),
-    Op::Truncate("A", 1000),
-    Op::Unlink("A"),
-    Op::Rename("A", "d/C"),
-    Op::Rename("d", "f"),
-    Op::Link("A", "d/L"),
-    Op::SetXattr("A"),
-];
-
-fn lookup(fs: &Fs, path: &str) -> Option<u64> {
-    let mut cur = 1u64;
-    for part in path.split('/').filter(|p| !p.is_empty()) {
-        cur = fs.lookup(&Ctx::root(), cur, part.as_bytes()).ok()?.ino.into();
-    }
-    Some(cur)
-}
-
-fn split(path: &str) -> (&str, &str) {
-    path.rsplit_once('/').unwrap_or(("", path))
-}
-
-/// The event an operation should append (format-spec/11 §11.4), predicted
-/// from the operation and the live namespace around it.
-#[derive(Debug, Clone, PartialEq)]
-struct Want {
-    op: &'static str,
-    ino: u64,
-    parent: u64,
-    name: Vec<u8>,
-    ino2: u64,
-    parent2: u64,
-    name2: Vec<u8>,
-    /// Checked where it is simple: write and truncate (the size after),
-    /// setxattr (the value's length).
-    aux: Option<u64>,
-}
-
-impl Want {
-    fn new(op: &'static str, ino: u64, parent: u64, name: &[u8]) -> Want {
-        Want {
-            op,
-            ino,
-            parent,
-            name: name.to_vec(),
-            ino2: 0,
-            parent2: 0,
-            name2: Vec::new(),
-            aux: None,
-        }
-    }
-
-    /// The event is this one (the aux only where predicted).
-    fn matches(&self, e: &Event) -> bool {
-        self.same_key(e) && self.aux.is_none_or(|a| a == e.aux)
-    }
-
-    /// Same operation on the same names and inodes.
-    fn same_key(&self, e: &Event) -> bool {
-        op_name(e.op) == self.op
-            && (e.ino, e.parent, e.ino2, e.parent2) == (self.ino, self.parent, self.ino2, self.parent2)
-            && e.name == self.name
-            && e.name2 == self.name2
-    }
-
-    fn show(&self) -> String {
-        let n = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        let mut s = format!("{} ino {}", self.op, self.ino);
-        if !self.name.is_empty() {
-            s += &format!(" {}/{}", self.parent, n(&self.name));
-        }
-        if !self.name2.is_empty() {
-            s += &format!(" -> {}/{}", self.parent2, n(&self.name2));
-        }
-        s
-    }
-}
-
-/// Apply one op; `value` is the byte a write uses (unique per op). Returns
-/// the event the op should append: none for fsync or a failed op.
-fn apply(fs: &Fs, op: Op, value: u8, writes: &mut Vec<(u32, u64, usize, u8)>) -> Option<Want> {
-    let c = Ctx::root();
-    let parent = |p: &str| lookup(fs, split(p).0);
-    let name = |p: &'static str| split(p).1.as_bytes();
-    match op {
-        Op::Create(p) | Op::Mkdir(p) => {
-            let (node, mode, kind) = match op {
-                Op::Create(_) => (NewNode::File, 0o644, "create"),
-                _ => (NewNode::Dir, 0o755, "mkdir"),
-            };
-            let d = parent(p)?;
-            let a = fs.create(&c, d, name(p), mode, node).ok()?;
-            Some(Want::new(kind, a.ino.into(), d, name(p)))
-        }
-        Op::Write(p, off, len) => {
-            let i = lookup(fs, p)?;
-            writes.push((i as u32, off, len, value));
-            fs.write_data(i, off, &vec![value; len]).ok()?;
-            let size = fs.getattr(i).ok()?.size;
-            Some(Want {
-                aux: Some(size),
-                ..Want::new("write", i, 0, b"")
-            })
-        }
-        Op::Truncate(p, size) => {
-            let i = lookup(fs, p)?;
-            let s = SetAttr {
-                size: Some(size),
-                ..Default::default()
-            };
-            fs.setattr(&c, i, &s).ok()?;
-            Some(Want {
-                aux: Some(size),
-                ..Want::new("truncate", i, 0, b"")
-            })
-        }
-        Op::Unlink(p) => {
-            let d = parent(p)?;
-            let victim = lookup(fs, p);
-            fs.unlink(&c, d, name(p)).ok()?;
-            Some(Want::new("unlink", victim?, d, name(p)))
-        }
-        Op::Rename(a, b) => {
-            let (x, y) = parent(a).zip(parent(b))?;
-            let (moved, replaced) = (lookup(fs, a), lookup(fs, b).unwrap_or(0));
-            fs.rename(&c, x, name(a), y, name(b), 0).ok()?;
-            Some(Want {
-                ino2: replaced,
-                parent2: y,
-                name2: name(b).to_vec(),
-                ..Want::new("rename", moved?, x, name(a))
-            })
-        }
-        Op::Link(a, b) => {
-            let (i, d) = lookup(fs, a).zip(parent(b))?;
-            fs.link(&c, i, d, name(b)).ok()?;
-            Some(Want::new("link", i, d, name(b)))
-        }
-        Op::SetXattr(p) => {
-            let i = lookup(fs, p)?;
-            fs.setxattr(&c, i, b"user.k", &[value], 0).ok()?;
-            Some(Want {
-                aux: Some(1),
-                ..Want::new("setxattr", i, 0, b"user.k")
-            })
-        }
-        Op::Fsync => {
-            let _ = fs.sync();
-            None
-        }
-    }
-}
-
-/// The namespace as (path -> (kind, size, nlink, xattr)) plus inode numbers.
-type Tree = BTreeMap<String, (u8, u64, u32, Option<Vec<u8>>)>;
-
-fn snapshot(fs: &Fs) -> (Tree, BTreeMap<String, u32>) {
-    let (mut tree, mut inos) = (Tree::new(), BTreeMap::new());
-    let mut stack = vec![(1u64, String::new())];
-    while let Some((dir, path)) = stack.pop() {
-        for e in fs.readdir(dir, 0, usize::MAX).unwrap() {
-            if e.name == b"." || e.name == b".." {
-                continue;
-            }
-            let p = format!("{path}/{}", String::from_utf8_lossy(&e.name));
-            let a = fs.getattr(e.inode.into()).unwrap();
-            let x = fs.getxattr(&Ctx::root(), e.inode.into(), b"user.k").ok();
-            tree.insert(
-                p.clone(),
-                (e.file_type, if e.file_type == 2 { 0 } else { a.size }, a.nlink, x),
-            );
-            inos.insert(p.clone(), e.inode);
-            if e.file_type == 2 {
-                stack.push((e.inode.into(), p));
-            }
-        }
-    }
-    (tree, inos)
-}
-
-struct Outcome {
+struct Tally {
+    workloads: usize,
     states: usize,
     violations: Vec<String>,
+    /// Crash states whose recovery was crashed, and the states built from those.
+    recoveries: usize,
+    unmounts: usize,
+    rec_states: usize,
+    rec_violations: Vec<String>,
 }
 
-/// Candidate subsets of `n` changed blocks (bounded by `max`).
-fn subsets(n: usize, max: usize, seed: u64) -> Vec<Vec<bool>> {
-    let mut out = Vec::new();
-    if n <= 10 && (1usize << n) <= max {
-        for m in 0..(1u64 << n) {
-            out.push((0..n).map(|i| m & (1 << i) != 0).collect());
-        }
-        return out;
-    }
-    for k in 0..=n {
-        out.push((0..n).map(|i| i < k).collect());
-    }
-    for skip in 0..n {
-        out.push((0..n).map(|i| i != skip).collect());
-    }
-    let mut x = seed | 1;
-    while out.len() < max {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.push((0..n).map(|i| (x >> (i % 64)) & 1 == 1).collect());
-    }
-    out
+/// A workload's live run.
+struct Run<'a> {
+    ops: &'a [Op],
+    label: String,
+    /// After 0, 1, ... ops.
+    snaps: Vec<Snap>,
+    trees: Vec<Tree>,
+    live: Option<Live>,
+    writes: Vec<(u32, u64, usize, u8)>,
+    effects: Vec<Effect>,
 }
 
-/// Every crash image of one epoch: subsets, plus torn and garbage sectors.
-fn crash_images(e: &Epoch, max: usize, seed: u64) -> Vec<Vec<u8>> {
-    let mut imgs = Vec::new();
-    for mask in subsets(e.changed.len(), max, seed) {
-        let mut img = (*e.before).clone();
-        for (i, &b) in e.changed.iter().enumerate() {
-            if mask[i] {
-                img[b * BS..(b + 1) * BS].copy_from_slice(&e.after[b * BS..(b + 1) * BS]);
+/// File bytes: a byte no op changed since the last fsync (op `synced` on)
+/// is exactly the byte it held then (a zero past the size it had then),
+/// unless the crash state put a garbage sector (`garbled`, see `build`)
+/// over the first sector of its block: that block was being written (the
+/// block, not those bytes) and the media failed. Any other byte is zero,
+/// a value written to that offset of that inode, or the garbage-sector
+/// pattern; what the fsync'd content was is allowed too.
+fn check_bytes(snap: &Snap, run: &Run, (synced, garbled): (usize, Option<usize>)) -> Result<(), String> {
+    let at_sync = &run.snaps[synced].data;
+    for (path, &ino) in &snap.inos {
+        let Some(data) = snap.data.get(&ino).filter(|_| snap.tree[path].0 == 1) else {
+            continue;
+        };
+        let fsynced = at_sync.get(&ino);
+        for (off, &v) in data.iter().enumerate() {
+            let was = fsynced.and_then(|d| d.get(off)).copied().unwrap_or(0);
+            let o = off as u64;
+            let touched = run
+                .effects
+                .iter()
+                .any(|&(i, n, lo, hi)| i >= synced && n == ino && (lo..hi).contains(&o));
+            if !touched {
+                let sector = off - off % 512..(off - off % 512 + 512).min(data.len());
+                let media_fault = garbled
+                    .is_some_and(|i| off % BS < 512 && data[sector.clone()] == garbage_sector(i)[..sector.len()]);
+                if v != was && !media_fault {
+                    return Err(format!(
+                        "{path} byte {off} is {v:#x}, but {was:#x} was fsync'd there (fsync covered {synced} ops, \
+                         none later touched it)"
+                    ));
+                }
+                continue;
+            }
+            let written = run
+                .writes
+                .iter()
+                .any(|&(i, w, l, x)| i == ino && x == v && (w as usize..w as usize + l).contains(&off));
+            if !(v == 0 || v == was || written || garbage_byte(off, v)) {
+                return Err(format!("{path} byte {off} is {v:#x}, never written there"));
             }
         }
-        imgs.push(img);
     }
-    for (i, &b) in e.changed.iter().enumerate().take(4) {
-        let mut torn = (*e.after).clone();
-        let cut = 512 * (1 + i % 7);
-        torn[b * BS + cut..(b + 1) * BS].copy_from_slice(&e.before[b * BS + cut..(b + 1) * BS]);
-        imgs.push(torn);
-        let mut garbage = (*e.before).clone();
-        for (j, byte) in garbage[b * BS..b * BS + 512].iter_mut().enumerate() {
-            *byte = (j as u8).wrapping_mul(31).wrapping_add(i as u8);
-        }
-        imgs.push(garbage);
-    }
-    imgs
+    Ok(())
+}
+
+/// Every event held, without the times (a remount rewrites none, but its
+/// own mount event is stamped anew).
+fn event_keys(fs: &Fs) -> Result<Vec<Event>, String> {
+    let b = fs
+        .events_since(1, usize::MAX, &Filter::default())
+        .map_err(|e| format!("events_since: {e}"))?;
+    Ok(b.events
+        .into_iter()
+        .map(|e| Event {
+            time: Default::default(),
+            ..e
+        })
+        .collect())
 }
 
 /// One expected event of a workload's live run.
@@ -472,89 +305,158 @@ fn check_events(fs: &Fs, live: &Live, ops: &[Op], states: &[Tree], tree: &Tree, 
 }
 
 /// Recover one crash image and check every property; Err says which failed.
+/// With `rec`, the recovery is recorded and crashed in turn (see `recrash`).
 fn check_state(
     img: Vec<u8>,
-    dir: &std::path::Path,
-    (ops, states, live): (&[Op], &[Tree], Option<&Live>),
-    synced: usize,
-    writes: &[(u32, u64, usize, u8)],
+    dir: &Path,
+    run: &Run,
+    (synced, garbled): (usize, Option<usize>),
+    rec: Option<(Cfg, &str)>,
+    t: &mut Tally,
 ) -> Result<(), String> {
-    let shared = Arc::new(Shared::default());
-    let media = RecMedia {
-        durable: Arc::new(img.clone()),
-        bytes: img.clone(),
-        shared: shared.clone(),
-    };
+    let dump = std::env::var_os("CRASH_DUMP").map(|p| (p, img.clone()));
+    let first = rec.map(|_| copy_image(&img));
+    let (media, shared) = RecMedia::new(img, rec.is_some());
     let fs = Fs::from_media(Box::new(media), false).map_err(|e| {
-        if let Some(p) = std::env::var_os("CRASH_DUMP") {
-            std::fs::write(p, &img).ok();
+        if let Some((p, img)) = &dump {
+            std::fs::write(p, img).ok();
         }
         format!("recovery failed: {e}")
     })?;
-    let (tree, inos) = snapshot(&fs);
-    if !states[synced..].contains(&tree) {
-        let j = states.iter().position(|t| *t == tree);
+    // The flushes of the recovery (the mount), then of the unmount.
+    let mounted = shared.epochs.lock().unwrap().len();
+    let snap = snapshot(&fs)?;
+    let tree = &snap.tree;
+    if !run.trees[synced..].contains(tree) {
+        let j = run.trees.iter().position(|t| t == tree);
         return Err(match j {
             Some(j) => format!("recovered the state after op {j}, but fsync covered {synced} ops"),
             None => format!("namespace matches no operation boundary: {tree:?}"),
         });
     }
-    if let Some(live) = live {
-        check_events(&fs, live, ops, states, &tree, synced)?;
+    if !run.snaps[synced..]
+        .iter()
+        .any(|s| s.tree == *tree && s.inos == snap.inos)
+    {
+        return Err(format!(
+            "the namespace has other inode numbers than the live run's: {:?}",
+            snap.inos
+        ));
     }
-    for (path, &ino) in &inos {
-        if tree[path].0 != 1 {
-            continue;
-        }
-        let data = fs
-            .read_data(ino.into(), 0, 1 << 20)
-            .map_err(|e| format!("{path}: {e}"))?;
-        for (off, &v) in data.iter().enumerate() {
-            let written = writes
-                .iter()
-                .any(|&(i, o, l, w)| i == ino && w == v && (o as usize..o as usize + l).contains(&off));
-            // A garbage sector in a data block being written at the crash
-            // (the media's fault, not the filesystem's): its pattern is
-            // known, see crash_images.
-            let garbage = off % BS < 512 && (0..4u8).any(|i| v == ((off % BS) as u8).wrapping_mul(31).wrapping_add(i));
-            let ok = v == 0 || written || garbage;
-            if !ok {
-                return Err(format!("{path} byte {off} is {v:#x}, never written there"));
-            }
-        }
+    check_bytes(&snap, run, (synced, garbled))?;
+    if let Some(live) = &run.live {
+        check_events(&fs, live, run.ops, &run.trees, tree, synced)?;
     }
-    fs.close().map_err(|e| format!("close after recovery: {e}"))?;
-    drop(fs);
-    let last = shared
-        .epochs
-        .lock()
-        .unwrap()
-        .last()
-        .map(|e| (*e.after).clone())
-        .unwrap_or(img);
-    let p = dir.join("recovered.img");
-    std::fs::write(&p, last).map_err(|e| e.to_string())?;
-    let report = fsck(&p)?;
-    if !report.is_clean() {
-        return Err(format!("fsck: {:?}", report.problems));
+    let events = rec.map(|_| event_keys(&fs)).transpose()?;
+    close_and_fsck(fs, &shared, dir)?;
+    if let (Some((cfg, at)), Some(events), Some(img)) = (rec, events, first) {
+        let epochs = std::mem::take(&mut *shared.epochs.lock().unwrap());
+        recrash(
+            img,
+            (&epochs, mounted),
+            dir,
+            (&snap, &events),
+            (cfg, &format!("{}, {at}", run.label)),
+            t,
+        );
     }
     Ok(())
 }
 
-/// Run a workload with the recorder attached; check every crash state.
-fn run_workload(ops: &[Op], base: &[u8], dir: &std::path::Path, max_per_epoch: usize) -> Outcome {
-    let shared = Arc::new(Shared::default());
-    let media = RecMedia {
-        durable: Arc::new(base.to_vec()),
-        bytes: base.to_vec(),
-        shared: shared.clone(),
+/// The events but the mounts' and unmounts'.
+fn strip(events: &[Event]) -> Vec<&Event> {
+    let edge = |e: &&Event| matches!(op_name(e.op), "mount" | "unmount");
+    events.iter().filter(|e| !edge(e)).collect()
+}
+
+/// Crash states of one recovery, from image `img`: of the flushes the
+/// recovery made (the first `mounted` epochs) and, for every
+/// `unmount_every`-th, of those of the unmount after it (the first commit
+/// and checkpoint after a replay). Each is recovered again and must give
+/// what the uninterrupted recovery gave: the same events too, but for
+/// mounts and unmounts once the unmount began.
+fn recrash(
+    mut img: Vec<u8>,
+    (epochs, mounted): (&[Epoch], usize),
+    dir: &Path,
+    want: (&Snap, &[Event]),
+    (cfg, at): (Cfg, &str),
+    t: &mut Tally,
+) {
+    t.recoveries += 1;
+    let epochs = match t.recoveries % cfg.unmount_every {
+        0 => {
+            t.unmounts += 1;
+            epochs
+        }
+        _ => &epochs[..mounted],
     };
+    let mut want_tree = want.0.tree.clone();
+    if cfg.lie {
+        want_tree.insert("/lie".into(), (1, 0, 1, None));
+    }
+    for (k, e) in epochs.iter().enumerate() {
+        let (phase, max) = match k < mounted {
+            true => ("recovery", cfg.rec_max),
+            false => ("unmount after recovery", cfg.rec_max.div_ceil(2)),
+        };
+        for r in spread(&recipes(e, cfg.rec_max, 31 * k as u64 + 5), max) {
+            t.rec_states += 1;
+            let check = || -> Result<(), String> {
+                let (media, shared) = RecMedia::new(build(&img, e, &r), false);
+                let fs = Fs::from_media(Box::new(media), false).map_err(|e| format!("recovery failed: {e}"))?;
+                let s = snapshot(&fs)?;
+                if s.tree != want_tree {
+                    return Err(format!(
+                        "namespace {:?}, the uninterrupted recovery gave {want_tree:?}",
+                        s.tree
+                    ));
+                }
+                if s.inos != want.0.inos {
+                    return Err(format!("inode numbers {:?}, not {:?}", s.inos, want.0.inos));
+                }
+                if let Some((ino, d)) = s.data.iter().find(|(i, d)| want.0.data.get(i) != Some(d)) {
+                    return Err(format!("inode {ino} holds {} other bytes", d.len()));
+                }
+                let ev = event_keys(&fs)?;
+                if (k < mounted && ev != want.1) || strip(&ev) != strip(want.1) {
+                    return Err(format!(
+                        "{} events, {} after the uninterrupted recovery",
+                        ev.len(),
+                        want.1.len()
+                    ));
+                }
+                close_and_fsck(fs, &shared, dir)
+            };
+            if let Err(v) = check() {
+                t.rec_violations
+                    .push(format!("{at}, {phase} flush {k} ({}): {v}", r.show()));
+            }
+        }
+        advance(&mut img, e);
+    }
+    recycle(img);
+}
+
+/// Run a workload with the recorder attached; check every crash state.
+/// Returns how many of its ops (fsync aside) took effect.
+fn run_workload(ops: &[Op], label: String, base: &[u8], dir: &Path, cfg: Cfg, t: &mut Tally) -> usize {
+    t.workloads += 1;
+    let mut effective = 0;
+    let (media, shared) = RecMedia::new(base.to_vec(), true);
     let fs = Fs::from_media(Box::new(media), false).expect("open");
     let first = fs.event_range().expect("event_range").1;
     // The base image's /A holds 8 KiB of 0x11 (see base_image).
     let a_ino = lookup(&fs, "A").expect("/A") as u32;
-    let mut writes = vec![(a_ino, 0, 8192, 0x11)];
-    let mut states = vec![snapshot(&fs).0];
+    let mut run = Run {
+        ops,
+        label,
+        snaps: vec![snapshot(&fs).expect("snapshot")],
+        trees: Vec::new(),
+        live: None,
+        writes: vec![(a_ino, 0, 8192, 0x11)],
+        effects: Vec::new(),
+    };
     let edge = |op| Expected {
         want: Want::new(op, 0, 0, b""),
         ops: None,
@@ -564,13 +466,15 @@ fn run_workload(ops: &[Op], base: &[u8], dir: &std::path::Path, max_per_epoch: u
     // The inode of the newest event while it is an uncommitted write.
     let mut open_write = None;
     for (i, &op) in ops.iter().enumerate() {
-        let want = apply(&fs, op, 0x40 + i as u8, &mut writes);
-        states.push(snapshot(&fs).0);
+        // The byte op i writes: unique per op in workloads of up to 192 ops.
+        let want = apply(&fs, (i, op), 0x40 + (i % 0xc0) as u8, &mut run.writes, &mut run.effects);
+        run.snaps.push(snapshot(&fs).expect("snapshot"));
         if matches!(op, Op::Fsync) {
             shared.synced_ops.store(i + 1, Ordering::SeqCst);
             open_write = None;
         }
         let Some(want) = want else { continue };
+        effective += 1;
         let last = expected.last_mut().unwrap();
         if want.op == "write" && open_write == Some(want.ino) {
             // Coalesced: the pending write event takes the new size (§11.7).
@@ -586,68 +490,63 @@ fn run_workload(ops: &[Op], base: &[u8], dir: &std::path::Path, max_per_epoch: u
         }
     }
     expected.push(edge("unmount"));
+    let key = |w: &Want| Want { aux: None, ..w.clone() };
     for x in 0..expected.len() {
-        let key = Want {
-            aux: None,
-            ..expected[x].want.clone()
-        };
-        let same = expected.iter().filter(|e| {
-            Want {
-                aux: None,
-                ..e.want.clone()
-            } == key
-        });
-        expected[x].unique = same.count() == 1;
+        let k = key(&expected[x].want);
+        expected[x].unique = expected.iter().filter(|e| key(&e.want) == k).count() == 1;
     }
-    let mut out = Outcome {
-        states: 0,
-        violations: Vec::new(),
-    };
+    run.trees = run.snaps.iter().map(|s| s.tree.clone()).collect();
     // Unmount, then read every committed event of the live run.
     let all = fs
         .close()
         .and_then(|()| fs.events_since(1, usize::MAX, &Filter::default()));
     drop(fs);
-    let live = match all {
-        Err(e) => {
-            out.violations
-                .push(format!("{ops:?}, live run: close or events_since: {e}"));
-            None
-        }
+    match all {
+        Err(e) => t
+            .violations
+            .push(format!("{}, live run: close or events_since: {e}", run.label)),
         Ok(b) => {
             let work: Vec<&Event> = b.events.iter().filter(|e| e.seq >= first).collect();
             let agree = work.len() == expected.len() && work.iter().zip(&expected).all(|(e, x)| x.want.matches(e));
             if !agree {
                 let got: Vec<_> = work.iter().map(|e| e.to_json()).collect();
                 let want: Vec<_> = expected.iter().map(|x| x.want.show()).collect();
-                out.violations
-                    .push(format!("{ops:?}, live run: events {got:?}, expected {want:?}"));
+                t.violations
+                    .push(format!("{}, live run: events {got:?}, expected {want:?}", run.label));
             }
-            agree.then_some(Live {
+            run.live = agree.then_some(Live {
                 all: b.events,
                 first,
                 expected,
-            })
-        }
-    };
-    let epochs = std::mem::take(&mut *shared.epochs.lock().unwrap());
-    for (k, e) in epochs.iter().enumerate() {
-        for (s, img) in crash_images(e, max_per_epoch, k as u64 * 7919 + ops.len() as u64)
-            .into_iter()
-            .enumerate()
-        {
-            out.states += 1;
-            let run = (ops, &states[..], live.as_ref());
-            if let Err(v) = check_state(img, dir, run, e.synced_ops, &writes) {
-                out.violations.push(format!("{ops:?}, epoch {k}, state {s}: {v}"));
-            }
+            });
         }
     }
-    out
+    let epochs = std::mem::take(&mut *shared.epochs.lock().unwrap());
+    let mut cur = base.to_vec();
+    for (k, e) in epochs.iter().enumerate() {
+        for (s, r) in recipes(e, cfg.max, k as u64 * 7919 + ops.len() as u64)
+            .iter()
+            .enumerate()
+        {
+            t.states += 1;
+            let at = format!("flush {k}, state {s} ({})", r.show());
+            let rec = (cfg.rec_every > 0 && t.states.is_multiple_of(cfg.rec_every)).then_some((cfg, at.as_str()));
+            let synced = if cfg.lie { ops.len() } else { e.synced_ops };
+            let garbled = match r {
+                Recipe::Garbage(i) => Some(*i),
+                _ => None,
+            };
+            if let Err(v) = check_state(build(&cur, e, r), dir, &run, (synced, garbled), rec, t) {
+                t.violations.push(format!("{}, {at}: {v}", run.label));
+            }
+        }
+        advance(&mut cur, e);
+    }
+    effective
 }
 
 /// The image every workload starts from: /A (8 KiB of 0x11), /d, synced.
-fn base_image(dir: &std::path::Path) -> Vec<u8> {
+fn base_image(dir: &Path) -> Vec<u8> {
     let p = make_image(dir, "base.img", 8 << 20, false);
     {
         let fs = Fs::open(&p, false).unwrap();
@@ -660,50 +559,144 @@ fn base_image(dir: &std::path::Path) -> Vec<u8> {
     std::fs::read(&p).unwrap()
 }
 
-#[test]
-fn every_crash_state_recovers_to_a_consistent_image() {
-    let full = std::env::var_os("CRASH_FULL").is_some();
-    let dir = tempfile::tempdir().unwrap();
-    let base = base_image(dir.path());
-    let mut workloads: Vec<Vec<Op>> = Vec::new();
-    for &a in OPS {
-        workloads.push(vec![a, Op::Fsync]);
-        workloads.push(vec![a]);
-    }
-    let pairs: Vec<(Op, Op)> = OPS.iter().flat_map(|&a| OPS.iter().map(move |&b| (a, b))).collect();
-    let step = if full { 1 } else { 7 };
-    for (a, b) in pairs.into_iter().step_by(step) {
-        workloads.push(vec![a, Op::Fsync, b, Op::Fsync]);
-        workloads.push(vec![a, b, Op::Fsync]);
-    }
-    let max = if full { 256 } else { 24 };
-    let (mut states, mut violations) = (0, Vec::new());
-    for w in &workloads {
-        let o = run_workload(w, &base, dir.path(), max);
-        states += o.states;
-        violations.extend(o.violations);
-    }
+/// Print the counts of a category and its first violations.
+fn report(category: &str, t: &Tally, started: Instant) {
+    let all = std::env::var_os("CRASH_ALL").is_some();
     println!(
-        "crash harness: {} workloads, {states} crash states checked, {} violations",
-        workloads.len(),
-        violations.len()
+        "crash harness [{category}]: {} workloads, {} crash states checked, {} violations ({:.0} s)",
+        t.workloads,
+        t.states,
+        t.violations.len(),
+        started.elapsed().as_secs_f64()
     );
-    for v in violations
+    println!(
+        "crash harness [recovery, {category}]: {} recoveries crashed ({} and the unmount after them), {} crash \
+         states checked, {} violations",
+        t.recoveries,
+        t.unmounts,
+        t.rec_states,
+        t.rec_violations.len()
+    );
+    for v in t
+        .violations
         .iter()
-        .filter(|v| std::env::var_os("CRASH_ALL").is_some() || !v.contains("superblock"))
-        .take(if std::env::var_os("CRASH_ALL").is_some() {
-            usize::MAX
-        } else {
-            20
-        })
+        .chain(&t.rec_violations)
+        .take(if all { usize::MAX } else { 20 })
     {
         println!("  {v}");
     }
-    assert!(states > 0, "no crash state was generated");
-    assert!(
-        violations.is_empty(),
-        "{} violations, first: {}",
-        violations.len(),
-        violations[0]
+}
+
+/// Err (which fails the test) when a category found anything.
+fn verdict(category: &str, t: &Tally) -> Result<(), String> {
+    if t.states == 0 {
+        return Err(format!("{category}: no crash state was generated"));
+    }
+    match t.violations.iter().chain(&t.rec_violations).next() {
+        None => Ok(()),
+        Some(first) => Err(format!(
+            "{category}: {} violations in crash states, {} in crashed recoveries; first: {first}",
+            t.violations.len(),
+            t.rec_violations.len()
+        )),
+    }
+}
+
+#[test]
+fn ace_workloads_of_up_to_three_ops() {
+    let started = Instant::now();
+    let full = std::env::var_os("CRASH_FULL").is_some();
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_image(dir.path());
+    let (cfg, mut t) = (Cfg::new(full), Tally::default());
+    let all = ace_workloads(full);
+    for (k, w) in all.iter().enumerate() {
+        run_workload(w, format!("{w:?}"), &base, dir.path(), cfg, &mut t);
+        if full && (k + 1) % 200 == 0 {
+            let (n, v) = (t.states + t.rec_states, t.violations.len() + t.rec_violations.len());
+            println!("{}/{} workloads: {n} crash states, {v} violations", k + 1, all.len());
+        }
+    }
+    report("ops", &t, started);
+    verdict("ops", &t).unwrap();
+}
+
+/// The seeds to run: CRASH_SEED=a or a..b, CRASH_SEEDS=n (0..n), else 0..16.
+fn seeds() -> std::ops::Range<u64> {
+    if let Ok(s) = std::env::var("CRASH_SEED") {
+        let (a, b) = s.split_once("..").unwrap_or((&s, ""));
+        let a: u64 = a.trim().parse().expect("CRASH_SEED=a or a..b");
+        return a..b.trim().parse().unwrap_or(a + 1);
+    }
+    0..env_usize("CRASH_SEEDS", 16) as u64
+}
+
+#[test]
+fn random_seeded_workloads() {
+    // CRASH_LEN=a..b: longer workloads than 20..50 ops (to explore).
+    let lens = std::env::var("CRASH_LEN").ok().and_then(|v| {
+        let (a, b) = v.split_once("..")?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    });
+    let lens = lens.unwrap_or((20, 50));
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_image(dir.path());
+    let (cfg, mut t) = (Cfg::new(false), Tally::default());
+    let mut failed = Vec::new();
+    for seed in seeds() {
+        let ops = random_ops(seed, lens);
+        let before = (t.states, t.violations.len() + t.rec_violations.len());
+        let took = run_workload(&ops, format!("seed {seed}"), &base, dir.path(), cfg, &mut t);
+        let bad = t.violations.len() + t.rec_violations.len() - before.1;
+        let fsyncs = ops.iter().filter(|o| matches!(o, Op::Fsync)).count();
+        println!(
+            "random seed {seed}: {} ops ({took} took effect, {fsyncs} fsyncs), {} crash states, {bad} violations",
+            ops.len(),
+            t.states - before.0
+        );
+        if bad > 0 {
+            failed.push(seed);
+        }
+        if bad > 0 || std::env::var_os("CRASH_SEED").is_some() {
+            println!("  workload of seed {seed}: {ops:?}");
+        }
+    }
+    report("random", &t, started);
+    if !failed.is_empty() {
+        println!("replay with CRASH_SEED=<seed> cargo test --release --test crash random -- --nocapture; failed seeds: {failed:?}");
+    }
+    verdict("random", &t).unwrap();
+}
+
+/// The checks fire: a run that claims fsync covered every op (it did not),
+/// and a crashed recovery that must show a file it never had, both count
+/// violations, and the verdict fails on them.
+#[test]
+fn the_harness_reports_violations() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_image(dir.path());
+    let cfg = Cfg {
+        max: 8,
+        rec_every: 3,
+        rec_max: 3,
+        unmount_every: 1,
+        lie: true,
+    };
+    let mut t = Tally::default();
+    for w in [vec![Op::Create("d/B")], vec![Op::Write("A", 0, 6000)]] {
+        run_workload(&w, format!("{w:?}"), &base, dir.path(), cfg, &mut t);
+    }
+    println!(
+        "crash harness self-test (planted failures): {} of {} crash states and {} of {} crashed-recovery states \
+         flagged",
+        t.violations.len(),
+        t.states,
+        t.rec_violations.len(),
+        t.rec_states
     );
+    assert!(t.violations.iter().any(|v| v.contains("but fsync covered 1 ops")));
+    assert!(t.violations.iter().any(|v| v.contains("was fsync'd there")));
+    assert!(t.rec_states > 0 && t.rec_violations.len() == t.rec_states);
+    assert!(verdict("self-test", &t).is_err(), "a tally with violations passed");
 }
