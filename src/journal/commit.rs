@@ -122,7 +122,8 @@ pub fn stage_recover_flag(media: &dyn Media, staged: &mut Staged, on: bool) -> R
 
 /// Log `staged` (and revokes of freed, previously logged blocks) as one
 /// transaction, make it durable, then copy the blocks home. Data blocks
-/// already in the map are flushed first (ordered mode). With `clean`, the
+/// already in the map become durable in the same flush as the records,
+/// before the commit record (ordered mode). With `clean`, the
 /// logged superblock has `needs_recovery` cleared (the last commit before
 /// unmount); otherwise set.
 pub fn commit(
@@ -142,11 +143,10 @@ pub fn commit(
     if js.used + need > ring_len(g) {
         checkpoint(media, g, js)?;
     }
-    media.flush(None)?;
     if js.start == 0 {
+        // Written in the same flush epoch as the records: until the commit
+        // record below is durable, a ring that starts here holds nothing.
         write_js(media, g, js.seed, js.head, js.next_seq)?;
-        // Only the journal superblock changed since the full flush above.
-        media.flush(Some(region_range(g)))?;
         js.start = js.head;
     }
     let (seq, seed) = (js.next_seq, js.seed);
@@ -189,7 +189,10 @@ pub fn commit(
         }
         write_record(media, g, seed, desc_pos, desc)?;
     }
-    media.flush(Some(region_range(g)))?;
+    // One flush for the data blocks already in the map (ordered mode) and
+    // the records above: both must be durable before the commit record is
+    // written, and neither needs to be before the other.
+    media.flush(None)?;
     let mut rec = vec![0u8; BLOCK_SIZE];
     rec[..16].copy_from_slice(header(fj::BLOCKTYPE_COMMIT, seq).as_bytes());
     let now = std::time::SystemTime::now()

@@ -2,8 +2,8 @@
 //! staged metadata blocks as a transaction, checkpointing, and replay.
 //!
 //! Writes go through [`Media`]: stage records in the map's journal region,
-//! flush that range, write the commit, flush, and only then let the staged
-//! blocks reach home.
+//! flush them together with the file data the transaction points at, write
+//! the commit, flush, and only then let the staged blocks reach home.
 
 mod commit;
 mod replay;
