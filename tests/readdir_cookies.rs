@@ -319,3 +319,32 @@ fn names_sharing_a_hash_are_not_skipped() {
     }
     assert_clean(&p, fs);
 }
+
+/// A leaf of a hashed directory whose checksum does not match fails the
+/// listing with that leaf's error (as a lookup in it does), instead of
+/// listing names from an unverified block.
+#[test]
+fn a_damaged_leaf_fails_the_hashed_listing() {
+    use vexfs::image::{Image, Mode};
+    let (_d, p, fs) = open(false, 64 << 20);
+    let d = mkdir(&fs, b"hashed");
+    fill(&fs, d, 500);
+    fs.sync().unwrap();
+    drop(fs);
+    let img = Image::open(&p, Mode::ReadOnly).unwrap();
+    let ino = img.resolve("/hashed").unwrap();
+    let runs = img.mappings(ino, &img.inode(ino).unwrap()).unwrap();
+    // Logical block 1 is a leaf (block 0 is the index root).
+    let m = runs.iter().find(|m| m.logical <= 1 && 1 < m.logical + m.len).unwrap();
+    let leaf = m.physical + (1 - m.logical);
+    drop(img);
+    flip(&p, leaf * 4096 + 40, 0x01);
+    let fs = Fs::open(&p, true).unwrap();
+    let e = fs.readdir(d, 0, usize::MAX).unwrap_err();
+    assert_eq!(e.errno(), libc::EIO);
+    assert!(
+        e.to_string()
+            .contains(&corrupt_at("directory block", leaf * 4096 + 4092, "det_checksum")),
+        "{e}"
+    );
+}

@@ -8,7 +8,7 @@
 //! Byte-offset cookies are used only on images that cannot index (kernel
 //! layout), where a directory never changes shape. On images with
 //! `dir_hash` every directory, linear or hashed, lists in hash order with
-//! hash cookies (`htree::list`), because `htree::convert` rewrites the
+//! hash cookies (`listing::list`), because `htree::convert` rewrites the
 //! block a listing may be walking: a byte cookie from before the
 //! conversion would mean nothing after it.
 
@@ -249,7 +249,7 @@ pub struct ListEntry {
 /// for which cookies a directory uses).
 pub fn list(txn: &Txn<'_>, g: &Geometry, d: &InodeBuf, from: u64, max: usize) -> Result<Vec<ListEntry>> {
     if htree::is_indexed(d) || htree::can_index(g) {
-        return htree::list(txn, g, d, from, max);
+        return super::listing::list(txn, g, d, from, max);
     }
     let mut out = Vec::new();
     scan(txn, g, d, |s, name| {

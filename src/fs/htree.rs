@@ -7,7 +7,7 @@
 //! of names); names are never split across leaves inside one hash value (a
 //! leaf full of a single hash value gives ENOSPC).
 
-use super::dir::{self as d, ListEntry, Slot};
+use super::dir::{self as d, Slot};
 use super::inode::InodeBuf;
 use super::map;
 use super::txn::Txn;
@@ -121,7 +121,7 @@ struct Level {
     idx: usize,
 }
 
-struct Ctx<'t, 'a> {
+pub(super) struct Ctx<'t, 'a> {
     txn: &'t Txn<'a>,
     g: &'t Geometry,
     runs: Vec<crate::read::Mapping>,
@@ -129,7 +129,7 @@ struct Ctx<'t, 'a> {
 }
 
 impl Ctx<'_, '_> {
-    fn phys(&self, logical: u64) -> Result<u64> {
+    pub(super) fn phys(&self, logical: u64) -> Result<u64> {
         map::lookup(&self.runs, logical).map(|(p, _)| p).ok_or_else(|| {
             FsError::corrupt(
                 "directory index",
@@ -141,7 +141,7 @@ impl Ctx<'_, '_> {
         })
     }
 
-    fn index(&self, logical: u64) -> Result<(&[u8], u64)> {
+    pub(super) fn index(&self, logical: u64) -> Result<(&[u8], u64)> {
         let p = self.phys(logical)?;
         let b = self.txn.block(p)?;
         if let Some(seed) = self.g.csum_seed {
@@ -184,7 +184,7 @@ impl Ctx<'_, '_> {
     /// node may be named once: a node reached twice (a cycle, or slots
     /// sharing a child) is corruption, which also bounds the work by the
     /// directory's size rather than by slots^levels.
-    fn leaves(&self) -> Result<Vec<(u32, u64)>> {
+    pub(super) fn leaves(&self) -> Result<Vec<(u32, u64)>> {
         let (root, p) = self.index(0)?;
         let levels = root[30].min(2);
         let mut frontier: Vec<(u32, u64)> = read_slots(root, ROOT_AT, self.g, p * BLOCK_SIZE_U64)?
@@ -219,7 +219,7 @@ impl Ctx<'_, '_> {
     }
 }
 
-fn ctx<'t, 'a>(txn: &'t Txn<'a>, g: &'t Geometry, dir: &InodeBuf) -> Result<Ctx<'t, 'a>> {
+pub(super) fn ctx<'t, 'a>(txn: &'t Txn<'a>, g: &'t Geometry, dir: &InodeBuf) -> Result<Ctx<'t, 'a>> {
     Ok(Ctx {
         txn,
         g,
@@ -229,10 +229,10 @@ fn ctx<'t, 'a>(txn: &'t Txn<'a>, g: &'t Geometry, dir: &InodeBuf) -> Result<Ctx<
 }
 
 /// A leaf entry: (hash, inode, file type, name).
-type LeafEntry = (u32, u32, u8, Vec<u8>);
+pub(super) type LeafEntry = (u32, u32, u8, Vec<u8>);
 
 /// Live entries of a leaf.
-fn leaf_entries(g: &Geometry, b: &[u8], p: u64) -> Result<Vec<LeafEntry>> {
+pub(super) fn leaf_entries(g: &Geometry, b: &[u8], p: u64) -> Result<Vec<LeafEntry>> {
     let mut v = Vec::new();
     for e in DirBlockIter::new(b, p * BLOCK_SIZE_U64, d::has_tail(g)) {
         let e = e?;
@@ -416,124 +416,6 @@ fn write_index(
     let p = ctx(txn, g, dir)?.phys(logical)?;
     write_slots(txn.block_mut(p)?, at, g, slots);
     d::seal(txn, g, p, dir.ino.get())
-}
-
-/// readdir in hash order: cookie 1 after ".", 2 after "..", then
-/// (hash >> 1) + 3 for names, so a listing resumes where it stopped even
-/// when leaves split in between.
-///
-/// Used for every directory of an image that can index, linear ones
-/// included (as ext4's `is_dx_dir` does for a one-block directory): the
-/// linear block that `convert` turns into a hashed directory already
-/// listed in hash order, so a listing in progress keeps its cookies across
-/// the conversion. (Byte-offset cookies would be read as hash positions
-/// after it, returning names twice or skipping them.)
-///
-/// A page never ends inside a run of names sharing a 31-bit hash (the next
-/// page starts after that hash): it stops before the run, or holds the
-/// whole run when the run starts the page. Only a caller that drops part
-/// of a page (a full FUSE reply) can still skip the rest of such a run, as
-/// with ext4's 32-bit cookies.
-pub fn list(txn: &Txn<'_>, g: &Geometry, dir: &InodeBuf, from: u64, max: usize) -> Result<Vec<ListEntry>> {
-    let mut page = Page {
-        out: Vec::new(),
-        from,
-        max,
-    };
-    if !is_indexed(dir) {
-        let (mut dots, mut names) = ([None, None], Vec::new());
-        d::scan(txn, g, dir, |s, name| {
-            match name {
-                b"." => dots[0] = Some((s.inode, s.file_type)),
-                b".." => dots[1] = Some((s.inode, s.file_type)),
-                _ => names.push((fd::name_hash(name, g.hash_seed), s.inode, s.file_type, name.to_vec())),
-            }
-            false
-        })?;
-        for (k, name) in [&b"."[..], b".."].into_iter().enumerate() {
-            if let Some((ino, ft)) = dots[k] {
-                page.dot(k as u64, ino, ft, name.to_vec());
-            }
-        }
-        names.sort();
-        for e in names {
-            if !page.offer(e) {
-                break;
-            }
-        }
-        return Ok(page.out);
-    }
-    let c = ctx(txn, g, dir)?;
-    if from <= 1 {
-        let (root, _) = c.index(0)?;
-        let parent = u32::from_le_bytes([root[12], root[13], root[14], root[15]]);
-        page.dot(0, dir.ino.get(), 2, b".".to_vec());
-        page.dot(1, parent, 2, b"..".to_vec());
-    }
-    let start_hash = u32::try_from(from.saturating_sub(3) << 1).unwrap_or(u32::MAX);
-    let leaves = c.leaves()?;
-    // The last leaf starting below `start_hash`: a run of names with that
-    // hash may begin there and continue in the next leaves (bit 0 set).
-    let first = leaves.partition_point(|(h, _)| h & !1 < start_hash).max(1) - 1;
-    for &(_, leaf) in &leaves[first..] {
-        let p = c.phys(leaf)?;
-        let mut entries = leaf_entries(g, txn.block(p)?, p)?;
-        entries.sort();
-        for e in entries {
-            if !page.offer(e) {
-                return Ok(page.out);
-            }
-        }
-    }
-    Ok(page.out)
-}
-
-/// One readdir reply being filled in hash order.
-struct Page {
-    out: Vec<ListEntry>,
-    from: u64,
-    max: usize,
-}
-
-impl Page {
-    /// "." (`k` 0) or ".." (`k` 1), at position `k`; added even to a full
-    /// page (they do count towards `max` for the names after them).
-    fn dot(&mut self, k: u64, inode: u32, file_type: u8, name: Vec<u8>) {
-        if self.from <= k {
-            self.out.push(ListEntry {
-                inode,
-                file_type,
-                name,
-                next: k + 1,
-            });
-        }
-    }
-
-    /// Offer the next name in hash order; false when the page is full.
-    fn offer(&mut self, (h, inode, file_type, name): LeafEntry) -> bool {
-        let pos = u64::from(h >> 1) + 3;
-        if pos < self.from {
-            return true;
-        }
-        if self.out.len() >= self.max {
-            // Where the run of names at `pos` starts in the page.
-            let run = self.out.iter().rposition(|e| e.next != pos + 1).map_or(0, |i| i + 1);
-            if run == self.out.len() {
-                return false;
-            }
-            if run > 0 {
-                self.out.truncate(run);
-                return false;
-            }
-        }
-        self.out.push(ListEntry {
-            inode,
-            file_type,
-            name,
-            next: pos + 1,
-        });
-        true
-    }
 }
 
 /// fsck: every leaf is indexed once and holds only names whose hash falls

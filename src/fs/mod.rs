@@ -11,6 +11,7 @@ pub mod dir;
 pub mod htree;
 pub mod inode;
 pub mod lifecycle;
+pub mod listing;
 pub mod map;
 pub mod namespace;
 pub mod perm;
