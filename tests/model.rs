@@ -1,11 +1,13 @@
-//! Model-based test: random operation sequences run against the VexFS core
-//! and against a plain directory on the host filesystem; results and errno
-//! values must agree, and fsck must find the image clean at the end.
+//! Model-based tests: random operation sequences run against the VexFS core
+//! and, through the kernel and its caches, against a real FUSE mount, each
+//! beside a plain directory on the host filesystem; results, listings and
+//! errno values must agree, and fsck must find the image clean at the end.
 
 mod common;
 
 use common::*;
 use proptest::prelude::*;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use vexfs::fs::attrs::SetAttr;
@@ -27,6 +29,7 @@ enum Op {
     Rename(usize, usize, usize, usize),
     Link(usize, usize, usize, usize),
     Read(usize, usize),
+    List(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -41,6 +44,7 @@ fn op() -> impl Strategy<Value = Op> {
         (at.clone(), at.clone()).prop_map(|((d, n), (e, m))| Op::Rename(d, n, e, m)),
         (at.clone(), at.clone()).prop_map(|((d, n), (e, m))| Op::Link(d, n, e, m)),
         at.prop_map(|(d, n)| Op::Read(d, n)),
+        (0..DIRS.len()).prop_map(Op::List),
     ]
 }
 
@@ -147,6 +151,18 @@ fn on_core(fs: &Fs, op: &Op) -> Result<Vec<u8>, i32> {
             out.extend_from_slice(&a.nlink.to_le_bytes());
             Ok(out)
         }
+        Op::List(d) => {
+            let ino = resolve(fs, DIRS[*d])?;
+            let mut names: Vec<Vec<u8>> = fs
+                .readdir(ino, 0, usize::MAX)
+                .map_err(|e| e.errno())?
+                .into_iter()
+                .map(|e| e.name)
+                .filter(|n| n != b"." && n != b"..")
+                .collect();
+            names.sort();
+            Ok(names.join(&b'/'))
+        }
     }
 }
 
@@ -188,14 +204,34 @@ fn on_host(root: &Path, op: &Op) -> Result<Vec<u8>, i32> {
             out.extend_from_slice(&(meta.nlink() as u32).to_le_bytes());
             Ok(out)
         }
+        Op::List(d) => {
+            let mut names = Vec::new();
+            for e in std::fs::read_dir(root.join(DIRS[*d])).map_err(errno)? {
+                names.push(e.map_err(errno)?.file_name().as_bytes().to_vec());
+            }
+            names.sort();
+            Ok(names.join(&b'/'))
+        }
     }
 }
 
+/// One test at a time: a mount child forked by one test would inherit
+/// (until its exec) the image descriptor, and the flock, of the other.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)))]
+    #![proptest_config(ProptestConfig::with_cases(cases(64)))]
 
     #[test]
     fn core_matches_the_host_filesystem(ops in proptest::collection::vec(op(), 1..60)) {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let img = make_image(dir.path(), "m.img", 16 << 20, false);
         let host = dir.path().join("host");
@@ -207,6 +243,43 @@ proptest! {
             prop_assert_eq!(&got, &want, "op #{} {:?}", i, op);
         }
         drop(fs);
+        let r = fsck(&img).unwrap();
+        prop_assert!(r.is_clean(), "fsck: {:?}", r.problems);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(24)))]
+
+    /// The same through the kernel: its attribute and entry caches, the
+    /// adapter, and remount (every outcome again after it).
+    #[test]
+    fn the_mount_matches_the_host_filesystem(ops in proptest::collection::vec(op(), 1..60)) {
+        if !common::fuse::fuse_usable() {
+            return Ok(());
+        }
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let img = make_image(dir.path(), "m.img", 16 << 20, false);
+        let (host, mnt) = (dir.path().join("host"), dir.path().join("mnt"));
+        std::fs::create_dir(&host).unwrap();
+        std::fs::create_dir(&mnt).unwrap();
+        let m = common::fuse::mount(&img, &mnt);
+        for (i, op) in ops.iter().enumerate() {
+            let want = on_host(&host, op);
+            let got = on_host(&mnt, op);
+            prop_assert_eq!(&got, &want, "op #{} {:?}", i, op);
+        }
+        common::fuse::unmount(m);
+        let m = common::fuse::mount(&img, &mnt);
+        for d in 0..DIRS.len() {
+            for n in 0..NAMES.len() {
+                let op = Op::Read(d, n);
+                prop_assert_eq!(on_host(&mnt, &op), on_host(&host, &op), "after remount: {:?}", op);
+            }
+            prop_assert_eq!(on_host(&mnt, &Op::List(d)), on_host(&host, &Op::List(d)), "after remount: list {}", d);
+        }
+        common::fuse::unmount(m);
         let r = fsck(&img).unwrap();
         prop_assert!(r.is_clean(), "fsck: {:?}", r.problems);
     }
