@@ -9,6 +9,7 @@
 //! image truncated *after* it was mapped is caught by [`sigbus`]: the fault
 //! becomes a zero page and the next check of the map reports EIO.
 
+mod loopdev;
 mod sigbus;
 
 use crate::error::{FsError, Result};
@@ -43,6 +44,8 @@ pub struct MappedFile {
     is_device: bool,
     // Keeps the lock (flock) for the lifetime of the map.
     _file: File,
+    // For a loop device, the file behind it, locked too (see loopdev.rs).
+    _backing: Option<File>,
 }
 
 fn open_file(path: &Path, mode: Mode, create: bool) -> Result<File> {
@@ -79,6 +82,7 @@ impl MappedFile {
     pub fn open(path: &Path, mode: Mode, create_len: Option<u64>) -> Result<MappedFile> {
         let mut file = open_file(path, mode, create_len.is_some())?;
         lock(&file, path, mode)?;
+        let backing = loopdev::lock_backing_file(&file, path, mode)?;
         let meta = file
             .metadata()
             .map_err(|e| FsError::io(format!("cannot stat {}", path.display()), e))?;
@@ -88,10 +92,18 @@ impl MappedFile {
                 .map_err(|e| FsError::io(format!("cannot resize {}", path.display()), e))?;
         }
         let len = size_of(&mut file, path)?;
-        Self::map(file, path, mode, len, is_device)
+        Self::map((file, backing), path, mode, len, is_device)
     }
 
-    fn map(file: File, path: &Path, mode: Mode, len: u64, is_device: bool) -> Result<MappedFile> {
+    /// Map `file` (locked, with the lock on its backing file for a loop
+    /// device).
+    fn map(
+        (file, backing): (File, Option<File>),
+        path: &Path,
+        mode: Mode,
+        len: u64,
+        is_device: bool,
+    ) -> Result<MappedFile> {
         if len < BLOCK_SIZE_U64 {
             return Err(FsError::Truncated {
                 needed: BLOCK_SIZE_U64,
@@ -121,6 +133,7 @@ impl MappedFile {
             path: path.to_path_buf(),
             is_device,
             _file: file,
+            _backing: backing,
         })
     }
 
@@ -253,6 +266,7 @@ impl Image {
     pub fn open(path: &Path, mode: Mode) -> Result<Image> {
         let mut file = open_file(path, mode, false)?;
         lock(&file, path, mode)?;
+        let backing = loopdev::lock_backing_file(&file, path, mode)?;
         let len = size_of(&mut file, path)?;
         let read = |off: u64, n: usize| -> Option<Vec<u8>> {
             let mut buf = vec![0u8; n];
@@ -277,7 +291,7 @@ impl Image {
             .metadata()
             .map(|m| m.file_type().is_block_device())
             .unwrap_or(false);
-        let file = MappedFile::map(file, path, mode, len, is_device)?;
+        let file = MappedFile::map((file, backing), path, mode, len, is_device)?;
         Ok(Image {
             file,
             geometry,
