@@ -95,12 +95,8 @@ fn check(kept: &[Kept], root: &Path, from: &Path) {
     assert_eq!(listed, want);
 }
 
-#[test]
-fn threads_changing_shared_directories_through_the_mount() {
-    if !fuse_usable() {
-        return;
-    }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+/// A fresh image mounted, with the shared directories `a` and `b`.
+fn mounted_with_shared_dirs() -> (tempfile::TempDir, PathBuf, PathBuf, common::fuse::Mounted) {
     let dir = tempfile::tempdir().unwrap();
     let image = make_image(dir.path(), "img", 128 << 20, false);
     let mnt = dir.path().join("mnt");
@@ -108,6 +104,16 @@ fn threads_changing_shared_directories_through_the_mount() {
     let m = mount(&image, &mnt);
     fs::create_dir(mnt.join("a")).unwrap();
     fs::create_dir(mnt.join("b")).unwrap();
+    (dir, image, mnt, m)
+}
+
+#[test]
+fn threads_changing_shared_directories_through_the_mount() {
+    if !fuse_usable() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (_dir, image, mnt, m) = mounted_with_shared_dirs();
     let kept = in_parallel(&mnt);
     check(&kept, &mnt, &mnt);
     unmount(m);
@@ -124,13 +130,7 @@ fn a_killed_daemon_keeps_every_fsynced_file_written_in_parallel() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let image = make_image(dir.path(), "img", 128 << 20, false);
-    let mnt = dir.path().join("mnt");
-    fs::create_dir(&mnt).unwrap();
-    let mut m = mount(&image, &mnt);
-    fs::create_dir(mnt.join("a")).unwrap();
-    fs::create_dir(mnt.join("b")).unwrap();
+    let (_dir, image, mnt, mut m) = mounted_with_shared_dirs();
     File::open(&mnt).unwrap().sync_all().unwrap();
     let kept = in_parallel(&mnt);
     m.kill9();
