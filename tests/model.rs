@@ -10,13 +10,19 @@ use proptest::prelude::*;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use vexfs::format::inode::FileType;
 use vexfs::fs::attrs::SetAttr;
 use vexfs::fs::core::Fs;
 use vexfs::fs::namespace::NewNode;
 use vexfs::fs::perm::Ctx;
 
 const NAMES: [&str; 4] = ["a", "b", "c", "d"];
-const DIRS: [&str; 3] = ["", "d1", "d1/d2"];
+const DIRS: [&str; 3] = ["", "d", "d/d"];
+/// Symlink targets; none ever exists, so every symlink dangles and
+/// following one (as a path component, or by open, stat or setxattr) is
+/// ENOENT, which the core model can state without a path walker.
+const TARGETS: [&str; 2] = ["nowhere", "../gone/x"];
+const XATTRS: [&str; 2] = ["user.k0", "user.k1"];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -30,6 +36,11 @@ enum Op {
     Link(usize, usize, usize, usize),
     Read(usize, usize),
     List(usize),
+    Symlink(usize, usize, usize),
+    ReadLink(usize, usize),
+    SetX(usize, usize, usize, u8, i32),
+    GetX(usize, usize, usize),
+    RemoveX(usize, usize, usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -43,8 +54,13 @@ fn op() -> impl Strategy<Value = Op> {
         at.clone().prop_map(|(d, n)| Op::Rmdir(d, n)),
         (at.clone(), at.clone()).prop_map(|((d, n), (e, m))| Op::Rename(d, n, e, m)),
         (at.clone(), at.clone()).prop_map(|((d, n), (e, m))| Op::Link(d, n, e, m)),
-        at.prop_map(|(d, n)| Op::Read(d, n)),
+        at.clone().prop_map(|(d, n)| Op::Read(d, n)),
         (0..DIRS.len()).prop_map(Op::List),
+        (at.clone(), 0..TARGETS.len()).prop_map(|((d, n), t)| Op::Symlink(d, n, t)),
+        at.clone().prop_map(|(d, n)| Op::ReadLink(d, n)),
+        (at.clone(), 0..XATTRS.len(), any::<u8>(), 0..3i32).prop_map(|((d, n), k, v, f)| Op::SetX(d, n, k, v, f)),
+        (at.clone(), 0..XATTRS.len()).prop_map(|((d, n), k)| Op::GetX(d, n, k)),
+        (at, 0..XATTRS.len()).prop_map(|((d, n), k)| Op::RemoveX(d, n, k)),
     ]
 }
 
@@ -56,10 +72,15 @@ fn rel(d: usize, n: usize) -> String {
     }
 }
 
-/// Resolve a relative path in the core; Err(errno).
+/// Resolve a relative path in the core without following a symlink in
+/// the last component; Err(errno). A symlink met on the way dangles
+/// (TARGETS), so following it is ENOENT.
 fn resolve(fs: &Fs, path: &str) -> Result<u64, i32> {
     let mut cur = 1u64;
     for part in path.split('/').filter(|p| !p.is_empty()) {
+        if fs.getattr(cur).map_err(|e| e.errno())?.kind == FileType::Symlink {
+            return Err(libc::ENOENT);
+        }
         cur = fs
             .lookup(&Ctx::root(), cur, part.as_bytes())
             .map_err(|e| e.errno())?
@@ -67,6 +88,16 @@ fn resolve(fs: &Fs, path: &str) -> Result<u64, i32> {
             .into();
     }
     Ok(cur)
+}
+
+/// Resolve following a symlink in the last component too (open, stat,
+/// setxattr do): a dangling one is ENOENT.
+fn resolve_follow(fs: &Fs, path: &str) -> Result<u64, i32> {
+    let ino = resolve(fs, path)?;
+    match fs.getattr(ino).map_err(|e| e.errno())?.kind {
+        FileType::Symlink => Err(libc::ENOENT),
+        _ => Ok(ino),
+    }
 }
 
 fn split(path: &str) -> (&str, &str) {
@@ -77,7 +108,7 @@ fn split(path: &str) -> (&str, &str) {
 fn on_core(fs: &Fs, op: &Op) -> Result<Vec<u8>, i32> {
     let c = Ctx::root();
     let e = |r: vexfs::Result<()>| r.map_err(|e| e.errno());
-    let parent_of = |p: &str| resolve(fs, split(p).0);
+    let parent_of = |p: &str| resolve_follow(fs, split(p).0);
     match op {
         Op::Create(d, n) | Op::Mkdir(d, n) => {
             let p = rel(*d, *n);
@@ -91,13 +122,13 @@ fn on_core(fs: &Fs, op: &Op) -> Result<Vec<u8>, i32> {
                 .map_err(|e| e.errno())
         }
         Op::Write(d, n, off, byte, len) => {
-            let ino = resolve(fs, &rel(*d, *n))?;
+            let ino = resolve_follow(fs, &rel(*d, *n))?;
             fs.write_data(ino, u64::from(*off), &vec![*byte; usize::from(*len)])
                 .map(|_| vec![])
                 .map_err(|e| e.errno())
         }
         Op::Truncate(d, n, size) => {
-            let ino = resolve(fs, &rel(*d, *n))?;
+            let ino = resolve_follow(fs, &rel(*d, *n))?;
             fs.setattr(
                 &c,
                 ino,
@@ -122,6 +153,11 @@ fn on_core(fs: &Fs, op: &Op) -> Result<Vec<u8>, i32> {
         }
         Op::Rename(d, n, e2, m) | Op::Link(d, n, e2, m) => {
             let (from, to) = (rel(*d, *n), rel(*e2, *m));
+            // link(2) resolves its source completely before the target's
+            // directory; rename(2) looks up both directories first.
+            if matches!(op, Op::Link(..)) {
+                resolve(fs, &from)?;
+            }
             let dst_parent = parent_of(&to)?;
             if matches!(op, Op::Rename(..)) {
                 let sp = parent_of(&from)?;
@@ -142,9 +178,9 @@ fn on_core(fs: &Fs, op: &Op) -> Result<Vec<u8>, i32> {
             }
         }
         Op::Read(d, n) => {
-            let ino = resolve(fs, &rel(*d, *n))?;
+            let ino = resolve_follow(fs, &rel(*d, *n))?;
             let a = fs.getattr(ino).map_err(|e| e.errno())?;
-            if a.kind == vexfs::format::inode::FileType::Directory {
+            if a.kind == FileType::Directory {
                 return Ok(b"dir".to_vec());
             }
             let mut out = fs.read_data(ino, 0, 1 << 20).map_err(|e| e.errno())?;
@@ -152,7 +188,7 @@ fn on_core(fs: &Fs, op: &Op) -> Result<Vec<u8>, i32> {
             Ok(out)
         }
         Op::List(d) => {
-            let ino = resolve(fs, DIRS[*d])?;
+            let ino = resolve_follow(fs, DIRS[*d])?;
             let mut names: Vec<Vec<u8>> = fs
                 .readdir(ino, 0, usize::MAX)
                 .map_err(|e| e.errno())?
@@ -162,6 +198,31 @@ fn on_core(fs: &Fs, op: &Op) -> Result<Vec<u8>, i32> {
                 .collect();
             names.sort();
             Ok(names.join(&b'/'))
+        }
+        Op::Symlink(d, n, t) => {
+            let p = rel(*d, *n);
+            let target = NewNode::Symlink {
+                target: TARGETS[*t].as_bytes(),
+            };
+            fs.create(&c, parent_of(&p)?, split(&p).1.as_bytes(), 0o777, target)
+                .map(|_| vec![])
+                .map_err(|e| e.errno())
+        }
+        Op::ReadLink(d, n) => {
+            let ino = resolve(fs, &rel(*d, *n))?;
+            fs.readlink(ino).map_err(|e| e.errno())
+        }
+        Op::SetX(d, n, k, v, flags) => {
+            let ino = resolve_follow(fs, &rel(*d, *n))?;
+            e(fs.setxattr(&c, ino, XATTRS[*k].as_bytes(), &[*v; 3], *flags)).map(|_| vec![])
+        }
+        Op::GetX(d, n, k) => {
+            let ino = resolve_follow(fs, &rel(*d, *n))?;
+            fs.getxattr(&c, ino, XATTRS[*k].as_bytes()).map_err(|e| e.errno())
+        }
+        Op::RemoveX(d, n, k) => {
+            let ino = resolve_follow(fs, &rel(*d, *n))?;
+            e(fs.removexattr(&c, ino, XATTRS[*k].as_bytes())).map(|_| vec![])
         }
     }
 }
@@ -212,6 +273,27 @@ fn on_host(root: &Path, op: &Op) -> Result<Vec<u8>, i32> {
             names.sort();
             Ok(names.join(&b'/'))
         }
+        Op::Symlink(d, n, t) => std::os::unix::fs::symlink(TARGETS[*t], p(*d, *n))
+            .map(|_| vec![])
+            .map_err(errno),
+        Op::ReadLink(d, n) => std::fs::read_link(p(*d, *n))
+            .map(|t| t.as_os_str().as_bytes().to_vec())
+            .map_err(errno),
+        Op::SetX(d, n, k, v, flags) => {
+            let f = rustix::fs::XattrFlags::from_bits_truncate(*flags as u32);
+            rustix::fs::setxattr(p(*d, *n), XATTRS[*k], &[*v; 3], f)
+                .map(|_| vec![])
+                .map_err(|e| e.raw_os_error())
+        }
+        Op::GetX(d, n, k) => {
+            let mut buf = vec![0u8; 64];
+            let len = rustix::fs::getxattr(p(*d, *n), XATTRS[*k], &mut buf[..]).map_err(|e| e.raw_os_error())?;
+            buf.truncate(len);
+            Ok(buf)
+        }
+        Op::RemoveX(d, n, k) => rustix::fs::removexattr(p(*d, *n), XATTRS[*k])
+            .map(|_| vec![])
+            .map_err(|e| e.raw_os_error()),
     }
 }
 

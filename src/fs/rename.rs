@@ -90,23 +90,33 @@ impl Fs {
             }
             let src_slot = dir::find(txn, g, &sd, name)?.ok_or(FsError::NotFound)?;
             let src = live(txn, g, g.inode_no(src_slot.inode).ok_or(FsError::NotFound)?)?;
-            perm::check_sticky(ctx, sd.base().mode(), sd.base().i_uid.get(), src.base().i_uid.get())?;
             let dst_slot = dir::find(txn, g, &dd, newname)?;
             let dst = match dst_slot {
                 Some(s) => Some(live(txn, g, g.inode_no(s.inode).ok_or(FsError::NotFound)?)?),
                 None => None,
             };
-            if let Some(d) = &dst {
-                perm::check_sticky(ctx, dd.base().mode(), dd.base().i_uid.get(), d.base().i_uid.get())?;
+            if flags == RENAME_NOREPLACE && dst.is_some() {
+                return Err(FsError::Exists);
             }
+            // The ancestry checks come before permission and type checks,
+            // as in Linux's do_renameat2.
             if is_dir(&src) && p != np && is_within(txn, g, np, src.ino)? {
                 return Err(FsError::Invalid("cannot move a directory into itself".into()));
             }
-            // An exchange also moves the target into the source's parent.
-            if let (RENAME_EXCHANGE, Some(d)) = (flags, &dst) {
-                if is_dir(d) && p != np && is_within(txn, g, p, d.ino)? {
-                    return Err(FsError::Invalid("cannot move a directory into itself".into()));
+            if let Some(d) = dst.as_ref().filter(|d| is_dir(d) && p != np) {
+                if is_within(txn, g, p, d.ino)? {
+                    // The target is an ancestor of the source: an exchange
+                    // would move it into itself; a plain rename would
+                    // replace a directory that is not empty.
+                    return Err(match flags {
+                        RENAME_EXCHANGE => FsError::Invalid("cannot move a directory into itself".into()),
+                        _ => FsError::NotEmpty,
+                    });
                 }
+            }
+            perm::check_sticky(ctx, sd.base().mode(), sd.base().i_uid.get(), src.base().i_uid.get())?;
+            if let Some(d) = &dst {
+                perm::check_sticky(ctx, dd.base().mode(), dd.base().i_uid.get(), d.base().i_uid.get())?;
             }
             let replaced = dst.as_ref().map_or(0, |d| u64::from(d.ino.get()));
             let ev = Event::new(Op::Rename, src.ino.get().into())
@@ -116,7 +126,6 @@ impl Fs {
             match (flags, dst, dst_slot) {
                 (RENAME_EXCHANGE, Some(dst), Some(ds)) => self.exchange(txn, g, (p, src_slot, &src), (np, ds, &dst)),
                 (RENAME_EXCHANGE, _, _) => Err(FsError::NotFound),
-                (RENAME_NOREPLACE, Some(_), _) => Err(FsError::Exists),
                 (_, Some(dst), Some(ds)) => self.replace(txn, g, (p, src_slot, src), (np, ds, dst)),
                 _ => self.move_to_new_name(txn, g, (p, src_slot, &src), np, newname),
             }?;
