@@ -34,8 +34,9 @@ const EXIT_USAGE: i32 = 1;
     after_help = "Options (-o, comma-separated): ro, rw, allow_other, allow_root, default_permissions, \
                   debug, threads=N, fsname=NAME, events=on|off, log_searches, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, \
                   sync, async, dirsync; ignored: defaults, auto, noauto, user, users, nouser, owner, group, \
-                  _netdev, nofail, loop, relatime, strictatime, lazytime, nodiratime, x-*, comment=*. \
-                  See docs/mount.md."
+                  _netdev, nofail, loop, (no)relatime, (no)strictatime, (no)lazytime, (no)diratime, \
+                  (no)iversion, (no)mand, silent, loud, x-*, comment=*, helper=*, subtype=*. \
+                  See docs/mount.md and docs/configuration.md."
 )]
 struct Cli {
     /// The image file (or block device) made by mkfs.vexfs.

@@ -37,13 +37,15 @@ struct Args {
     /// Filesystem UUID (default: random).
     #[arg(short = 'U', long)]
     uuid: Option<String>,
-    /// Bytes of image per inode (default 16384).
+    /// Bytes of image per inode (default 16384; values below 4096 count as 4096).
     #[arg(short = 'i', long)]
     inode_ratio: Option<u64>,
-    /// Journal size in 4 KiB blocks (default image/256, 64..65536).
+    /// Journal size in 4 KiB blocks, at least 64 (default: 1/64 of the
+    /// image, clamped to 64..65536).
     #[arg(long)]
     journal_blocks: Option<u64>,
-    /// Event ring size in 4 KiB blocks (default image/512, 16..65536).
+    /// Event ring size in 4 KiB blocks, at least 16 (default: 1/512 of the
+    /// image, clamped to 16..65536).
     #[arg(long)]
     event_blocks: Option<u64>,
     /// Owner of the root directory, UID:GID (default: the image file's
