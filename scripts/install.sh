@@ -11,7 +11,8 @@ install -m 755 target/release/mkfs-vexfs "$prefix/sbin/mkfs.vexfs"
 install -m 755 target/release/fsck-vexfs "$prefix/sbin/fsck.vexfs"
 install -m 755 target/release/mount-vexfs "$prefix/sbin/mount.vexfs"
 install -m 755 target/release/vexfs-inspect "$prefix/bin/vexfs-inspect"
-echo "installed mkfs.vexfs, fsck.vexfs and mount.vexfs in $prefix/sbin, vexfs-inspect in $prefix/bin"
+install -m 755 target/release/vexctl "$prefix/bin/vexctl"
+echo "installed mkfs.vexfs, fsck.vexfs and mount.vexfs in $prefix/sbin, vexfs-inspect and vexctl in $prefix/bin"
 # mount(8) looks for mount.TYPE helpers only in /sbin, /sbin/fs.d and /sbin/fs.
 sbin="$(cd "$prefix/sbin" && pwd -P)"
 if [ "$sbin" != "$(cd /sbin && pwd -P)" ] && [ ! -e /sbin/mount.vexfs ]; then

@@ -418,3 +418,22 @@ fn inode_size_beyond_the_largest_file_gives_eio() {
         "fsck does not see it either"
     );
 }
+
+/// A search whose hit is a file with a damaged inode still answers: the
+/// hit comes without a path (logged), a subtree filter leaves it out, and
+/// nothing else is lost (it once failed the whole search with EIO).
+#[test]
+fn a_search_hit_with_a_damaged_inode_comes_without_a_path() {
+    use vexfs::vector::query::SearchRequest;
+    let img = Hostile::build();
+    let victim = img.ino("/victim").get();
+    flip(&img.path, img.inode_at("/victim") + 24, 0x01);
+    let fs = vexfs::fs::core::Fs::open(&img.path, true).unwrap();
+    let v: Vec<f32> = (1..=8).map(|i| i as f32).collect();
+    let r = fs.search(&SearchRequest::new("docs", v.clone(), 1)).unwrap();
+    assert_eq!(r.hits.len(), 1);
+    assert_eq!((r.hits[0].ino, r.hits[0].path.as_deref()), (victim, None));
+    let mut sub = SearchRequest::new("docs", v, 1);
+    sub.subtree = Some("/a".into());
+    assert!(fs.search(&sub).unwrap().hits.is_empty());
+}

@@ -177,3 +177,17 @@ fn existing_filesystems_are_not_overwritten_without_force() {
     vexfs::mkfs::mkfs(&ext, &o, &mut |_, _| {}).unwrap();
     assert!(fsck(&ext).unwrap().is_clean());
 }
+
+/// `--force` without `--size` keeps the file's length (it once truncated
+/// the file to 0 bytes and then failed, destroying the old image).
+#[test]
+fn force_without_a_size_keeps_the_files_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_image(dir.path(), "f.img", 8 * MIB, false);
+    let mut o = options(8 * MIB, false);
+    o.force = true;
+    o.size = None;
+    vexfs::mkfs::mkfs(&p, &o, &mut |_, _| {}).unwrap();
+    assert_eq!(std::fs::metadata(&p).unwrap().len(), 8 * MIB);
+    assert!(fsck(&p).unwrap().is_clean());
+}

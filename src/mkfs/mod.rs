@@ -131,8 +131,9 @@ pub fn mkfs(path: &Path, opts: &MkfsOptions, progress: Progress<'_>) -> Result<M
             path.display()
         )));
     }
-    discard_old_contents(path, exists && opts.force)?;
-    let mut file = MappedFile::open(path, Mode::ReadWrite, opts.size)?;
+    // Without --size, a forced image keeps the file's length.
+    let old_len = discard_old_contents(path, exists && opts.force)?;
+    let mut file = MappedFile::open(path, Mode::ReadWrite, opts.size.or(old_len))?;
     let mut opts = opts.clone();
     if opts.root_owner.is_none() {
         use std::os::unix::fs::MetadataExt;
@@ -154,15 +155,16 @@ pub fn mkfs(path: &Path, opts: &MkfsOptions, progress: Progress<'_>) -> Result<M
 }
 
 /// With --force on a regular file, drop the old contents so the new image
-/// is sparse and no stale metadata survives in unallocated space.
-fn discard_old_contents(path: &Path, force_existing: bool) -> Result<()> {
+/// is sparse and no stale metadata survives in unallocated space. Returns
+/// the length the file had, for a caller that gave no size.
+fn discard_old_contents(path: &Path, force_existing: bool) -> Result<Option<u64>> {
     use std::os::unix::fs::FileTypeExt;
     if !force_existing {
-        return Ok(());
+        return Ok(None);
     }
     let meta = std::fs::metadata(path).map_err(|e| FsError::io(format!("cannot stat {}", path.display()), e))?;
     if meta.file_type().is_block_device() {
-        return Ok(());
+        return Ok(None);
     }
     let f = std::fs::OpenOptions::new()
         .write(true)
@@ -170,7 +172,8 @@ fn discard_old_contents(path: &Path, force_existing: bool) -> Result<()> {
         .map_err(|e| FsError::io(format!("cannot open {}", path.display()), e))?;
     f.try_lock().map_err(|_| FsError::Locked(path.display().to_string()))?;
     f.set_len(0)
-        .map_err(|e| FsError::io(format!("cannot truncate {}", path.display()), e))
+        .map_err(|e| FsError::io(format!("cannot truncate {}", path.display()), e))?;
+    Ok(Some(meta.len()))
 }
 
 fn now() -> i64 {

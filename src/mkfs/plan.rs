@@ -35,8 +35,16 @@ pub struct Sizing {
     pub event_blocks: Option<u64>,
 }
 
-fn clamp_default(choice: Option<u64>, derived: u64, lo: u64, hi: u64) -> u64 {
-    choice.unwrap_or_else(|| derived.clamp(lo, hi))
+/// An explicit size (refused above `hi`, the largest the format's
+/// sizing rules allow) or the derived one clamped to `lo ..= hi`.
+fn clamp_default(choice: Option<u64>, derived: u64, lo: u64, hi: u64, what: &str) -> Result<u64> {
+    match choice {
+        Some(n) if n > hi => Err(FsError::Invalid(format!(
+            "{what} can have at most {hi} blocks; {n} given"
+        ))),
+        Some(n) => Ok(n),
+        None => Ok(derived.clamp(lo, hi)),
+    }
 }
 
 /// Plan a v1 image of `bytes` bytes.
@@ -63,13 +71,15 @@ pub fn plan_v1(bytes: u64, sizing: &Sizing) -> Result<Plan> {
         blocks / 64,
         crate::format::journal::MIN_JOURNAL_BLOCKS,
         65536,
-    );
+        "the journal",
+    )?;
     let events = clamp_default(
         sizing.event_blocks,
         blocks / 512,
         crate::format::events::MIN_EVENT_BLOCKS,
         65536,
-    );
+        "the event ring",
+    )?;
     if journal < crate::format::journal::MIN_JOURNAL_BLOCKS || events < crate::format::events::MIN_EVENT_BLOCKS {
         return Err(FsError::Invalid(
             "the journal needs at least 64 blocks and the event ring at least 16".into(),
@@ -124,6 +134,28 @@ pub fn plan_kernel(bytes: u64) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rings_larger_than_the_format_allows_are_refused() {
+        let big = Sizing {
+            journal_blocks: Some(65537),
+            ..Sizing::default()
+        };
+        let e = plan_v1(1 << 30, &big).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the journal can have at most 65536 blocks; 65537 given"),
+            "{e}"
+        );
+        let big = Sizing {
+            event_blocks: Some(1 << 20),
+            ..Sizing::default()
+        };
+        assert!(plan_v1(1 << 30, &big)
+            .unwrap_err()
+            .to_string()
+            .contains("the event ring"));
+    }
 
     #[test]
     fn regions_are_contiguous_and_in_order() {

@@ -78,10 +78,30 @@ impl Accept for InSubtree<'_, '_> {
             return Ok(false);
         }
         match self.g.inode_no(node.header().n_owner_ino.get()) {
-            Some(ino) => self.tree.contains(self.txn, self.g, ino),
+            // A file whose inode or parent chain is damaged cannot be
+            // placed in the subtree: left out, so the rest still answers.
+            Some(ino) => self.tree.contains(self.txn, self.g, ino).or_else(damage_is_no),
             None => Ok(false),
         }
     }
+}
+
+/// A hit whose path cannot be named because metadata on the way is
+/// damaged is returned without a path (and the damage logged), instead of
+/// failing the whole search: the rest of the image stays usable.
+fn damage_is_none(e: FsError) -> Result<Option<String>> {
+    match e {
+        FsError::Corrupt(_) => {
+            eprintln!("vexfs: search: a hit's path: {e}");
+            Ok(None)
+        }
+        e => Err(e),
+    }
+}
+
+/// As [`damage_is_none`], for the subtree filter: such a file is left out.
+fn damage_is_no(e: FsError) -> Result<bool> {
+    damage_is_none(e).map(|_| false)
 }
 
 /// The directory at absolute path `p` (components looked up from the root).
@@ -135,7 +155,7 @@ impl Fs {
             for (d, slot) in r.found {
                 let ino = coll.node(txn, slot)?.header().n_owner_ino.get();
                 let path = match (req.with_paths, g.inode_no(ino)) {
-                    (true, Some(i)) => path_of(txn, g, i)?,
+                    (true, Some(i)) => path_of(txn, g, i).or_else(damage_is_none)?,
                     _ => None,
                 };
                 hits.push(Hit {

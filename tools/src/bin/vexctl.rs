@@ -67,8 +67,9 @@ enum Cmd {
     Search {
         target: PathBuf,
         collection: String,
-        /// The query: numbers separated by commas or spaces.
-        #[arg(long, conflicts_with_all = ["query_file", "like"])]
+        /// The query: numbers separated by commas or spaces (a leading
+        /// minus sign is part of the value: --vector -0.5,1).
+        #[arg(long, conflicts_with_all = ["query_file", "like"], allow_hyphen_values = true)]
         vector: Option<String>,
         /// Take the query from a .fvecs, .npy or .csv file...
         #[arg(long)]
