@@ -146,6 +146,18 @@ impl FsError {
         }
     }
 
+    /// A corruption found in a buffer that starts at byte `base` of the
+    /// image, with its offset made absolute; other errors unchanged.
+    pub fn at_image_offset(self, base: u64) -> Self {
+        match self {
+            FsError::Corrupt(c) => FsError::Corrupt(Corruption {
+                offset: c.offset.saturating_add(base),
+                ..c
+            }),
+            e => e,
+        }
+    }
+
     /// The corruption details, if this is a corruption error.
     pub fn corruption(&self) -> Option<&Corruption> {
         match self {

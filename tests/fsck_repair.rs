@@ -495,6 +495,47 @@ fn a_damaged_backup_superblock_is_rewritten_from_the_primary() {
     assert_clean(&img.path);
 }
 
+/// A damaged backup is reported at its byte offset in the image.
+#[test]
+fn a_damaged_backup_superblock_is_located_in_the_image() {
+    let img = build(false);
+    let b = Image::open(&img.path, Mode::ReadOnly).unwrap().geometry().blocks_count - 1;
+    flip(&img.path, b * BLOCK_SIZE_U64 + 56, 0x01);
+    let r = fsck(&img.path).unwrap();
+    // The flip breaks the checksum, reported at s_checksum (byte 1020).
+    let want = format!("at byte {} ", b * BLOCK_SIZE_U64 + 1020);
+    assert!(r.problems[0].message.contains(&want), "{:#?}", lines(&r));
+}
+
+/// A damaged primary superblock: the check reads the image through the
+/// backup, `-y` copies the backup over the primary (as a read-write mount
+/// does; it was refused), `-p` leaves it to the administrator.
+#[test]
+fn a_damaged_primary_superblock_is_rewritten_from_the_backup() {
+    let img = build(false);
+    flip(&img.path, 40, 0x01);
+    // The backup is mkfs's: its free counts are stale too.
+    let r = fsck(&img.path).unwrap();
+    let kinds: Vec<_> = r.problems.iter().map(|p| p.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        [Kind::FreeBlocks, Kind::FreeInodes, Kind::PrimarySuperblock],
+        "{:#?}",
+        lines(&r)
+    );
+    assert!(repair(&img.path, RepairMode::Preen).refused);
+    let o = repair(&img.path, RepairMode::Yes);
+    assert!(
+        fixed(&o).contains(
+            &"superblock: the damaged primary was rewritten from the backup, free counts from the bitmaps".to_string()
+        ),
+        "{:?}",
+        fixed(&o)
+    );
+    assert_eq!(o.exit_code(), 1);
+    assert_clean(&img.path);
+}
+
 /// The i-th test vector.
 fn vector(i: usize) -> Vec<f32> {
     let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);

@@ -223,14 +223,18 @@ pub fn check_superblock_fields(img: &Image, report: &mut Report) {
         );
     }
     if let Some(e) = img.primary_superblock_error() {
-        report.add("superblock", format!("primary damaged, the backup was used: {e}"));
+        report.add_kind(
+            "superblock",
+            format!("primary damaged, the backup was used: {e}"),
+            Kind::PrimarySuperblock,
+        );
     }
     if let Some(b) = g.backup_superblock() {
         match img.block(b).map(crate::format::superblock::Superblock::parse) {
             Ok(Ok(backup)) if backup.s_uuid == sb.s_uuid && backup.blocks_count() == sb.blocks_count() => {}
             Ok(Err(e)) => report.add_kind(
                 format!("backup superblock (block {b})"),
-                e.to_string(),
+                e.at_image_offset(b * crate::format::BLOCK_SIZE_U64).to_string(),
                 backup_kind(img),
             ),
             _ => report.add_kind(

@@ -155,11 +155,6 @@ pub fn repair(path: &Path, mode: RepairMode, opts: CheckOptions<'_>) -> Result<R
         if !has_work(report, &know, &seen.geometry) {
             break;
         }
-        if seen.primary_damaged {
-            out.errors
-                .push("the primary superblock is damaged: the image is not opened for repair".into());
-            break;
-        }
         let fs = match Fs::open(path, false) {
             Ok(fs) => fs,
             Err(e) => {
@@ -168,6 +163,13 @@ pub fn repair(path: &Path, mode: RepairMode, opts: CheckOptions<'_>) -> Result<R
             }
         };
         let before = out.fixed.len();
+        if seen.primary_damaged {
+            // The read-write open copied the backup over it (as a mount does).
+            out.fixed.push(Fix::new(
+                "superblock",
+                "the damaged primary was rewritten from the backup, free counts from the bitmaps",
+            ));
+        }
         if seen.orphans {
             // The open released the orphan chain: what the check saw is stale.
             out.fixed.push(Fix::new(

@@ -60,6 +60,9 @@ pub enum Kind {
     /// The backup superblock (last block) is damaged or describes another
     /// image; the primary is valid.
     BackupSuperblock,
+    /// The primary superblock is damaged; the image was read through the
+    /// backup, which a read-write open copies over the primary.
+    PrimarySuperblock,
     /// The event ring header fails validation.
     EventRingHeader,
     /// The event ring's records do not match its header.
