@@ -81,7 +81,20 @@ pub fn run(t: &Target, q: &Query<'_>, o: &Options<'_>) -> Outcome<()> {
     }
     let (hits, complete) = match t {
         Target::Image(_) => offline(t, &req)?,
-        Target::Mount(m) => mounted(m, &req)?,
+        Target::Mount(m) => match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(m.join(".vexfs/search"))
+        {
+            Ok(f) => mounted(f, &req)?,
+            // A read-only mount refuses to open the control file for
+            // writing; it shares the image's lock with readers, so the
+            // image behind it is searched directly.
+            Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => {
+                offline(&Target::Image(image_behind(m)?), &req)?
+            }
+            Err(e) => return Err(e.into()),
+        },
     };
     print(&hits, complete, o.json);
     Ok(())
@@ -100,7 +113,8 @@ fn offline(t: &Target, req: &SearchRequest) -> Outcome<(Hits, bool)> {
     Ok((hits, r.complete))
 }
 
-fn mounted(m: &Path, req: &SearchRequest) -> Outcome<(Hits, bool)> {
+/// Search through `f`, the mount's `/.vexfs/search` opened read-write.
+fn mounted(mut f: std::fs::File, req: &SearchRequest) -> Outcome<(Hits, bool)> {
     let mut body = serde_json::json!({"collection": req.collection, "k": req.k, "vector": req.vector});
     if let Some(ef) = req.ef {
         body["ef"] = ef.into();
@@ -111,10 +125,6 @@ fn mounted(m: &Path, req: &SearchRequest) -> Outcome<(Hits, bool)> {
     if req.budget.max_visited != Budget::default().max_visited {
         body["max_visited"] = req.budget.max_visited.into();
     }
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(m.join(".vexfs/search"))?;
     let sent = f.write_all(format!("{body}\n").as_bytes());
     let mut text = String::new();
     f.read_to_string(&mut text)?;
@@ -125,6 +135,33 @@ fn mounted(m: &Path, req: &SearchRequest) -> Outcome<(Hits, bool)> {
     sent?;
     let complete = !lines.iter().any(|l| l["complete"] == false);
     Ok((lines.into_iter().filter(|l| l.get("ino").is_some()).collect(), complete))
+}
+
+/// The image a VexFS mount at `m` serves: the source field of its line in
+/// /proc/self/mountinfo (mount.vexfs passes the image's absolute path,
+/// unless `-o fsname=` replaced it).
+fn image_behind(m: &Path) -> Outcome<std::path::PathBuf> {
+    let dir = std::fs::canonicalize(m)?;
+    match source_of(&std::fs::read_to_string("/proc/self/mountinfo")?, &dir) {
+        Some(s) if Path::new(&s).is_absolute() => Ok(s.into()),
+        _ => Err(Failure::new(format!(
+            "{}: a read-only mount, and the image behind it is not known (fsname= was given?): search the image instead",
+            m.display()
+        ))),
+    }
+}
+
+/// The source of the FUSE mount at `dir` in mountinfo text (octal escapes
+/// of blanks undone).
+fn source_of(mountinfo: &str, dir: &Path) -> Option<String> {
+    let unescape = |f: &str| f.replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\");
+    mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let at = unescape(left.split(' ').nth(4)?);
+        let mut r = right.split(' ');
+        let fstype = r.next()?;
+        (Path::new(&at) == dir && fstype.starts_with("fuse")).then(|| r.next().map(unescape))?
+    })
 }
 
 fn print(hits: &[serde_json::Value], complete: bool, json: bool) {
@@ -147,5 +184,22 @@ fn print(hits: &[serde_json::Value], complete: bool, json: bool) {
     }
     if !complete {
         eprintln!("vexctl: the search budget ran out: these are the best results found so far");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_of_a_fuse_mount_is_found_by_its_mount_point() {
+        let info = "22 1 8:1 / / rw - ext4 /dev/vda rw\n\
+                    90 22 0:50 / /mnt/my\\040vex ro,nosuid - fuse.vexfs /srv/a\\040b.img ro,user_id=0\n";
+        assert_eq!(
+            source_of(info, Path::new("/mnt/my vex")).as_deref(),
+            Some("/srv/a b.img")
+        );
+        assert_eq!(source_of(info, Path::new("/")), None, "not a FUSE mount");
+        assert_eq!(source_of(info, Path::new("/mnt/other")), None);
     }
 }
