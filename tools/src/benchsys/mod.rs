@@ -150,24 +150,31 @@ pub fn disk_counters(stat: &Path) -> Option<DiskCounters> {
     })
 }
 
+/// How long an unmount is retried while the mount is busy. A FUSE mount can stay busy for a while
+/// after a burst of closes (tar x of thousands of files) on a loaded machine.
+const UMOUNT_WAIT: Duration = Duration::from_secs(60);
+
 /// Unmount `dir`, retrying while busy, then detaching it (`umount -l`) as a last resort.
 pub fn umount(dir: &Path) -> R<()> {
-    for _ in 0..20 {
+    let deadline = Instant::now() + UMOUNT_WAIT;
+    let mut last = String::new();
+    while Instant::now() < deadline {
         if !is_mounted(dir) {
             return Ok(());
         }
-        if Command::new("umount")
-            .arg(dir)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-        {
-            return Ok(());
+        match run(Command::new("umount").arg(dir)) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e,
         }
         thread::sleep(Duration::from_millis(250));
     }
+    let holders = run(Command::new("fuser").arg("-vm").arg(dir)).unwrap_or_else(|e| e);
     let _ = Command::new("umount").arg("-l").arg(dir).status();
-    Err(format!("umount {} failed; detached it (umount -l)", dir.display()))
+    Err(format!(
+        "umount {} failed for {UMOUNT_WAIT:?} ({last}; held by: {}); detached it (umount -l)",
+        dir.display(),
+        holders.trim()
+    ))
 }
 
 /// Wait until nothing holds the image's lock (the mount-vexfs daemon has closed it).
