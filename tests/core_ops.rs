@@ -517,7 +517,10 @@ fn appending_to_a_file_with_an_extent_tree_stays_contiguous() {
     let img = vexfs::image::Image::open(&p, vexfs::image::Mode::ReadOnly).unwrap();
     let ino = img.resolve("/big").unwrap();
     let view = img.inode(ino).unwrap();
-    assert!(!img.extent_tree_blocks(ino, &view).unwrap().is_empty(), "the map needs a tree block");
+    assert!(
+        !img.extent_tree_blocks(ino, &view).unwrap().is_empty(),
+        "the map needs a tree block"
+    );
     let runs = img.mappings(ino, &view).unwrap();
     let appended: Vec<_> = runs.iter().filter(|m| m.logical >= 256).collect();
     assert_eq!(appended.iter().map(|m| m.len).sum::<u64>(), 20 * 256);
