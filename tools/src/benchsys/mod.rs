@@ -4,11 +4,13 @@
 //! up, so an error or Ctrl-C (which stops the workload and returns an error up the stack) leaves
 //! nothing mounted or attached.
 
+pub mod images;
 pub mod machine;
 pub mod mounts;
 
+pub use images::{default_parent, e2fsck, ext4_image, fsck_vexfs, Bins};
 pub use machine::{loadavg, Machine};
-pub use mounts::{default_parent, e2fsck, ext4_image, fsck_vexfs, Bins, Ext4Mount, LoopDev, VexMount, WorkDir};
+pub use mounts::{Ext4Mount, LoopDev, VexMount, WorkDir};
 
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
