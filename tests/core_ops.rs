@@ -494,3 +494,35 @@ fn a_file_written_in_order_is_contiguous() {
     assert_eq!(runs.iter().map(|m| m.len).sum::<u64>(), 20 * 256);
     assert!(runs.len() <= 2, "{} extents: {runs:?}", runs.len());
 }
+
+/// The same once the file's map needs an extent tree block: rebuilding the
+/// tree on every write must not put a fresh tree block in the path of the
+/// data (which split the appended part into one extent per write).
+#[test]
+fn appending_to_a_file_with_an_extent_tree_stays_contiguous() {
+    let (_d, p, fs) = open(false, 64 << 20);
+    let c = Ctx::root();
+    let f: u64 = fs.create(&c, ROOT, b"big", 0o644, NewNode::File).unwrap().ino.into();
+    let other: u64 = fs.create(&c, ROOT, b"other", 0o644, NewNode::File).unwrap().ino.into();
+    // The first 1 MiB written alternately with another file: one extent per
+    // 4 KiB, more than the inode holds, so the map needs a tree block.
+    for i in 0..256u64 {
+        fs.write_data(f, i * 4096, &[1; 4096]).unwrap();
+        fs.write_data(other, i * 4096, &[2; 4096]).unwrap();
+    }
+    for i in 1..21u64 {
+        fs.write_data(f, i << 20, &[i as u8; 1 << 20]).unwrap();
+    }
+    assert_clean(&p, fs);
+    let img = vexfs::image::Image::open(&p, vexfs::image::Mode::ReadOnly).unwrap();
+    let ino = img.resolve("/big").unwrap();
+    let view = img.inode(ino).unwrap();
+    assert!(
+        !img.extent_tree_blocks(ino, &view).unwrap().is_empty(),
+        "the map needs a tree block"
+    );
+    let runs = img.mappings(ino, &view).unwrap();
+    let appended: Vec<_> = runs.iter().filter(|m| m.logical >= 256).collect();
+    assert_eq!(appended.iter().map(|m| m.len).sum::<u64>(), 20 * 256);
+    assert!(appended.len() <= 2, "{} extents: {appended:?}", appended.len());
+}

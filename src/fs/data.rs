@@ -66,17 +66,24 @@ impl Fs {
             if end - off >= READ_AHEAD_MIN {
                 read_ahead(txn, &fm, off, end);
             }
-            let mut out = vec![0u8; (end - off) as usize];
+            // Filled run by run: written blocks copied from the map in one
+            // piece per run, holes and unwritten runs as zeros (no zeroing
+            // of what is then overwritten).
+            let mut out = Vec::with_capacity((end - off) as usize);
             let mut pos = off;
             while pos < end {
                 let l = pos / BLOCK_SIZE_U64;
-                let in_block = (pos % BLOCK_SIZE_U64) as usize;
-                let n = (BLOCK_SIZE - in_block).min((end - pos) as usize);
-                if let Some((phys, false)) = map::lookup(&fm.runs, l) {
-                    let dst = (pos - off) as usize;
-                    out[dst..dst + n].copy_from_slice(&txn.data(phys)?[in_block..in_block + n]);
+                let seg_end = end.min(next_boundary(&fm.runs, l).saturating_mul(BLOCK_SIZE_U64));
+                let n = (seg_end - pos) as usize;
+                match map::lookup(&fm.runs, l) {
+                    Some((phys, false)) => {
+                        let in_block = (pos % BLOCK_SIZE_U64) as usize;
+                        let blocks = (in_block + n).div_ceil(BLOCK_SIZE) as u64;
+                        out.extend_from_slice(&txn.data_span(phys, blocks)?[in_block..in_block + n]);
+                    }
+                    _ => out.resize(out.len() + n, 0),
                 }
-                pos += n as u64;
+                pos = seg_end;
             }
             Ok(out)
         })

@@ -2,9 +2,9 @@
 //! extent tree (format-spec/05-inodes.md §5.4-5.5).
 //!
 //! A file's map is edited as a sorted list of [`Mapping`]s and written
-//! back whole: runs merge, the tree is rebuilt (old tree blocks freed, new
-//! ones allocated) with as few levels as the count needs. Simple and
-//! always valid; files are usually a handful of extents.
+//! back whole: runs merge, the tree is rebuilt (in the old tree blocks,
+//! more allocated or the surplus freed) with as few levels as the count
+//! needs. Simple and always valid; files are usually a handful of extents.
 
 use super::alloc;
 use super::inode::InodeBuf;
@@ -141,12 +141,17 @@ pub fn store(txn: &mut Txn<'_>, g: &Geometry, ino: &mut InodeBuf, map: &FileMap)
         ino.set_blocks_512((mapped_blocks(&map.runs) + xattr) * 8);
         return Ok(());
     }
-    for &b in &map.tree_blocks {
-        alloc::free_blocks(txn, g, b, 1)?;
-    }
     let extents = to_extents(&map.runs)?;
     let goal = map.runs.first().map_or(g.first_data_block, |m| m.physical);
-    let (root, tree) = build_tree(txn, g, ino.ino.get(), &extents, goal)?;
+    // The old tree blocks are rewritten in place and only the surplus is
+    // freed: fresh blocks for every rebuild would each land right after
+    // the file's data (the goal) and split a file being appended into one
+    // extent per write.
+    let mut reuse = map.tree_blocks.iter().copied();
+    let (root, tree) = build_tree(txn, g, ino.ino.get(), &extents, goal, &mut reuse)?;
+    for b in reuse {
+        alloc::free_blocks(txn, g, b, 1)?;
+    }
     ino.base_mut().i_block.as_mut_bytes().copy_from_slice(&root);
     ino.set_blocks_512((mapped_blocks(&map.runs) + tree + xattr) * 8);
     Ok(())
@@ -194,14 +199,16 @@ fn to_extents(runs: &[Mapping]) -> Result<Vec<Extent>> {
     Ok(out)
 }
 
-/// Build the tree bottom-up; returns the 48-byte root and the number of
-/// tree blocks allocated.
+/// Build the tree bottom-up in blocks taken from `reuse` first, then
+/// allocated near `goal`; returns the 48-byte root and the number of tree
+/// blocks.
 fn build_tree(
     txn: &mut Txn<'_>,
     g: &Geometry,
     ino: u32,
     extents: &[Extent],
     goal: u64,
+    reuse: &mut impl Iterator<Item = u64>,
 ) -> Result<([u8; I_BLOCK_BYTES], u64)> {
     let mut level: Vec<(u32, Vec<u8>)> = extents
         .iter()
@@ -212,7 +219,10 @@ fn build_tree(
     while level.len() > usize::from(ROOT_MAX_ENTRIES) {
         let mut next = Vec::new();
         for chunk in level.chunks(usize::from(BLOCK_MAX_ENTRIES)) {
-            let (b, _) = alloc::alloc_blocks(txn, g, goal, 1)?;
+            let b = match reuse.next() {
+                Some(b) => b,
+                None => alloc::alloc_blocks(txn, g, goal, 1)?.0,
+            };
             tree_blocks += 1;
             let block = txn.block_new(b)?;
             write_node(block, depth, BLOCK_MAX_ENTRIES, chunk);

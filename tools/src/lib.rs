@@ -1,6 +1,8 @@
 //! Shared code of the VexFS command-line tools.
 
 pub mod bench;
+pub mod bench_fs;
+pub mod benchsys;
 pub mod inspect;
 pub mod vecfile;
 pub mod vexctl;

@@ -13,11 +13,11 @@
 //! Both timed mounts start with the image's pages (and the loop device's buffers) dropped from
 //! the page cache, as after a reboot.
 
-use super::sys::{self, io_err, Ext4Mount, LoopDev, VexMount, WorkDir, R};
+use super::sys::{self, io_err, Ext4Mount, VexMount, WorkDir, R};
 use super::workload;
 use serde::Serialize;
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use vexfs::image::{Image, Mode};
@@ -169,12 +169,6 @@ fn mkfs_vexfs(s: &Setup, image: &Path) -> R<()> {
     .map(drop)
 }
 
-pub fn fsck_vexfs(fsck_bin: &Path, image: &Path) -> R<()> {
-    sys::run(Command::new(fsck_bin).arg(image))
-        .map(drop)
-        .map_err(|e| format!("the image is not clean: {e}"))
-}
-
 /// Mount, make `burst/`, run `n` fsync'd transactions in it, SIGKILL the daemon.
 fn vexfs_crash(s: &Setup, image: &Path, mnt: &Path, n: u64) -> R<Duration> {
     mkfs_vexfs(s, image)?;
@@ -226,7 +220,7 @@ pub fn vexfs(s: &Setup) -> R<VexfsRecovery> {
     let (m, dirty) = VexMount::daemon(s.mount_bin, &image, &mnt, s.vexfs_options)?;
     workload::verify_burst(&mnt.join("burst"), n, s.payload)?;
     m.finish()?;
-    fsck_vexfs(s.fsck_bin, &image)?;
+    sys::fsck_vexfs(s.fsck_bin, &image)?;
     sys::drop_cache(&image)?;
     let (m, clean) = VexMount::daemon(s.mount_bin, &image, &mnt, s.vexfs_options)?;
     m.finish()?;
@@ -242,30 +236,6 @@ pub fn vexfs(s: &Setup) -> R<VexfsRecovery> {
         mount_dirty_ms: ms(dirty),
         mount_clean_ms: ms(clean),
     })
-}
-
-/// A sparse file of `mib` MiB (as mkfs-vexfs makes its image) on a loop device, with ext4 on it.
-pub fn ext4_image(image: &Path, mib: u64) -> R<LoopDev> {
-    let f = File::create(image).map_err(io_err("create", image))?;
-    f.set_len(mib << 20).map_err(io_err("resize", image))?;
-    drop(f);
-    let dev = LoopDev::attach(image)?;
-    // Inode tables and journal zeroed now, so that no lazy-init thread writes during the runs.
-    sys::run(
-        Command::new("mkfs.ext4")
-            .arg("-q")
-            .arg("-F")
-            .arg("-E")
-            .arg("lazy_itable_init=0,lazy_journal_init=0")
-            .arg(&dev.dev),
-    )?;
-    Ok(dev)
-}
-
-pub fn e2fsck(dev: &Path) -> R<()> {
-    sys::run(Command::new("e2fsck").arg("-fn").arg(dev))
-        .map(drop)
-        .map_err(|e| format!("e2fsck -fn reports problems: {e}"))
 }
 
 /// `dumpe2fs -h`: (needs_recovery set, journal blocks).
@@ -337,7 +307,7 @@ pub fn ext4(s: &Setup, n: u64, burst_label: &str) -> R<Ext4Recovery> {
     let image = s.work.path.join("ext4-recovery.img");
     let mnt = s.work.subdir("mnt-ext4-recovery")?;
     eprintln!("bench-fsync: recovery: ext4 burst of {n} fsync'd transactions, then EXT4_IOC_SHUTDOWN (no log flush)");
-    let dev = ext4_image(&image, s.image_mib)?;
+    let dev = sys::ext4_image(&image, s.image_mib)?;
     let (m, _) = Ext4Mount::mount(&dev.dev, &mnt, s.ext4_options)?;
     let dir = mnt.join("burst");
     workload::durable_dir(&dir)?;
@@ -353,7 +323,7 @@ pub fn ext4(s: &Setup, n: u64, burst_label: &str) -> R<Ext4Recovery> {
             let (m, took) = Ext4Mount::mount(&dev.dev, &mnt, s.ext4_options)?;
             workload::verify_burst(&mnt.join("burst"), n, s.payload)?;
             m.finish()?;
-            e2fsck(&dev.dev)?;
+            sys::e2fsck(&dev.dev)?;
             (
                 true,
                 "journal left dirty by EXT4_IOC_SHUTDOWN(NOLOGFLUSH); mount replays it".to_string(),
@@ -391,14 +361,4 @@ pub fn ext4(s: &Setup, n: u64, burst_label: &str) -> R<Ext4Recovery> {
         mount_dirty_ms: mount_dirty,
         mount_clean_ms: ms(clean),
     })
-}
-
-/// Where the default work directory goes: the repository's target/ (this program normally runs
-/// from target/release), else ./target.
-pub fn default_parent() -> PathBuf {
-    let exe_target = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent()?.parent().map(Path::to_path_buf))
-        .filter(|t| t.file_name().is_some_and(|n| n == std::ffi::OsStr::new("target")));
-    exe_target.unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
 }

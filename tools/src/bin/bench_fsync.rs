@@ -5,13 +5,13 @@
 mod bench_fsync;
 
 use bench_fsync::recovery::{self, Ext4Recovery, Setup as RecoverySetup, VexfsRecovery};
-use bench_fsync::sys::{self, io_err, Ext4Mount, VexMount, WorkDir, R};
+use bench_fsync::sys::{self, io_err, Bins, Ext4Mount, Machine, VexMount, WorkDir, R};
 use bench_fsync::workload::{self, Limit, Measured};
 use clap::Parser;
 use serde::Serialize;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// Smallest VexFS/ext4 throughput ratio issue 4 accepts.
@@ -169,18 +169,6 @@ struct Ratio {
 }
 
 #[derive(Debug, Serialize)]
-struct Machine {
-    cpus: usize,
-    cpu_model: String,
-    kernel: String,
-    /// /proc/loadavg (1, 5, 15 minutes) before and after the run.
-    loadavg_before: String,
-    loadavg_after: String,
-    /// The filesystem and device holding the work directory.
-    work_fs: String,
-}
-
-#[derive(Debug, Serialize)]
 struct Report {
     command: String,
     machine: Machine,
@@ -200,45 +188,9 @@ struct Report {
     ext4_recovery: Vec<Ext4Recovery>,
 }
 
-fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-fn machine(work: &Path, loadavg_before: String) -> Machine {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu_model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
-        .map_or_else(|| "unknown".into(), |(_, m)| m.trim().to_string());
-    let work_fs = sys::run(Command::new("df").arg("--output=fstype,source").arg(work))
-        .ok()
-        .and_then(|o| {
-            o.lines()
-                .nth(1)
-                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" on "))
-        })
-        .unwrap_or_else(|| "unknown".into());
-    Machine {
-        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-        cpu_model,
-        kernel: fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "unknown".into(), |k| k.trim().into()),
-        loadavg_before,
-        loadavg_after: loadavg(),
-        work_fs,
-    }
-}
-
 /// The payload: a fixed, non-zero pattern.
 fn payload(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8 + 1).collect()
-}
-
-struct Bins {
-    mount: PathBuf,
-    mkfs: PathBuf,
-    fsck: PathBuf,
 }
 
 fn preflight(a: &Cli) -> R<Bins> {
@@ -257,28 +209,7 @@ fn preflight(a: &Cli) -> R<Bins> {
     if a.journal_fill.is_nan() || a.journal_fill <= 0.0 || a.journal_fill >= 1.0 {
         return Err("--journal-fill must be between 0 and 1".into());
     }
-    let dir = match &a.bin_dir {
-        Some(d) => d.clone(),
-        None => std::env::current_exe()
-            .ok()
-            .and_then(|e| e.parent().map(Path::to_path_buf))
-            .ok_or("cannot find this program's directory: give --bin-dir")?,
-    };
-    let bins = Bins {
-        mount: dir.join("mount-vexfs"),
-        mkfs: dir.join("mkfs-vexfs"),
-        fsck: dir.join("fsck-vexfs"),
-    };
-    for b in [&bins.mount, &bins.mkfs, &bins.fsck] {
-        if !b.is_file() {
-            return Err(format!(
-                "{} is missing: cargo build --release -p vexfs --bin mount-vexfs && \
-                 cargo build --release -p vexfs-tools --bin mkfs-vexfs --bin fsck-vexfs (or give --bin-dir)",
-                b.display()
-            ));
-        }
-    }
-    Ok(bins)
+    Bins::find(a.bin_dir.as_deref())
 }
 
 /// Both filesystems mounted side by side; every case in its own directory.
@@ -292,15 +223,8 @@ fn throughput(a: &Cli, bins: &Bins, work: &WorkDir, data: &[u8]) -> R<Vec<Case>>
         ext4_image.display(),
         a.image_mib
     );
-    sys::run(
-        Command::new(&bins.mkfs)
-            .arg("--quiet")
-            .arg("--force")
-            .arg("--size")
-            .arg(format!("{}M", a.image_mib))
-            .arg(&vex_image),
-    )?;
-    let loopdev = recovery::ext4_image(&ext4_image, a.image_mib)?;
+    bins.mkfs_vexfs(&vex_image, a.image_mib)?;
+    let loopdev = sys::ext4_image(&ext4_image, a.image_mib)?;
     let log = work.path.join("mount-vexfs.log");
     let vex = VexMount::foreground(&bins.mount, &vex_image, &vex_mnt, &a.vexfs_options, &log)?;
     let (ext4, _) = Ext4Mount::mount(&loopdev.dev, &ext4_mnt, &a.ext4_options)?;
@@ -352,9 +276,9 @@ fn throughput(a: &Cli, bins: &Bins, work: &WorkDir, data: &[u8]) -> R<Vec<Case>>
         }
     }
     vex.finish()?;
-    recovery::fsck_vexfs(&bins.fsck, &vex_image)?;
+    sys::fsck_vexfs(&bins.fsck, &vex_image)?;
     ext4.finish()?;
-    recovery::e2fsck(&loopdev.dev)?;
+    sys::e2fsck(&loopdev.dev)?;
     drop(loopdev);
     for img in [&vex_image, &ext4_image] {
         fs::remove_file(img).map_err(io_err("remove", img))?;
@@ -590,8 +514,8 @@ fn print_report(r: &Report) {
 fn run(a: &Cli) -> R<()> {
     let bins = preflight(a)?;
     sys::catch_signals();
-    let load_before = loadavg();
-    let parent = a.dir.clone().unwrap_or_else(recovery::default_parent);
+    let load_before = sys::loadavg();
+    let parent = a.dir.clone().unwrap_or_else(sys::default_parent);
     let work = WorkDir::create(&parent, a.keep)?;
     eprintln!("bench-fsync: work directory {}", work.path.display());
     let data = payload(a.write_bytes);
@@ -633,7 +557,7 @@ fn run(a: &Cli) -> R<()> {
     let ratios = ratios(&cases, &sums, &a.threads);
     let report = Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
-        machine: machine(&work.path, load_before),
+        machine: Machine::describe(&work.path, load_before),
         image_mib: a.image_mib,
         write_bytes: a.write_bytes,
         seconds_per_case: a.transactions.is_none().then_some(a.seconds),
