@@ -138,14 +138,22 @@ struct Stack {
 /// blocked in a system call (FUSE workers in read of /dev/fuse), where
 /// /proc/PID/task/TID/syscall shows its stack pointer.
 fn stacks(pid: u32) -> Vec<Stack> {
-    let maps = mappings(pid);
-    let mut out = Vec::new();
-    for task in fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let task = task.unwrap().path();
-        if task.file_name().unwrap().to_str() == Some(&pid.to_string()) {
-            continue;
-        }
-        let thread = fs::read_to_string(task.join("comm")).unwrap().trim().to_string();
+    // The mount appears before the daemon starts its workers and timers.
+    let names = || -> Vec<(PathBuf, String)> {
+        let tasks = fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        let paths = tasks
+            .map(|t| t.unwrap().path())
+            .filter(|t| !t.ends_with(pid.to_string()));
+        paths
+            .map(|t| (t.clone(), fs::read_to_string(t.join("comm")).unwrap().trim().into()))
+            .collect()
+    };
+    wait("the daemon's threads", || {
+        let n = names();
+        n.iter().filter(|t| t.1.starts_with("fuser-")).count() >= 2 && n.iter().any(|t| t.1 == "commit")
+    });
+    let mut sps = Vec::new();
+    for (task, thread) in names() {
         let mut sp = None;
         wait("a thread blocked in a system call", || {
             let s = fs::read_to_string(task.join("syscall")).unwrap();
@@ -153,7 +161,11 @@ fn stacks(pid: u32) -> Vec<Stack> {
             sp = (f.len() == 9).then(|| u64::from_str_radix(f[7].trim_start_matches("0x"), 16).unwrap());
             sp.is_some()
         });
-        let sp = sp.unwrap();
+        sps.push((thread, sp.unwrap()));
+    }
+    let maps = mappings(pid);
+    let mut out = Vec::new();
+    for (thread, sp) in sps {
         let i = maps
             .iter()
             .position(|m| m.lo <= sp && sp < m.hi)
@@ -358,10 +370,15 @@ fn the_deepest_paths_fit_the_worker_stack() {
     // The deepest each thread went. An overflow would have killed the
     // daemon above; half the stack is the margin a change may not eat.
     for s in stacks(daemon.child.id()) {
+        let at_mount = before
+            .iter()
+            .find(|b| b.thread == s.thread)
+            .map_or(0, |b| b.touched_kib);
         println!(
-            "{}: {} KiB of its stack touched, {} KiB room below where it waits",
+            "{}: {} KiB of its stack touched ({} KiB after mounting), {} KiB room below where it waits",
             s.thread,
             s.touched_kib,
+            at_mount,
             s.room / 1024
         );
         assert!(s.touched_kib * 1024 < THREAD_STACK as u64 / 2, "{s:?}");
