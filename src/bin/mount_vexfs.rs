@@ -281,16 +281,17 @@ const DAEMON_ENV: &str = "VEXFS_MOUNT_DAEMON";
 const STACK_ENV: &str = "RUST_MIN_STACK";
 
 /// The worker stack size for `RUST_MIN_STACK`: [`THREAD_STACK`] unless
-/// the caller set the variable (std's documented override; the tests use
-/// it to show that a too-small stack kills the daemon).
+/// the caller set the variable (std's documented override, e.g. to try
+/// another size).
 fn worker_stack_env() -> std::ffi::OsString {
     std::env::var_os(STACK_ENV).unwrap_or_else(|| THREAD_STACK.to_string().into())
 }
 
-/// Serve with `RUST_MIN_STACK` in this process's environment: the
-/// foreground server re-executes itself with it (same process id; changing
-/// the environment in place would need `unsafe` set_var). The daemonised
-/// server gets it from [`daemonise`].
+/// Serve with `RUST_MIN_STACK` in this process's environment: a server
+/// started without it (the foreground one; the daemon gets it from
+/// [`daemonise`]) re-executes itself with it, keeping its process id and
+/// descriptors. Changing the environment in place would need `unsafe`
+/// (`set_var`).
 fn with_worker_stack() {
     use std::os::unix::process::CommandExt;
     if std::env::var_os(STACK_ENV).is_some() {
@@ -299,7 +300,7 @@ fn with_worker_stack() {
     let Ok(exe) = std::env::current_exe() else { return };
     let e = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
-        .env(STACK_ENV, worker_stack_env())
+        .env(STACK_ENV, THREAD_STACK.to_string())
         .exec();
     // Still here: serve with std's default (larger) stack rather than fail.
     eprintln!("mount.vexfs: cannot re-execute with {STACK_ENV} set ({e}); using the default thread stack");
@@ -346,6 +347,7 @@ fn main() {
         log::set_max_level(log::LevelFilter::Debug);
     }
     if std::env::var_os(DAEMON_ENV).is_some() {
+        with_worker_stack();
         // A daemon must not keep the caller's working directory busy.
         let _ = std::env::set_current_dir("/");
         serve(
