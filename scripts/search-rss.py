@@ -12,7 +12,7 @@ figures: RssAnon after the mount, its peak and last value over the
 searches, VmHWM and RssFile, and the search rate. Then unmounts.
 
 Usage (as root): python3 scripts/search-rss.py IMAGE QUERIES.fvecs
-    [--collection NAME] [--k 10] [--ef 256] [--bin target/release] [--ro]
+    [--collection NAME] [--k 10] [--ef 256] [--clients 1] [--bin target/release] [--ro]
 The collection defaults to the image's only (or first) collection.
 """
 import argparse
@@ -22,6 +22,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -61,6 +62,7 @@ def main():
     ap.add_argument("--collection")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--ef", type=int, default=256)
+    ap.add_argument("--clients", type=int, default=1, help="threads searching at once")
     ap.add_argument("--ro", action="store_true", help="mount read-only (searches then fail: EROFS)")
     ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "../target/release"))
     a = ap.parse_args()
@@ -82,17 +84,31 @@ def main():
             stats = [json.loads(l) for l in f.read().splitlines()]
         name = a.collection or stats[0]["name"]
         count = next((s.get("count") for s in stats if s["name"] == name), "?")
-        peak, t0 = mounted["RssAnon"], time.monotonic()
-        for i, q in enumerate(queries):
-            body = {"collection": name, "k": a.k, "ef": a.ef, "paths": i % 2 == 1, "vector": q}
-            hits = search(mnt, body)
-            if len(hits) != a.k or "error" in hits[0]:
-                sys.exit("query %d: bad reply %r" % (i, hits[:2]))
-            peak = max(peak, status(daemon.pid)["RssAnon"])
+        peak, errors = [mounted["RssAnon"]], []
+
+        def client(part):
+            for i, q in part:
+                body = {"collection": name, "k": a.k, "ef": a.ef, "paths": i % 2 == 1, "vector": q}
+                hits = search(mnt, body)
+                if len(hits) != a.k or "error" in hits[0]:
+                    errors.append("query %d: bad reply %r" % (i, hits[:2]))
+                    return
+                peak[0] = max(peak[0], status(daemon.pid)["RssAnon"])
+
+        numbered = list(enumerate(queries))
+        clients = [threading.Thread(target=client, args=(numbered[c::a.clients],)) for c in range(a.clients)]
+        t0 = time.monotonic()
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
+        if errors:
+            sys.exit(errors[0])
+        peak = peak[0]
         secs = time.monotonic() - t0
         end = status(daemon.pid)
-        print("collection %s: %s vectors; %d searches k=%d ef=%d (half with paths) in %.1f s (%.0f/s)"
-              % (name, count, len(queries), a.k, a.ef, secs, len(queries) / secs))
+        print("collection %s: %s vectors; %d searches k=%d ef=%d (half with paths) from %d client(s) in %.1f s (%.0f/s)"
+              % (name, count, len(queries), a.k, a.ef, a.clients, secs, len(queries) / secs))
         print("daemon RssAnon KiB: after mount %d, peak during searches %d, at the end %d"
               % (mounted["RssAnon"], peak, end["RssAnon"]))
         print("daemon VmHWM %d KiB, RssFile %d KiB (mapped image pages), threads %d"
