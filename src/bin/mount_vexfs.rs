@@ -19,7 +19,7 @@ use std::process::exit;
 use std::sync::{Arc, Weak};
 use vexfs::error::FsError;
 use vexfs::fs::core::Fs;
-use vexfs::fuse::VexFuse;
+use vexfs::fuse::{VexFuse, THREAD_STACK};
 
 /// Exit status of a failed mount, as mount(8) documents it.
 const EXIT_MOUNT_FAILURE: i32 = 32;
@@ -275,6 +275,37 @@ impl Status {
 
 /// Set in the environment of the re-executed daemon process.
 const DAEMON_ENV: &str = "VEXFS_MOUNT_DAEMON";
+/// The variable std reads (once, at the first spawn) for the stack of
+/// threads spawned without an explicit size, as fuser 0.18 spawns its
+/// workers (`Session::run`: `thread::Builder::new().name(..)`, no size and
+/// no setting for one).
+const STACK_ENV: &str = "RUST_MIN_STACK";
+
+/// The worker stack size for `RUST_MIN_STACK`: [`THREAD_STACK`] unless
+/// the caller set the variable (std's documented override, e.g. to try
+/// another size).
+fn worker_stack_env() -> std::ffi::OsString {
+    std::env::var_os(STACK_ENV).unwrap_or_else(|| THREAD_STACK.to_string().into())
+}
+
+/// Serve with `RUST_MIN_STACK` in this process's environment: a server
+/// started without it (the foreground one; the daemon gets it from
+/// [`daemonise`]) re-executes itself with it, keeping its process id and
+/// descriptors. Changing the environment in place would need `unsafe`
+/// (`set_var`).
+fn with_worker_stack() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(STACK_ENV).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    let e = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(STACK_ENV, THREAD_STACK.to_string())
+        .exec();
+    // Still here: serve with std's default (larger) stack rather than fail.
+    eprintln!("mount.vexfs: cannot re-execute with {STACK_ENV} set ({e}); using the default thread stack");
+}
 
 fn main() {
     let cli = match Cli::try_parse() {
@@ -317,6 +348,7 @@ fn main() {
         log::set_max_level(log::LevelFilter::Debug);
     }
     if std::env::var_os(DAEMON_ENV).is_some() {
+        with_worker_stack();
         // A daemon must not keep the caller's working directory busy.
         let _ = std::env::set_current_dir("/");
         serve(
@@ -330,6 +362,7 @@ fn main() {
         );
     }
     if cli.foreground || opts.debug {
+        with_worker_stack();
         serve(&cli, &opts, &image, &dir, Status { report: None });
     }
     daemonise();
@@ -351,6 +384,7 @@ fn daemonise() -> ! {
     let mut child = Command::new(exe)
         .args(std::env::args_os().skip(1))
         .env(DAEMON_ENV, "1")
+        .env(STACK_ENV, worker_stack_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -418,6 +452,7 @@ fn serve(cli: &Cli, opts: &Opts, image: &Path, dir: &Path, mut status: Status) -
     let weak = Arc::downgrade(&fs);
     let spawned = std::thread::Builder::new()
         .name("signals".into())
+        .stack_size(THREAD_STACK)
         .spawn(move || signal_loop(signals, unmounter, mnt, weak))
         .and_then(|_| vexfs::fuse::spawn_commit_timer(Arc::downgrade(&fs)));
     if let Err(e) = spawned {

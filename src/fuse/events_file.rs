@@ -189,6 +189,7 @@ impl EventFiles {
         let me = self.clone();
         let spawned = std::thread::Builder::new()
             .name("events-read".into())
+            .stack_size(super::THREAD_STACK)
             .spawn(move || me.wait_and_reply(fh, size, pid, reply));
         if let Err(e) = spawned {
             log::error!("events: cannot start a waiting thread: {e}");
@@ -249,6 +250,7 @@ impl EventFiles {
         let weak = Arc::downgrade(self);
         let spawned = std::thread::Builder::new()
             .name("events-poll".into())
+            .stack_size(super::THREAD_STACK)
             .spawn(move || loop {
                 let Some(me) = weak.upgrade() else { return };
                 let Ok(fs) = me.fs() else { return };

@@ -53,6 +53,15 @@ pub const COPY_CHUNK: usize = 1 << 20;
 /// reply holds at most 128 entries of 32 bytes).
 pub(super) const READDIR_BATCH: usize = 128;
 
+/// Stack of every thread a mount runs: fuser's workers (set through
+/// `RUST_MIN_STACK`, see `mount.vexfs`), the commit timer and the event
+/// threads. A request keeps its large state (buffers, search heaps, htree
+/// walks) on the heap, so its frames need far less; 256 KiB instead of
+/// std's 2 MiB bounds a mount with 64 threads to 16 MiB of stack, and
+/// tests/fuse_stack.rs runs the deepest paths on it so that a regression
+/// (a big array on the stack, deep recursion) fails in tests, not in use.
+pub const THREAD_STACK: usize = 256 * 1024;
+
 const SEEK_DATA: i32 = 3;
 const SEEK_HOLE: i32 = 4;
 
@@ -75,13 +84,16 @@ pub const TICK: Duration = Duration::from_secs(1);
 /// commit interval (like jbd2's commit timer). It holds only a weak
 /// reference and ends once the filesystem is gone.
 pub fn spawn_commit_timer(fs: Weak<Fs>) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name("commit".into()).spawn(move || loop {
-        std::thread::sleep(TICK);
-        let Some(fs) = fs.upgrade() else { return };
-        if let Err(e) = fs.tick() {
-            log::error!("periodic commit: {e}");
-        }
-    })
+    std::thread::Builder::new()
+        .name("commit".into())
+        .stack_size(THREAD_STACK)
+        .spawn(move || loop {
+            std::thread::sleep(TICK);
+            let Some(fs) = fs.upgrade() else { return };
+            if let Err(e) = fs.tick() {
+                log::error!("periodic commit: {e}");
+            }
+        })
 }
 
 impl VexFuse {
