@@ -28,6 +28,7 @@ pub mod span;
 pub mod stats;
 pub mod store;
 pub mod vattr;
+pub mod visited;
 
 pub use api::{detach_all, CollectionParams};
 pub use cache::Cache;

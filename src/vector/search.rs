@@ -6,23 +6,19 @@
 use super::direct::DirectNodes;
 use super::distance::Scorer;
 use super::store::{Collection, Node};
+use super::visited::Visited;
 use crate::error::Result;
 use crate::format::hnsw::{NeighbourIter, UpperRecord, MAX_LEVEL};
 use crate::fs::txn::Txn;
-use rustc_hash::FxHashSet;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::time::Instant;
 use zerocopy::FromBytes;
 
 /// Default cap on nodes scored per query. Why: bounds the visited set
-/// (about 8 bytes a node) and the time of one query, whatever the
+/// (at most 16 bytes a node) and the time of one query, whatever the
 /// collection's size or a filter's selectivity.
 pub const DEFAULT_MAX_VISITED: usize = 200_000;
-
-/// Initial room of the visited set: a typical query at ef 64 scores a
-/// few hundred to a few thousand nodes; growing from empty costs rehashes.
-const VISITED_CAPACITY: usize = 2048;
 
 /// Limits on one query's work.
 #[derive(Debug, Clone, Copy)]
@@ -78,7 +74,7 @@ pub struct Walk<'c, 't, 'a> {
     /// The node file addressed straight in the map, when nothing in it has
     /// a private copy (read-only searches); else records go through `txn`.
     direct: Option<DirectNodes<'c, 't>>,
-    visited: FxHashSet<u32>,
+    visited: Visited,
     /// Nodes scored over all levels of this query (charged to the budget).
     total: usize,
     budget: Budget,
@@ -92,7 +88,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             coll,
             txn,
             direct: DirectNodes::new(coll, txn),
-            visited: FxHashSet::with_capacity_and_hasher(VISITED_CAPACITY, Default::default()),
+            visited: Visited::default(),
             total: 0,
             budget,
             exhausted: false,
