@@ -203,7 +203,9 @@ impl<'a> Txn<'a> {
         if self.dirty.keys().any(copied) || self.overlay.is_some_and(|o| o.keys().any(copied)) {
             return None;
         }
-        Some(self.map.bytes())
+        // Only the image's blocks, as `Txn::block` checks.
+        let len = usize::try_from(self.blocks_count).ok()?.checked_mul(BLOCK_SIZE)?;
+        self.map.bytes().get(..len)
     }
 
     /// File data as it is in the map.
