@@ -188,6 +188,11 @@ impl<'a> Txn<'a> {
         Ok(&self.map.bytes()[first as usize * BLOCK_SIZE..end as usize * BLOCK_SIZE])
     }
 
+    /// Whether this transaction may change blocks (not a read-only one).
+    pub fn can_write(&self) -> bool {
+        matches!(self.map, MapRef::ReadWrite(_))
+    }
+
     /// The whole map, for reading metadata blocks straight from it, when
     /// no block `owned` claims has a private copy (this transaction's or a
     /// staged one), so the map holds their current contents. `None` when

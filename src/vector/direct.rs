@@ -14,7 +14,7 @@ use crate::read::Mapping;
 /// Most (private copies × node file extents) compared when a walk starts.
 /// Why: the check runs once per search; past this, reading through the
 /// transaction is cheaper than proving the map current.
-const MAX_CHECK_WORK: usize = 1 << 16;
+const MAX_CHECK_WORK: usize = 1 << 14;
 
 /// Most entries of the block-to-extent table. Why: bounds the memory and
 /// the set-up time of a walk; with at least four buckets per extent (up
@@ -36,6 +36,12 @@ impl<'c, 't> DirectNodes<'c, 't> {
     /// The view for `coll`'s node file, or `None` when a block of it has
     /// a private copy (this transaction changed it, or it is staged).
     pub fn new(coll: &'c Collection, txn: &'t Txn<'_>) -> Option<Self> {
+        // Graph changes run many short walks in a transaction that holds
+        // copies of node blocks: proving each walk's blocks clean would
+        // cost more than it saves, so they read through the transaction.
+        if txn.can_write() {
+            return None;
+        }
         let runs = coll.node_runs();
         let owned = |b: u64| {
             runs.iter()
