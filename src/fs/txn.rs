@@ -188,6 +188,31 @@ impl<'a> Txn<'a> {
         Ok(&self.map.bytes()[first as usize * BLOCK_SIZE..end as usize * BLOCK_SIZE])
     }
 
+    /// Whether this transaction may change blocks (not a read-only one).
+    pub fn can_write(&self) -> bool {
+        matches!(self.map, MapRef::ReadWrite(_))
+    }
+
+    /// The whole map, for reading metadata blocks straight from it, when
+    /// no block `owned` claims has a private copy (this transaction's or a
+    /// staged one), so the map holds their current contents. `None` when
+    /// one has, or when there are more than `max_copies` copies to ask
+    /// about. Why: a read-only walk over a large file addresses its
+    /// records in the map instead of asking [`Txn::block`] for each.
+    pub fn clean_map(&self, max_copies: usize, owned: impl Fn(u64) -> bool) -> Option<&[u8]> {
+        let overlay = self.overlay.map_or(0, |o| o.len());
+        if self.dirty.len() + overlay > max_copies {
+            return None;
+        }
+        let copied = |b: &u64| owned(*b);
+        if self.dirty.keys().any(copied) || self.overlay.is_some_and(|o| o.keys().any(copied)) {
+            return None;
+        }
+        // Only the image's blocks, as `Txn::block` checks.
+        let len = usize::try_from(self.blocks_count).ok()?.checked_mul(BLOCK_SIZE)?;
+        self.map.bytes().get(..len)
+    }
+
     /// File data as it is in the map.
     pub fn data(&self, block: u64) -> Result<&[u8]> {
         let at = self.check(block)?;
@@ -244,6 +269,23 @@ mod tests {
         t.block_mut(2).unwrap()[0] = 9;
         t.commit();
         assert_eq!(map[2 * BLOCK_SIZE], 9);
+    }
+
+    #[test]
+    fn clean_map_is_refused_over_private_copies() {
+        let mut map = vec![0u8; 4 * BLOCK_SIZE];
+        let mut t = Txn::new(&mut map, 4);
+        let in_1_2 = |b: u64| (1..3).contains(&b);
+        assert_eq!(t.clean_map(0, in_1_2).map(<[u8]>::len), Some(4 * BLOCK_SIZE));
+        t.block_mut(3).unwrap()[0] = 7;
+        assert!(t.clean_map(0, in_1_2).is_none(), "more copies than allowed");
+        assert!(t.clean_map(1, in_1_2).is_some(), "block 3 is not owned");
+        t.block_mut(2).unwrap()[0] = 7;
+        assert!(t.clean_map(8, in_1_2).is_none(), "block 2 has a private copy");
+        let staged: Staged = [(1u64, Box::new([0u8; BLOCK_SIZE]))].into_iter().collect();
+        let t = Txn::read_only_with_overlay(&map, 4, &staged);
+        assert!(t.clean_map(8, in_1_2).is_none(), "block 1 is staged");
+        assert!(t.clean_map(8, |b| b == 0).is_some());
     }
 
     #[test]

@@ -3,25 +3,22 @@
 //! budget (visited nodes, deadline) after which the best results so far
 //! are returned and marked incomplete.
 
+use super::direct::DirectNodes;
 use super::distance::Scorer;
 use super::store::{Collection, Node};
+use super::visited::Visited;
 use crate::error::Result;
 use crate::format::hnsw::{NeighbourIter, UpperRecord, MAX_LEVEL};
 use crate::fs::txn::Txn;
-use rustc_hash::FxHashSet;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::time::Instant;
 use zerocopy::FromBytes;
 
 /// Default cap on nodes scored per query. Why: bounds the visited set
-/// (about 8 bytes a node) and the time of one query, whatever the
+/// (at most 16 bytes a node) and the time of one query, whatever the
 /// collection's size or a filter's selectivity.
 pub const DEFAULT_MAX_VISITED: usize = 200_000;
-
-/// Initial room of the visited set: a typical query at ef 64 scores a
-/// few hundred to a few thousand nodes; growing from empty costs rehashes.
-const VISITED_CAPACITY: usize = 2048;
 
 /// Limits on one query's work.
 #[derive(Debug, Clone, Copy)]
@@ -74,7 +71,10 @@ impl Accept for LiveOnly {
 pub struct Walk<'c, 't, 'a> {
     pub coll: &'c Collection,
     pub txn: &'t Txn<'a>,
-    visited: FxHashSet<u32>,
+    /// The node file addressed straight in the map, when nothing in it has
+    /// a private copy (read-only searches); else records go through `txn`.
+    direct: Option<DirectNodes<'c, 't>>,
+    visited: Visited,
     /// Nodes scored over all levels of this query (charged to the budget).
     total: usize,
     budget: Budget,
@@ -87,7 +87,8 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
         Walk {
             coll,
             txn,
-            visited: FxHashSet::with_capacity_and_hasher(VISITED_CAPACITY, Default::default()),
+            direct: DirectNodes::new(coll, txn),
+            visited: Visited::default(),
             total: 0,
             budget,
             exhausted: false,
@@ -113,14 +114,35 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
         first
     }
 
+    /// Slot `s` checked as [`Collection::peek`] does.
+    pub fn peek(&self, s: u32) -> Result<Node<'t>> {
+        self.coll.peek_in(self.txn, self.direct.as_ref(), s)
+    }
+
+    /// Start loading slot `s`'s header and vector into the cache.
+    fn prefetch(&self, s: u32) {
+        let want = 32 + self.coll.space.vector_bytes();
+        let rec = match self.direct.as_ref() {
+            Some(d) => self.coll.direct_record(d, s).map(std::borrow::Cow::Borrowed),
+            None => self.coll.record(self.txn, s).ok(),
+        };
+        if let Some(rec) = rec {
+            crate::image::prefetch(&rec[..want.min(rec.len())]);
+        }
+    }
+
     /// Neighbour ids of `node` (slot `s`) at `level`, appended to `out`.
     pub fn neighbours(&self, s: u32, node: &Node<'_>, level: u8, out: &mut Vec<u32>) -> Result<()> {
         out.clear();
         let slots = self.coll.slots();
         if level == 0 {
-            let base = self.coll.record_offset(s) + u64::from(self.coll.geo.adj_offset);
-            for id in NeighbourIter::new(node.adjacency(), slots, base) {
-                out.push(id?);
+            // Decoded without the record's image offset, which only an
+            // error report needs (and which costs an extent lookup).
+            for id in NeighbourIter::new(node.adjacency(), slots, 0) {
+                match id {
+                    Ok(id) => out.push(id),
+                    Err(_) => return Err(self.adjacency_error(s, node)),
+                }
             }
             return Ok(());
         }
@@ -134,6 +156,15 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             out.push(id?);
         }
         Ok(())
+    }
+
+    /// The error decoding `s`'s level-0 list gives, at its image offset.
+    #[cold]
+    fn adjacency_error(&self, s: u32, node: &Node<'_>) -> crate::error::FsError {
+        let base = self.coll.record_offset(s) + u64::from(self.coll.geo.adj_offset);
+        NeighbourIter::new(node.adjacency(), self.coll.slots(), base)
+            .find_map(|r| r.err())
+            .unwrap_or_else(|| crate::error::FsError::Invalid("adjacency list".into()))
     }
 
     /// The beam search of one level (HNSW "SEARCH-LAYER"): returns up to
@@ -155,42 +186,35 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             if !self.first_visit(s) {
                 continue;
             }
-            let node = self.coll.peek(self.txn, s)?;
+            let node = self.peek(s)?;
             candidates.push(Reverse((d, s)));
             if node.header().n_flags != 0 && accept.accept(s, &node)? {
                 results.push((d, s));
             }
         }
-        let mut ids = Vec::with_capacity(64);
+        let (mut ids, mut fresh) = (Vec::with_capacity(64), Vec::with_capacity(64));
         while let Some(Reverse((d, s))) = candidates.pop() {
             if results.len() >= ef && results.peek().is_some_and(|w| d > w.0) {
                 break;
             }
-            let node = self.coll.peek(self.txn, s)?;
+            let node = self.peek(s)?;
             self.neighbours(s, &node, level, &mut ids)?;
-            // Prefetch every unvisited neighbour's header and vector, then
-            // check the headers, then score: the memory loads overlap
-            // instead of stalling one after another (hnswlib does the same).
-            let want = 32 + self.coll.space.vector_bytes();
+            // Mark and prefetch every unvisited neighbour's header and
+            // vector, then check the headers and score: the memory loads
+            // overlap instead of stalling one after another (hnswlib does
+            // the same).
+            fresh.clear();
             for &n in &ids {
-                if n != s && !self.visited.contains(&n) {
-                    if let Ok(rec) = self.coll.record(self.txn, n) {
-                        crate::image::prefetch(&rec[..want.min(rec.len())]);
-                    }
+                if n != s && self.first_visit(n) {
+                    self.prefetch(n);
+                    fresh.push(n);
                 }
             }
-            let mut fresh = Vec::with_capacity(ids.len());
-            for &n in &ids {
-                if n == s || !self.first_visit(n) {
-                    continue;
-                }
-                let nb = self.coll.peek(self.txn, n)?;
+            for &n in &fresh {
+                let nb = self.peek(n)?;
                 if nb.header().n_flags == 0 || (level > 0 && nb.level() < level) {
                     continue; // a dangling edge (§9.7): skip it
                 }
-                fresh.push((n, nb));
-            }
-            for (n, nb) in fresh {
                 let dn = Dist(scorer.to(nb.vector()));
                 let worst = results.peek().map(|w| w.0);
                 if results.len() < ef || worst.is_some_and(|w| dn < w) {
@@ -225,7 +249,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
     /// Greedy descent from the entry point through levels `top..=1`,
     /// returning the entry for level 0 (the nearest node found).
     pub fn descend(&mut self, scorer: &mut Scorer, entry: u32, top: u8, to: u8) -> Result<(Dist, u32)> {
-        let node = self.coll.peek(self.txn, entry)?;
+        let node = self.peek(entry)?;
         let mut best = (Dist(scorer.to(node.vector())), entry);
         let mut ids = Vec::with_capacity(32);
         for level in (to.max(1)..=top.min(MAX_LEVEL)).rev() {
@@ -233,14 +257,14 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             // Each step moves to a strictly closer node, so a level ends
             // after at most ch_slots steps; the budget bounds it further.
             loop {
-                let node = self.coll.peek(self.txn, best.1)?;
+                let node = self.peek(best.1)?;
                 self.neighbours(best.1, &node, level, &mut ids)?;
                 let mut moved = false;
                 for &n in &ids {
                     if n == best.1 || !self.first_visit(n) {
                         continue;
                     }
-                    let nb = self.coll.peek(self.txn, n)?;
+                    let nb = self.peek(n)?;
                     if nb.header().n_flags == 0 || nb.level() < level {
                         continue;
                     }

@@ -6,7 +6,10 @@
 //! block is borrowed straight from the map (or from the transaction's copy
 //! of the block); larger ones are assembled block by block.
 
+use super::direct::DirectNodes;
 use super::distance::Space;
+pub(crate) use super::span::block_of;
+use super::span::{read_span, write_span};
 use crate::error::{Expected, FsError, Result};
 use crate::format::checksum::csum_skipping;
 use crate::format::hnsw::{UpperRecord, MAX_LEVEL};
@@ -250,6 +253,29 @@ impl Collection {
         self.read_node(txn, s, false)
     }
 
+    /// [`Collection::peek`], reading the record through `direct` when it
+    /// holds it (the same bytes, without the per-record lookups).
+    pub fn peek_in<'t>(&self, txn: &'t Txn<'_>, direct: Option<&DirectNodes<'_, 't>>, s: u32) -> Result<Node<'t>> {
+        match direct.and_then(|d| self.direct_record(d, s)) {
+            Some(bytes) => self.validated(Cow::Borrowed(bytes), s, false),
+            None => self.read_node(txn, s, false),
+        }
+    }
+
+    /// The raw bytes of slot `s` in `direct`, if it is a slot and the
+    /// view holds it (not validated).
+    pub fn direct_record<'t>(&self, direct: &DirectNodes<'_, 't>, s: u32) -> Option<&'t [u8]> {
+        if u64::from(s) >= self.slots() {
+            return None;
+        }
+        let (l, off) = self.slot_at(s);
+        direct.span(l, off, self.geo.stride as usize)
+    }
+
+    pub(crate) fn node_runs(&self) -> &[Mapping] {
+        &self.node_runs
+    }
+
     fn read_node<'t>(&self, txn: &'t Txn<'_>, s: u32, verify: bool) -> Result<Node<'t>> {
         if u64::from(s) >= self.slots() {
             let slots = self.slots();
@@ -262,6 +288,12 @@ impl Collection {
             ));
         }
         let bytes = self.record(txn, s)?;
+        self.validated(bytes, s, verify)
+    }
+
+    /// Slot `s`'s record checked (§8.8): flags, level, list length, and
+    /// the checksum when `verify`. The caller checked `s < ch_slots`.
+    fn validated<'t>(&self, bytes: Cow<'t, [u8]>, s: u32, verify: bool) -> Result<Node<'t>> {
         let h = NodeHeader::ref_from_prefix(&bytes)
             .map_err(|_| FsError::Invalid("short node record".into()))?
             .0;
@@ -422,48 +454,4 @@ fn hidden_file(txn: &Txn<'_>, g: &Geometry, n: u32) -> Result<InodeNo> {
         ));
     }
     Ok(ino)
-}
-
-/// Physical block of logical block `l`, which must be mapped.
-pub(crate) fn block_of(runs: &[Mapping], l: u64, what: &'static str) -> Result<u64> {
-    map::lookup(runs, l)
-        .map(|(p, _)| p)
-        .ok_or_else(|| FsError::corrupt(what, 0, "logical block", Expected::Known, l))
-}
-
-fn read_span<'t>(
-    txn: &'t Txn<'_>,
-    runs: &[Mapping],
-    l: u64,
-    off: usize,
-    len: usize,
-    what: &'static str,
-) -> Result<Cow<'t, [u8]>> {
-    if off + len <= BLOCK_SIZE {
-        let blk = txn.block(block_of(runs, l, what)?)?;
-        return Ok(Cow::Borrowed(&blk[off..off + len]));
-    }
-    let mut out = Vec::with_capacity(len);
-    let mut b = l;
-    while out.len() < len {
-        let blk = txn.block(block_of(runs, b, what)?)?;
-        let n = (len - out.len()).min(BLOCK_SIZE);
-        out.extend_from_slice(&blk[..n]);
-        b += 1;
-    }
-    Ok(Cow::Owned(out))
-}
-
-fn write_span(txn: &mut Txn<'_>, runs: &[Mapping], l: u64, off: usize, bytes: &[u8], what: &'static str) -> Result<()> {
-    let mut done = 0;
-    let (mut b, mut at) = (l, off);
-    while done < bytes.len() {
-        let n = (bytes.len() - done).min(BLOCK_SIZE - at);
-        let blk = txn.block_mut(block_of(runs, b, what)?)?;
-        blk[at..at + n].copy_from_slice(&bytes[done..done + n]);
-        done += n;
-        b += 1;
-        at = 0;
-    }
-    Ok(())
 }

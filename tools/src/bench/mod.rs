@@ -36,6 +36,22 @@ pub struct SweepPoint {
     /// Mean nodes visited per query (VexFS only).
     #[serde(default)]
     pub mean_visited: f64,
+    /// Queries per CPU second of the searching process (user + system time of the sweep at this
+    /// ef): less disturbed than `qps` when other work shares the CPUs. 0 when not measured.
+    #[serde(default)]
+    pub cpu_qps: f64,
+}
+
+/// CPU time (user + system) this process has used, in seconds.
+pub fn process_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer; the clock id is a
+    // constant every Linux supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// Prefix an I/O error with what was being done.

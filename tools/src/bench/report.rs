@@ -47,11 +47,16 @@ impl AtRecall {
 
 /// QPS at recall `target`, from the first ef (in increasing ef order) that reaches it.
 pub fn at_recall(sweep: &[SweepPoint], target: f64) -> AtRecall {
+    at_recall_of(sweep, target, |p| p.qps)
+}
+
+/// [`at_recall`] of the figure `qps_of` takes from each point.
+pub fn at_recall_of(sweep: &[SweepPoint], target: f64, qps_of: fn(&SweepPoint) -> f64) -> AtRecall {
     let mut s: Vec<&SweepPoint> = sweep.iter().collect();
     s.sort_by_key(|p| p.ef);
     match s.iter().position(|p| p.recall >= target) {
         Some(0) => AtRecall::Reached {
-            qps: s[0].qps,
+            qps: qps_of(s[0]),
             ef: s[0].ef as f64,
             at_smallest_ef: true,
         },
@@ -63,7 +68,7 @@ pub fn at_recall(sweep: &[SweepPoint], target: f64) -> AtRecall {
                 1.0
             };
             AtRecall::Reached {
-                qps: a.qps + f * (b.qps - a.qps),
+                qps: qps_of(a) + f * (qps_of(b) - qps_of(a)),
                 ef: a.ef as f64 + f * (b.ef as f64 - a.ef as f64),
                 at_smallest_ef: false,
             }
@@ -148,6 +153,29 @@ impl RowSpec<'_> {
     }
 }
 
+/// QPS per CPU second at the target recall, when both sides measured it: the speed comparison
+/// least disturbed by other work on the machine (waiting for a CPU costs no CPU time).
+fn cpu_qps_row(search: &SearchReport, peer: Option<&PeerReport>) -> Option<Row> {
+    let measured = |s: &[SweepPoint]| !s.is_empty() && s.iter().all(|p| p.cpu_qps > 0.0);
+    if !measured(&search.sweep) || !peer.is_none_or(|p| measured(&p.sweep)) {
+        return None;
+    }
+    let v_at = at_recall_of(&search.sweep, TARGET_RECALL, |p| p.cpu_qps);
+    let p_at = peer.map(|p| at_recall_of(&p.sweep, TARGET_RECALL, |p| p.cpu_qps));
+    let mut row = RowSpec {
+        metric: "QPS per CPU-s @ recall 0.95",
+        vexfs: v_at.qps(),
+        hnswlib: p_at.and_then(|a| a.qps()),
+        higher_is_better: Some(true),
+        target: Some((Target::RatioAtLeast(1.0), ">= 1.0x")),
+        decimals: 0,
+    }
+    .row();
+    row.vexfs_text = v_at.text();
+    row.hnswlib_text = p_at.map_or_else(|| "-".into(), |a| a.text());
+    Some(row)
+}
+
 /// The rows of the comparison (`peer` is `None` with --skip-peer).
 pub fn rows(n: usize, build: &BuildReport, search: &SearchReport, peer: Option<&PeerReport>) -> Vec<Row> {
     let first_target = if n >= 1_000_000 { "< 50 ms" } else { "< 50 ms (at 1M)" };
@@ -186,6 +214,7 @@ pub fn rows(n: usize, build: &BuildReport, search: &SearchReport, peer: Option<&
     qps.vexfs_text = v_at.text();
     qps.hnswlib_text = p_at.map_or_else(|| "-".into(), |a| a.text());
     rows.push(qps);
+    rows.extend(cpu_qps_row(search, peer));
     for v in &search.sweep {
         let h = peer.and_then(|p| p.sweep.iter().find(|x| x.ef == v.ef));
         let metric = format!("ef={}: recall / QPS", v.ef);
@@ -339,7 +368,15 @@ mod tests {
             qps,
             incomplete: 0,
             mean_visited: 0.0,
+            cpu_qps: 2.0 * qps,
         }
+    }
+
+    #[test]
+    fn cpu_qps_is_interpolated_like_qps() {
+        let s = [p(10, 0.80, 1000.0), p(20, 0.90, 800.0), p(40, 1.0, 400.0)];
+        let cpu = at_recall_of(&s, 0.95, |p| p.cpu_qps).qps();
+        assert!(cpu.is_some_and(|q| (q - 1200.0).abs() < 1e-9), "{cpu:?}");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! uses), then, in a fresh child process, open it read-only and search it.
 
 use super::data::{progress, read_fvecs, read_ivecs, DataFiles, Vectors};
-use super::{io_err, read_json, remove_if_exists, rss_anon_kib, write_json, Result, SweepPoint, K};
+use super::{
+    io_err, process_cpu_seconds, read_json, remove_if_exists, rss_anon_kib, write_json, Result, SweepPoint, K,
+};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -333,7 +335,7 @@ pub fn child(a: &ChildArgs) -> Result<SearchReport> {
         found.clear();
         req.ef = Some(ef);
         let (mut incomplete, mut visited) = (0usize, 0usize);
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), process_cpu_seconds());
         for q in 0..nq {
             req.vector.copy_from_slice(queries.row(q));
             let r = fs.search(&req)?;
@@ -342,6 +344,7 @@ pub fn child(a: &ChildArgs) -> Result<SearchReport> {
             found.extend(r.hits.iter().map(|h| h.ino).chain(std::iter::repeat(0)).take(K));
         }
         let secs = t.elapsed().as_secs_f64();
+        let cpu_secs = process_cpu_seconds() - cpu;
         let hits: usize = found
             .chunks_exact(K)
             .zip(truth.chunks_exact(K))
@@ -353,10 +356,11 @@ pub fn child(a: &ChildArgs) -> Result<SearchReport> {
             qps: nq as f64 / secs,
             incomplete,
             mean_visited: visited as f64 / nq as f64,
+            cpu_qps: if cpu_secs > 0.0 { nq as f64 / cpu_secs } else { 0.0 },
         };
         eprintln!(
-            "bench-ann: VexFS ef={ef} recall={:.4} qps={:.0}",
-            point.recall, point.qps
+            "bench-ann: VexFS ef={ef} recall={:.4} qps={:.0} cpu_qps={:.0}",
+            point.recall, point.qps, point.cpu_qps
         );
         sweep.push(point);
     }
