@@ -383,3 +383,27 @@ fn searches_run_in_parallel_with_inserts() {
         "recall {r} after concurrent inserts ({searches} searches ran meanwhile)"
     );
 }
+
+/// A budget spent before level 0 still returns the nearest node found on
+/// the way down, marked incomplete (it once returned nothing: the entry
+/// of level 0 was refused by the exhausted budget).
+#[test]
+fn a_tiny_budget_returns_the_best_so_far() {
+    let data = clustered(2000, 8, 6, 7);
+    let s = load(
+        64 << 20,
+        CollectionParams::new("t", 8, Metric::L2, ElemType::F32),
+        &data,
+    );
+    for max_visited in [1, 2, 5, 20] {
+        let mut req = SearchRequest::new("t", data[0].clone(), 5);
+        req.with_paths = false;
+        req.budget = vexfs::vector::Budget {
+            max_visited,
+            deadline: None,
+        };
+        let r = s.fs.search(&req).unwrap();
+        assert!(!r.hits.is_empty(), "max_visited {max_visited}: no hit");
+        assert!(!r.complete, "max_visited {max_visited}: marked complete");
+    }
+}

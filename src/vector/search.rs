@@ -183,7 +183,10 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
         let mut candidates: BinaryHeap<Reverse<(Dist, u32)>> = BinaryHeap::with_capacity(ef * 2);
         let mut results: BinaryHeap<(Dist, u32)> = BinaryHeap::with_capacity(ef + 1);
         for &(d, s) in entries {
-            if !self.first_visit(s) {
+            // Entries were scored (and charged) by the level above: they
+            // seed the level even when the budget just ran out, so a tiny
+            // budget still returns the nearest node found.
+            if !self.visited.insert(s) {
                 continue;
             }
             let node = self.peek(s)?;

@@ -125,37 +125,9 @@ pub fn jobs(s: &Sizes) -> Vec<Job> {
     out
 }
 
-/// fio's path, installing the Debian package with apt-get when it is missing.
+/// fio's version, installing the Debian package with apt-get when it is missing.
 pub fn ensure_installed() -> R<String> {
-    if let Ok(v) = sys::run(Command::new("fio").arg("--version")) {
-        return Ok(v.trim().to_string());
-    }
-    eprintln!(
-        "{}: fio is not installed: installing it with apt-get install -y fio",
-        sys::prog()
-    );
-    sys::run(
-        Command::new("apt-get")
-            .arg("install")
-            .arg("-y")
-            .arg("-q")
-            .arg("fio")
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
-    .or_else(|_| {
-        sys::run(Command::new("apt-get").arg("update").arg("-q"))?;
-        sys::run(
-            Command::new("apt-get")
-                .arg("install")
-                .arg("-y")
-                .arg("-q")
-                .arg("fio")
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )
-    })?;
-    let v = sys::run(Command::new("fio").arg("--version"))?;
-    eprintln!("{}: installed {}", sys::prog(), v.trim());
-    Ok(v.trim().to_string())
+    sys::ensure_tool("fio", "--version", "fio")
 }
 
 /// Run `job` in `dir` (psync, buffered, no preallocation: files are written as cp or tar would).

@@ -13,10 +13,10 @@ pub use machine::{loadavg, Machine};
 pub use mounts::{Ext4Mount, LoopDev, VexMount, WorkDir};
 
 use std::fs::{self, File};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,25 +35,19 @@ pub fn prog() -> String {
         .unwrap_or_else(|| "bench".into())
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::Relaxed);
-}
+static INTERRUPTED: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
 
 /// Turn SIGINT, SIGTERM and SIGHUP into a flag the workload polls, so that the guards run.
 pub fn catch_signals() {
+    let flag = INTERRUPTED.get_or_init(Default::default);
     for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the function
-        // pointer has the signature signal(2) expects.
-        unsafe {
-            libc::signal(s, on_signal as *const () as libc::sighandler_t);
-        }
+        // Registration fails only for signals that cannot be caught; these can.
+        let _ = signal_hook::flag::register(s, flag.clone());
     }
 }
 
 pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::Relaxed)
+    INTERRUPTED.get().is_some_and(|f| f.load(Ordering::Relaxed))
 }
 
 /// An error once a signal has arrived.
@@ -200,15 +194,8 @@ pub fn wait_unlocked(image: &Path, timeout: Duration) -> R<()> {
 pub fn drop_cache(path: &Path) -> R<()> {
     let f = File::open(path).map_err(io_err("open", path))?;
     f.sync_all().map_err(io_err("fsync", path))?;
-    // SAFETY: a valid open descriptor; fadvise only changes the page cache of this file.
-    let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    if r != 0 {
-        return Err(format!(
-            "posix_fadvise {}: {}",
-            path.display(),
-            std::io::Error::from_raw_os_error(r)
-        ));
-    }
+    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed)
+        .map_err(|e| format!("posix_fadvise {}: {e}", path.display()))?;
     Ok(())
 }
 
@@ -219,6 +206,31 @@ pub fn drop_all_caches() -> R<()> {
     run(&mut Command::new("sync"))?;
     let p = Path::new("/proc/sys/vm/drop_caches");
     fs::write(p, "3\n").map_err(io_err("write 3 to", p))
+}
+
+/// `program`'s answer to `version_arg`, installing the Debian `package`
+/// with apt-get (after an `apt-get update` if the first try fails) when the
+/// program is missing.
+pub fn ensure_tool(program: &str, version_arg: &str, package: &str) -> R<String> {
+    if let Ok(v) = run(Command::new(program).arg(version_arg)) {
+        return Ok(v.trim().to_string());
+    }
+    eprintln!(
+        "{}: {program} is not installed: installing it with apt-get install -y {package}",
+        prog()
+    );
+    let install = || {
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-q", package])
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    install().or_else(|_| {
+        run(Command::new("apt-get").arg("update").arg("-q"))?;
+        install()
+    })?;
+    let v = run(Command::new(program).arg(version_arg))?;
+    eprintln!("{}: installed {}", prog(), v.trim());
+    Ok(v.trim().to_string())
 }
 
 /// `sync -f DIR`: syncfs(2) of the filesystem holding `dir`.
