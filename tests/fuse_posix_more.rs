@@ -990,3 +990,38 @@ fn core_refuses_an_exchange_that_would_put_a_directory_inside_itself() {
     }
     assert_fsck_clean(&image);
 }
+
+/// A program copied onto the mount and running cannot be opened for
+/// writing (ETXTBSY). (Answering FLUSH with ENOSYS made pjdfstest's
+/// open::etxtbsy fail every time under the CI's allow_other mount; this
+/// simpler check did not reproduce that, so ci/pjdfstest.sh is the
+/// regression test for it.)
+#[test]
+fn a_running_program_cannot_be_opened_for_writing() {
+    if !fuse_usable() {
+        return;
+    }
+    let _g = serial();
+    let s = setup(64 * MIB);
+    let m = mount(&s.image, &s.mnt);
+    // Files written and closed before (the kernel's FLUSH state settles).
+    for i in 0..3 {
+        fs::write(s.mnt.join(format!("f{i}")), b"x").unwrap();
+    }
+    let prog = s.mnt.join("sleep");
+    io::copy(
+        &mut File::open("/bin/sleep").unwrap(),
+        &mut File::create(&prog).unwrap(),
+    )
+    .unwrap();
+    fs::set_permissions(&prog, fs::Permissions::from_mode(0o755)).unwrap();
+    // spawn returns once the exec succeeded: from then on the program text
+    // is busy (as pjdfstest's open::etxtbsy checks, without waiting).
+    let mut child = Command::new(&prog).arg("5").spawn().unwrap();
+    let r = fs::OpenOptions::new().write(true).open(&prog);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(errno(r), libc::ETXTBSY);
+    unmount(m);
+    assert_fsck_clean(&s.image);
+}
