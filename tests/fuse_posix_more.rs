@@ -992,10 +992,9 @@ fn core_refuses_an_exchange_that_would_put_a_directory_inside_itself() {
 }
 
 /// A program copied onto the mount and running cannot be opened for
-/// writing (ETXTBSY). (Answering FLUSH with ENOSYS made pjdfstest's
-/// open::etxtbsy fail every time under the CI's allow_other mount; this
-/// simpler check did not reproduce that, so ci/pjdfstest.sh is the
-/// regression test for it.)
+/// writing (ETXTBSY), checked as pjdfstest's open::etxtbsy does: the
+/// open comes right after spawn() returns. (That pjdfstest test fails now
+/// and then on this machine; this one has not: see ci/pjdfstest.sh.)
 #[test]
 fn a_running_program_cannot_be_opened_for_writing() {
     if !fuse_usable() {
