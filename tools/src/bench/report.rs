@@ -160,10 +160,21 @@ fn cpu_qps_row(search: &SearchReport, peer: Option<&PeerReport>) -> Option<Row> 
     if !measured(&search.sweep) || !peer.is_none_or(|p| measured(&p.sweep)) {
         return None;
     }
-    let v_at = at_recall_of(&search.sweep, TARGET_RECALL, |p| p.cpu_qps);
-    let p_at = peer.map(|p| at_recall_of(&p.sweep, TARGET_RECALL, |p| p.cpu_qps));
+    Some(qps_row("QPS per CPU-s @ recall 0.95", search, peer, |p| p.cpu_qps))
+}
+
+/// A queries-per-second row at the target recall, of the figure `qps_of`
+/// takes from each sweep point (interpolated in ef), with the ef reached.
+fn qps_row(
+    metric: &'static str,
+    search: &SearchReport,
+    peer: Option<&PeerReport>,
+    qps_of: fn(&SweepPoint) -> f64,
+) -> Row {
+    let v_at = at_recall_of(&search.sweep, TARGET_RECALL, qps_of);
+    let p_at = peer.map(|p| at_recall_of(&p.sweep, TARGET_RECALL, qps_of));
     let mut row = RowSpec {
-        metric: "QPS per CPU-s @ recall 0.95",
+        metric,
         vexfs: v_at.qps(),
         hnswlib: p_at.and_then(|a| a.qps()),
         higher_is_better: Some(true),
@@ -173,7 +184,7 @@ fn cpu_qps_row(search: &SearchReport, peer: Option<&PeerReport>) -> Option<Row> 
     .row();
     row.vexfs_text = v_at.text();
     row.hnswlib_text = p_at.map_or_else(|| "-".into(), |a| a.text());
-    Some(row)
+    row
 }
 
 /// The rows of the comparison (`peer` is `None` with --skip-peer).
@@ -200,20 +211,7 @@ pub fn rows(n: usize, build: &BuildReport, search: &SearchReport, peer: Option<&
         }
         .row(),
     ];
-    let v_at = at_recall(&search.sweep, TARGET_RECALL);
-    let p_at = peer.map(|p| at_recall(&p.sweep, TARGET_RECALL));
-    let mut qps = RowSpec {
-        metric: "QPS @ recall@10 0.95",
-        vexfs: v_at.qps(),
-        hnswlib: p_at.and_then(|a| a.qps()),
-        higher_is_better: Some(true),
-        target: Some((Target::RatioAtLeast(1.0), ">= 1.0x")),
-        decimals: 0,
-    }
-    .row();
-    qps.vexfs_text = v_at.text();
-    qps.hnswlib_text = p_at.map_or_else(|| "-".into(), |a| a.text());
-    rows.push(qps);
+    rows.push(qps_row("QPS @ recall@10 0.95", search, peer, |p| p.qps));
     rows.extend(cpu_qps_row(search, peer));
     for v in &search.sweep {
         let h = peer.and_then(|p| p.sweep.iter().find(|x| x.ef == v.ef));
