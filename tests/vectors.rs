@@ -249,6 +249,13 @@ fn recall_at_10_on_20000_clustered_vectors() {
     let ef = 64;
     let recall = recall_at(ef);
     assert!(recall >= 0.95, "recall@10 {recall} at ef {ef}");
+    // Pruning during the build must not strand a node: fsck wants every
+    // live node reachable from the entry point along level-0 lists.
+    let Setup { _dir, path, fs, .. } = s;
+    fs.close().unwrap();
+    drop(fs);
+    let r = fsck(&path).unwrap();
+    assert!(r.is_clean(), "fsck after a 20k build: {:#?}", r.problems);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! with neighbour repair (§9.8). Every write goes through the caller's
 //! transaction.
 
+use super::connect;
 use super::distance::Scorer;
 use super::search::{Budget, Dist, LiveOnly, Walk};
 use super::store::Collection;
@@ -126,31 +127,34 @@ fn reselect(coll: &Collection, txn: &mut Txn<'_>, v: u32, level: u8, pool: &[u32
     let mut ids: Vec<u32> = pool.iter().copied().filter(|&i| i != v).collect();
     ids.sort_unstable();
     ids.dedup();
-    let keep = {
+    let mut keep = {
         let t: &Txn<'_> = txn;
         let base = coll.node(t, v)?;
         choose(coll, t, base.vector(), &ids, level)?
     };
+    let old = list_of(coll, txn, v, level)?;
+    connect::protect_dropped(coll, txn, v, level, &old, &mut keep)?;
     write_list(coll, txn, v, level, &keep)
 }
 
 /// Add the edge `n -> new` at `level`. While `n`'s list has room (in ids
 /// and in bytes) the id is simply added, as hnswlib does; a full list is
-/// re-selected with the heuristic.
-fn add_edge(coll: &Collection, txn: &mut Txn<'_>, n: u32, new: u32, level: u8) -> Result<()> {
+/// re-selected with the heuristic. True when `n` now lists `new`.
+fn add_edge(coll: &Collection, txn: &mut Txn<'_>, n: u32, new: u32, level: u8) -> Result<bool> {
     let mut ids = list_of(coll, txn, n, level)?;
     if ids.contains(&new) {
-        return Ok(());
+        return Ok(true);
     }
     ids.push(new);
     if ids.len() <= max_degree(coll, level) && write_exact(coll, txn, n, level, &mut ids)? {
-        return Ok(());
+        return Ok(true);
     }
-    reselect(coll, txn, n, level, &ids)
+    reselect(coll, txn, n, level, &ids)?;
+    Ok(list_of(coll, txn, n, level)?.contains(&new))
 }
 
 /// Write exactly `ids` as `s`'s list at `level`; false if they do not fit.
-fn write_exact(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, ids: &mut [u32]) -> Result<bool> {
+pub(super) fn write_exact(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, ids: &mut [u32]) -> Result<bool> {
     ids.sort_unstable();
     let mut probe = vec![0u8; list_capacity(coll, level)];
     if encode_neighbours(ids, &mut probe).is_none() {
@@ -220,8 +224,12 @@ pub fn insert(
     let plan = plan_links(coll, txn, slot, level, stored)?;
     for (l, keep) in plan {
         write_list(coll, txn, slot, l, &keep)?;
+        let mut linked = false;
         for &n in &keep {
-            add_edge(coll, txn, n, slot, l)?;
+            linked |= add_edge(coll, txn, n, slot, l)?;
+        }
+        if !linked {
+            connect::adopt_new(coll, txn, slot, l, &keep)?;
         }
     }
     if u32::from(level) > coll.header.ch_max_level.get() {

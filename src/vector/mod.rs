@@ -5,7 +5,8 @@
 //! Layers: [`distance`] (SIMD kernels), [`store`] (node and upper records
 //! of one collection), [`files`] (growing the hidden files), [`search`]
 //! (the bounded, iterative graph walk), [`build`] (insert, delete,
-//! neighbour repair), [`refs`] (a file's references to its vectors),
+//! neighbour repair), [`connect`] (no node left without an incoming
+//! edge), [`refs`] (a file's references to its vectors),
 //! [`paths`] (result paths and subtree filters), [`api`] and [`query`]
 //! (the operations on [`crate::fs::Fs`]).
 
@@ -14,6 +15,7 @@ pub mod api;
 pub mod build;
 pub mod cache;
 pub mod catalog_io;
+pub mod connect;
 pub mod control;
 pub mod direct;
 pub mod distance;
