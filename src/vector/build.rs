@@ -265,7 +265,9 @@ fn plan_links(coll: &Collection, txn: &Txn<'_>, slot: u32, level: u8, stored: &[
             nodes.push(coll.peek(txn, c.1)?);
         }
         let vectors: Vec<&[u8]> = nodes.iter().map(|n| n.vector()).collect();
-        plan.push((l, select(&mut scorer, &found, &vectors, max_degree(coll, l))));
+        // A new node picks M neighbours at every level, as hnswlib does;
+        // its level-0 list grows towards 2M through back-edges only.
+        plan.push((l, select(&mut scorer, &found, &vectors, usize::from(coll.record.m))));
         if !found.is_empty() {
             eps = found;
         }

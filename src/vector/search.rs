@@ -119,15 +119,27 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
         self.coll.peek_in(self.txn, self.direct.as_ref(), s)
     }
 
-    /// Start loading slot `s`'s header and vector into the cache.
-    fn prefetch(&self, s: u32) {
+    /// Start loading slot `s`'s header and vector into the cache. Returns
+    /// the record's bytes when they are read straight from the map, so
+    /// scoring does not look the record up a second time.
+    fn prefetch(&self, s: u32) -> Option<&'t [u8]> {
         let want = 32 + self.coll.space.vector_bytes();
-        let rec = match self.direct.as_ref() {
-            Some(d) => self.coll.direct_record(d, s).map(std::borrow::Cow::Borrowed),
+        let direct = self.direct.as_ref().map(|d| self.coll.direct_record(d, s));
+        let rec = match direct {
+            Some(rec) => rec.map(std::borrow::Cow::Borrowed),
             None => self.coll.record(self.txn, s).ok(),
         };
-        if let Some(rec) = rec {
+        if let Some(rec) = &rec {
             crate::image::prefetch(&rec[..want.min(rec.len())]);
+        }
+        direct.flatten()
+    }
+
+    /// [`Walk::peek`] of slot `s`, whose bytes `prefetch` may have found.
+    fn peek_found(&self, s: u32, found: Option<&'t [u8]>) -> Result<Node<'t>> {
+        match found {
+            Some(bytes) => self.coll.routing_view(bytes, s),
+            None => self.peek(s),
         }
     }
 
@@ -209,12 +221,11 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             fresh.clear();
             for &n in &ids {
                 if n != s && self.first_visit(n) {
-                    self.prefetch(n);
-                    fresh.push(n);
+                    fresh.push((n, self.prefetch(n)));
                 }
             }
-            for &n in &fresh {
-                let nb = self.peek(n)?;
+            for &(n, found) in &fresh {
+                let nb = self.peek_found(n, found)?;
                 if nb.header().n_flags == 0 || (level > 0 && nb.level() < level) {
                     continue; // a dangling edge (§9.7): skip it
                 }

@@ -272,6 +272,12 @@ impl Collection {
         direct.span(l, off, self.geo.stride as usize)
     }
 
+    /// A record's bytes read through [`Collection::direct_record`],
+    /// checked as [`Collection::peek`] checks them.
+    pub fn routing_view<'t>(&self, bytes: &'t [u8], s: u32) -> Result<Node<'t>> {
+        self.validated(Cow::Borrowed(bytes), s, false)
+    }
+
     pub(crate) fn node_runs(&self) -> &[Mapping] {
         &self.node_runs
     }
