@@ -59,10 +59,12 @@ impl BitmapRef<'_> {
     /// Bitmap block `n` (a leaf or a summary block), its checksum and
     /// `bt_free` verified first (format-spec/04 §4.8): bits read from a
     /// damaged block would hand out blocks in use, and resealing it on the
-    /// next change would make the damage look valid.
+    /// next change would make the damage look valid. A private copy is
+    /// not checked again: it was checked when first read, and only this
+    /// allocator changes bitmap blocks, resealing them each time.
     fn verified<'t>(&self, txn: &'t Txn<'_>, n: u64) -> Result<&'t [u8]> {
         let block = txn.block(n)?;
-        if !self.kernel() {
+        if !self.kernel() && !txn.is_private(n) {
             bitmap::parse_tailed(block, n, self.g.csum_seed, BITS_PER_TAILED_BLOCK)?;
         }
         Ok(block)

@@ -132,6 +132,13 @@ impl<'a> Txn<'a> {
         Ok(&self.map.bytes()[at..at + BLOCK_SIZE])
     }
 
+    /// Whether `block` is a private copy (this transaction's or a staged
+    /// one's) rather than the image's bytes: its contents were written by
+    /// this process, so checks made when it was first read still hold.
+    pub fn is_private(&self, block: u64) -> bool {
+        self.dirty.contains_key(&block) || self.overlay.is_some_and(|o| o.contains_key(&block))
+    }
+
     /// A writable copy of a metadata block, taken from the map on first use.
     pub fn block_mut(&mut self, block: u64) -> Result<&mut [u8]> {
         let at = self.check(block)?;
