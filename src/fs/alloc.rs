@@ -64,7 +64,7 @@ impl BitmapRef<'_> {
     /// allocator changes bitmap blocks, resealing them each time.
     fn verified<'t>(&self, txn: &'t Txn<'_>, n: u64) -> Result<&'t [u8]> {
         let block = txn.block(n)?;
-        if !self.kernel() && !txn.is_private(n) {
+        if !self.kernel() && !txn.has_copy(n) {
             bitmap::parse_tailed(block, n, self.g.csum_seed, BITS_PER_TAILED_BLOCK)?;
         }
         Ok(block)

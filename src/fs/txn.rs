@@ -135,7 +135,7 @@ impl<'a> Txn<'a> {
     /// Whether `block` is a private copy (this transaction's or a staged
     /// one's) rather than the image's bytes: its contents were written by
     /// this process, so checks made when it was first read still hold.
-    pub fn is_private(&self, block: u64) -> bool {
+    pub fn has_copy(&self, block: u64) -> bool {
         self.dirty.contains_key(&block) || self.overlay.is_some_and(|o| o.contains_key(&block))
     }
 
