@@ -7,6 +7,7 @@ use super::search::Walk;
 use super::store::Collection;
 use crate::error::Result;
 use crate::format::hnsw::MAX_LEVEL;
+use crate::format::BLOCK_SIZE_U64;
 use crate::fs::core::Fs;
 use serde::Serialize;
 
@@ -33,6 +34,11 @@ pub struct CollectionStats {
     /// Graph bytes per live vector as allocated: level-0 adjacency area,
     /// node header, and the upper records.
     pub graph_bytes_per_vector: f64,
+    /// Everything but the vectors, per live vector, in the blocks the
+    /// slots and upper records occupy: headers, lists, padding and the
+    /// unused tail of each block. Computed as hnswlib's figure is (index
+    /// bytes minus vector bytes, per vector), so the two compare.
+    pub graph_file_bytes_per_vector: f64,
     /// Graph bytes per live vector actually used by the encoded lists.
     pub graph_used_bytes_per_vector: f64,
     /// Bytes of the node file and the upper file.
@@ -73,6 +79,15 @@ pub fn gather(coll: &Collection, txn: &crate::fs::txn::Txn<'_>) -> Result<Collec
     let (node_bytes, upper_bytes) = super::cache::file_bytes(coll);
     let upper_alloc = u64::from(coll.header.ch_upper_records.get()) * coll.upper_stride() as u64;
     let per_node_graph = u64::from(coll.geo.adj_capacity) + 32;
+    let slot_blocks = match coll.per_block {
+        0 => coll.slots() * u64::from(coll.geo.stride).div_ceil(BLOCK_SIZE_U64),
+        per => coll.slots().div_ceil(u64::from(per)),
+    };
+    let upper_blocks = u64::from(coll.header.ch_upper_records.get())
+        .div_ceil((BLOCK_SIZE_U64 / coll.upper_stride().max(1) as u64).max(1));
+    // Block 0 of the node file is the collection header.
+    let occupied = (1 + slot_blocks + upper_blocks) * BLOCK_SIZE_U64;
+    let vectors = coll.count() * coll.space.vector_bytes() as u64;
     Ok(CollectionStats {
         name: coll.record.name.clone(),
         id: coll.record.id,
@@ -90,6 +105,7 @@ pub fn gather(coll: &Collection, txn: &crate::fs::txn::Txn<'_>) -> Result<Collec
         avg_degree_level0: degree_sum as f64 / count,
         vector_bytes_per_vector: coll.space.vector_bytes() as f64,
         graph_bytes_per_vector: (per_node_graph * coll.slots() + upper_alloc) as f64 / count,
+        graph_file_bytes_per_vector: occupied.saturating_sub(vectors) as f64 / count,
         graph_used_bytes_per_vector: used as f64 / count,
         node_file_bytes: node_bytes,
         upper_file_bytes: upper_bytes,

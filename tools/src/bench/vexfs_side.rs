@@ -215,6 +215,8 @@ pub struct IndexStats {
     pub avg_degree_level0: f64,
     pub vector_bytes_per_vector: f64,
     pub graph_bytes_per_vector: f64,
+    #[serde(default)]
+    pub graph_file_bytes_per_vector: f64,
     pub graph_used_bytes_per_vector: f64,
     pub node_file_bytes: u64,
     pub upper_file_bytes: u64,
@@ -381,6 +383,7 @@ pub fn child(a: &ChildArgs) -> Result<SearchReport> {
             avg_degree_level0: s.avg_degree_level0,
             vector_bytes_per_vector: s.vector_bytes_per_vector,
             graph_bytes_per_vector: s.graph_bytes_per_vector,
+            graph_file_bytes_per_vector: s.graph_file_bytes_per_vector,
             graph_used_bytes_per_vector: s.graph_used_bytes_per_vector,
             node_file_bytes: s.node_file_bytes,
             upper_file_bytes: s.upper_file_bytes,

@@ -60,6 +60,7 @@ pub fn list(t: &Target, only: Option<&str>, json: bool) -> Outcome<()> {
                 "avg_degree_level0",
                 "vector_bytes_per_vector",
                 "graph_bytes_per_vector",
+                "graph_file_bytes_per_vector",
                 "graph_used_bytes_per_vector",
                 "node_file_bytes",
                 "upper_file_bytes",
