@@ -8,7 +8,7 @@ use serde::Serialize;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
@@ -17,6 +17,7 @@ use vexfs::fs::core::Fs;
 use vexfs::fs::namespace::NewNode;
 use vexfs::fs::perm::Ctx;
 use vexfs::mkfs::{mkfs, MkfsOptions};
+use vexfs_tools::benchsys::VexMount;
 
 type R<T> = Result<T, String>;
 
@@ -30,9 +31,6 @@ const TARGET_SLOWDOWN: f64 = 0.10;
 const TARGET_LATENCY_MS: f64 = 5.0;
 /// A follower stops when it sees this name created.
 const STOP: &str = "bench-stop";
-/// How long a mount may take to appear, and an unmounted daemon to exit.
-const MOUNT_WAIT: Duration = Duration::from_secs(20);
-const EXIT_WAIT: Duration = Duration::from_secs(120);
 
 /// Measure the cost of VexFS's semantic events.
 ///
@@ -381,99 +379,11 @@ fn fsck(s: &Setup) -> R<()> {
     ))
 }
 
-/// Whether `dir` (canonical) is a mount point, from /proc/self/mountinfo.
-fn is_mounted(dir: &Path) -> bool {
-    let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = dir.to_string_lossy();
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|p| p.replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\") == want)
-}
-
-/// A foreground `mount-vexfs -f` child serving the image; unmounted when dropped.
-struct Mount {
-    child: Option<Child>,
-    dir: PathBuf,
-}
-
-impl Mount {
-    fn start(s: &Setup, events: bool) -> R<Mount> {
-        if is_mounted(&s.mnt) {
-            return Err(format!("{} is already a mount point", s.mnt.display()));
-        }
-        let child = Command::new(&s.mount_bin)
-            .arg(&s.image)
-            .arg(&s.mnt)
-            .arg("-f")
-            .arg("-o")
-            .arg(if events { "events=on" } else { "events=off" })
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", s.mount_bin.display()))?;
-        let mut m = Mount {
-            child: Some(child),
-            dir: s.mnt.clone(),
-        };
-        let deadline = Instant::now() + MOUNT_WAIT;
-        while !is_mounted(&m.dir) {
-            if let Some(st) = m.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                m.child = None;
-                return Err(format!("mount-vexfs exited before mounting ({st})"));
-            }
-            if Instant::now() > deadline {
-                return Err(format!("{} did not appear in /proc/self/mountinfo", m.dir.display()));
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-        Ok(m)
-    }
-
-    /// Unmount and wait for the daemon to close the image and exit 0.
-    fn finish(mut self) -> R<()> {
-        let st = Command::new("umount")
-            .arg(&self.dir)
-            .status()
-            .map_err(|e| format!("cannot run umount: {e}"))?;
-        if !st.success() {
-            return Err(format!("umount {} failed ({st})", self.dir.display()));
-        }
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        let deadline = Instant::now() + EXIT_WAIT;
-        loop {
-            match child.try_wait() {
-                Ok(Some(st)) if st.success() => return Ok(()),
-                Ok(Some(st)) => return Err(format!("mount-vexfs exited with {st} after the unmount")),
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err("mount-vexfs did not exit after the unmount".into());
-                }
-                Err(e) => return Err(format!("waiting for mount-vexfs: {e}")),
-            }
-        }
-    }
-}
-
-impl Drop for Mount {
-    /// After an error: detach the mount and stop the child.
-    fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        if is_mounted(&self.dir) {
-            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+/// A foreground `mount-vexfs -f` serving the image, with events on or off; its messages go to a
+/// log beside the image.
+fn mount(s: &Setup, events: bool) -> R<VexMount> {
+    let opts = if events { "events=on" } else { "events=off" };
+    VexMount::foreground(&s.mount_bin, &s.image, &s.mnt, opts, &s.image.with_extension("log"))
 }
 
 /// Reads `.vexfs/events` with blocking reads, stamping each read's lines with the instant the
@@ -545,7 +455,7 @@ fn spawn_counter(mnt: &Path, count: Arc<AtomicU64>) -> R<thread::JoinHandle<R<()
 
 fn fuse_run(s: &Setup, a: &Cli, mode: Mode, repeat: usize) -> R<Run> {
     fresh_image(s)?;
-    let m = Mount::start(s, mode != Mode::Off)?;
+    let m = mount(s, mode != Mode::Off)?;
     let count = Arc::new(AtomicU64::new(0));
     let follower = match mode {
         Mode::OnFollowed => {
@@ -629,7 +539,7 @@ fn ms(d: Duration) -> f64 {
 
 fn latency(s: &Setup, ops: usize, gap: Duration) -> R<Latency> {
     fresh_image(s)?;
-    let m = Mount::start(s, true)?;
+    let m = mount(s, true)?;
     let dir = m.dir.join("lat");
     fs::create_dir(&dir).map_err(io_err("mkdir", &dir))?;
     let follower = Follower::open(&m.dir)?;
