@@ -60,9 +60,16 @@ impl BitmapRef<'_> {
     /// `bt_free` verified first (format-spec/04 §4.8): bits read from a
     /// damaged block would hand out blocks in use, and resealing it on the
     /// next change would make the damage look valid.
+    ///
+    /// A block with a private copy is not checked again: `set_run`
+    /// verifies a block before its first copy, and every writer of
+    /// bitmap blocks (`set_run`, fsck's repairs) reseals its copy before
+    /// it returns, so a copy always checks out. Why: an allocation
+    /// reads the same few leaves again and again, and each check is a
+    /// checksum and a count over 4 KiB.
     fn verified<'t>(&self, txn: &'t Txn<'_>, n: u64) -> Result<&'t [u8]> {
         let block = txn.block(n)?;
-        if !self.kernel() {
+        if !self.kernel() && !txn.has_copy(n) {
             bitmap::parse_tailed(block, n, self.g.csum_seed, BITS_PER_TAILED_BLOCK)?;
         }
         Ok(block)

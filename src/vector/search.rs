@@ -95,6 +95,18 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
         }
     }
 
+    /// A walk for graph construction inside a writing transaction:
+    /// records are read from the map except those in blocks with a
+    /// private copy (see [`DirectNodes::over_copies`]). Why not in
+    /// [`Walk::new`]: building the view costs a pass over the copies,
+    /// which only pays for a walk that scores many nodes.
+    pub fn for_build(coll: &'c Collection, txn: &'t Txn<'a>, budget: Budget) -> Self {
+        Walk {
+            direct: DirectNodes::over_copies(coll, txn),
+            ..Self::new(coll, txn, budget)
+        }
+    }
+
     pub fn visited(&self) -> usize {
         self.total
     }
@@ -119,15 +131,24 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
         self.coll.peek_in(self.txn, self.direct.as_ref(), s)
     }
 
-    /// Start loading slot `s`'s header and vector into the cache.
-    fn prefetch(&self, s: u32) {
+    /// Start loading slot `s`'s header and vector into the cache. Returns
+    /// the record when it was found in the direct view, so the check that
+    /// follows need not look it up again.
+    fn prefetch(&self, s: u32) -> Option<&'t [u8]> {
         let want = 32 + self.coll.space.vector_bytes();
-        let rec = match self.direct.as_ref() {
-            Some(d) => self.coll.direct_record(d, s).map(std::borrow::Cow::Borrowed),
-            None => self.coll.record(self.txn, s).ok(),
-        };
-        if let Some(rec) = rec {
-            crate::image::prefetch(&rec[..want.min(rec.len())]);
+        let hint = |rec: &[u8]| crate::image::prefetch(&rec[..want.min(rec.len())]);
+        match self.direct.as_ref() {
+            Some(d) => {
+                let rec = self.coll.direct_record(d, s)?;
+                hint(rec);
+                Some(rec)
+            }
+            None => {
+                if let Ok(rec) = self.coll.record(self.txn, s) {
+                    hint(&rec);
+                }
+                None
+            }
         }
     }
 
@@ -209,12 +230,14 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             fresh.clear();
             for &n in &ids {
                 if n != s && self.first_visit(n) {
-                    self.prefetch(n);
-                    fresh.push(n);
+                    fresh.push((n, self.prefetch(n)));
                 }
             }
-            for &n in &fresh {
-                let nb = self.peek(n)?;
+            for &(n, rec) in &fresh {
+                let nb = match rec {
+                    Some(bytes) => self.coll.peek_record(bytes, n)?,
+                    None => self.peek(n)?,
+                };
                 if nb.header().n_flags == 0 || (level > 0 && nb.level() < level) {
                     continue; // a dangling edge (§9.7): skip it
                 }
