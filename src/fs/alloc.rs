@@ -59,9 +59,14 @@ impl BitmapRef<'_> {
     /// Bitmap block `n` (a leaf or a summary block), its checksum and
     /// `bt_free` verified first (format-spec/04 §4.8): bits read from a
     /// damaged block would hand out blocks in use, and resealing it on the
-    /// next change would make the damage look valid. A private copy is
-    /// not checked again: it was checked when first read, and only this
-    /// allocator changes bitmap blocks, resealing them each time.
+    /// next change would make the damage look valid.
+    ///
+    /// A block with a private copy is not checked again: `set_run`
+    /// verifies a block before its first copy, and every writer of
+    /// bitmap blocks (`set_run`, fsck's repairs) reseals its copy before
+    /// it returns, so a copy always checks out. Why: an allocation
+    /// reads the same few leaves again and again, and each check is a
+    /// checksum and a count over 4 KiB.
     fn verified<'t>(&self, txn: &'t Txn<'_>, n: u64) -> Result<&'t [u8]> {
         let block = txn.block(n)?;
         if !self.kernel() && !txn.has_copy(n) {

@@ -364,16 +364,25 @@ impl Fs {
             );
             return Err(FsError::NoSpace);
         }
-        if journal::tx_blocks(st.staged.len() + blocks, st.freed.len() + freed) > ring {
+        // The commit adds block 0 (needs_recovery) if it is not staged yet.
+        let sb = usize::from(!st.staged.contains_key(&0));
+        if journal::tx_blocks(st.staged.len() + blocks + sb, st.freed.len() + freed) > ring {
             self.commit_locked(st)?;
         }
         Ok(())
     }
 
-    /// Most staged blocks before a commit is forced: half the ring, so one
-    /// commit always fits, and at most 2048 (8 MiB of heap).
+    /// Most staged blocks before a commit is forced: at most 2048 (8 MiB
+    /// of heap). Below that, a smaller ring is filled by one commit
+    /// (`make_room` commits before an operation that would overflow it).
+    /// Why not less: every commit costs two flushes, and one that finds
+    /// the ring in use a checkpoint with two more, while a bulk build
+    /// changes the same blocks again and again; the fewer and larger the
+    /// commits, the fewer flushes and the fewer copies of each block are
+    /// written (half the ring, the earlier limit, checkpointed before
+    /// every commit and took twice as many).
     fn stage_limit(&self) -> usize {
-        (journal::ring_len(&self.geometry) / 2).clamp(1, 2048) as usize
+        journal::ring_len(&self.geometry).clamp(1, 2048) as usize
     }
 
     fn commit_locked(&self, st: &mut State) -> Result<()> {

@@ -47,6 +47,26 @@ fn clamp_default(choice: Option<u64>, derived: u64, lo: u64, hi: u64, what: &str
     }
 }
 
+/// Images from this many blocks (256 MiB) up get at least
+/// [`JOURNAL_FLOOR`] journal blocks by default.
+const JOURNAL_FLOOR_FROM: u64 = 65536;
+/// 16 MiB, what ext4 gives a filesystem of 128 MiB to 1 GiB.
+const JOURNAL_FLOOR: u64 = 4096;
+
+/// The journal's default size before clamping (format-spec/10 §10.11):
+/// 1/64 of the image (16 MiB per GiB, as ext4 sizes its journal), but at
+/// least 16 MiB from 256 MiB up. Why: bulk work (a vector build changes
+/// the same node blocks again and again) commits in batches of up to the
+/// ring's size; 1/64 of a few hundred MiB made a commit, with its two to
+/// four flushes, every few dozen inserts.
+fn default_journal_blocks(blocks: u64) -> u64 {
+    if blocks >= JOURNAL_FLOOR_FROM {
+        (blocks / 64).max(JOURNAL_FLOOR)
+    } else {
+        blocks / 64
+    }
+}
+
 /// Plan a v1 image of `bytes` bytes.
 pub fn plan_v1(bytes: u64, sizing: &Sizing) -> Result<Plan> {
     if bytes < MIN_V1_BYTES {
@@ -64,11 +84,9 @@ pub fn plan_v1(bytes: u64, sizing: &Sizing) -> Result<Plan> {
     let inodes = wanted.min(u64::from(u32::MAX) / LARGE_INODES_PER_BLOCK * LARGE_INODES_PER_BLOCK);
     let bb = blocks.div_ceil(BITS_PER_TAILED_BLOCK);
     let ib = inodes.div_ceil(BITS_PER_TAILED_BLOCK);
-    // 1/64 of the image (16 MiB per GiB, as ext4 sizes its journal), so
-    // that bulk work commits in large batches.
     let journal = clamp_default(
         sizing.journal_blocks,
-        blocks / 64,
+        default_journal_blocks(blocks),
         crate::format::journal::MIN_JOURNAL_BLOCKS,
         65536,
         "the journal",
@@ -175,6 +193,16 @@ mod tests {
         }
         assert_eq!(p.events.end(), p.first_data_block);
         assert_eq!(p.inodes, 4096);
+    }
+
+    #[test]
+    fn journal_default_has_a_floor_from_256_mib() {
+        let blocks = |mib: u64| plan_v1(mib << 20, &Sizing::default()).unwrap().journal.blocks;
+        assert_eq!(blocks(64), 256, "1/64 below 256 MiB");
+        assert_eq!(blocks(255), 255 * 256 / 64);
+        assert_eq!(blocks(256), 4096, "the 16 MiB floor");
+        assert_eq!(blocks(400), 4096);
+        assert_eq!(blocks(2048), 8192, "1/64 above 1 GiB");
     }
 
     #[test]

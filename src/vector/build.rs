@@ -246,7 +246,7 @@ fn set_entry(coll: &mut Collection, slot: u32, level: u8) {
 /// The neighbours a new node gets at each of its levels (read-only phase).
 fn plan_links(coll: &Collection, txn: &Txn<'_>, slot: u32, level: u8, stored: &[u8]) -> Result<Vec<(u8, Vec<u32>)>> {
     let mut scorer = Scorer::from_stored(coll.space, stored.to_vec());
-    let mut walk = Walk::new(coll, txn, build_budget(coll));
+    let mut walk = Walk::for_build(coll, txn, build_budget(coll));
     let entry = coll.header.ch_entry_slot.get() as u32;
     let top = coll.header.ch_max_level.get().min(MAX_LEVEL.into()) as u8;
     let mut eps = vec![if top > level {

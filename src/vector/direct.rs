@@ -1,9 +1,11 @@
-//! Node records addressed straight in the map for one read-only walk
-//! (format-spec/08 §8.5.2): the record's logical block is found in the
-//! node file's extent table, already in memory, and the bytes are sliced
-//! from the map, instead of going through the transaction's block lookup
-//! for each record. Only used when no block of the node file has a
-//! private copy, so what the walk reads is exactly what
+//! Node records addressed straight in the map for one walk (format-spec/08
+//! §8.5.2): the record's logical block is found in the node file's extent
+//! table, already in memory, and the bytes are sliced from the map,
+//! instead of going through the transaction's block lookup for each
+//! record. A read-only walk uses it only when no block of the node file
+//! has a private copy; a graph-construction walk ([`DirectNodes::over_copies`])
+//! skips the blocks that have one, which the caller then reads through
+//! the transaction. Either way what the walk reads is exactly what
 //! [`crate::fs::txn::Txn::block`] would return.
 
 use super::store::Collection;
@@ -30,6 +32,11 @@ pub struct DirectNodes<'c, 't> {
     /// few extents further.
     shift: u32,
     first_run: Vec<u32>,
+    /// Physical blocks `copied_from + i` with bit i set have a private
+    /// copy: their records are not served from the map (empty when none
+    /// of the node file's blocks has one).
+    copied_from: u64,
+    copied: Vec<u64>,
 }
 
 impl<'c, 't> DirectNodes<'c, 't> {
@@ -48,6 +55,33 @@ impl<'c, 't> DirectNodes<'c, 't> {
                 .any(|m| (m.physical..m.physical.saturating_add(m.len)).contains(&b))
         };
         let map = txn.clean_map(MAX_CHECK_WORK / runs.len().max(1), owned)?;
+        Self::over(map, runs)
+    }
+
+    /// The view for a walk inside a writing transaction (graph
+    /// construction): records in blocks with a private copy (this
+    /// transaction's or a staged one) are left to the transaction, the
+    /// rest are read from the map. One pass over the copies per walk.
+    pub fn over_copies(coll: &'c Collection, txn: &'t Txn<'_>) -> Option<Self> {
+        let runs = coll.node_runs();
+        let (map, copies) = txn.map_and_copies()?;
+        let lo = runs.iter().map(|m| m.physical).min()?;
+        let hi = runs.iter().map(|m| m.physical.saturating_add(m.len)).max()?;
+        let mut view = Self::over(map, runs)?;
+        let mut bits = vec![0u64; usize::try_from((hi - lo).div_ceil(64)).ok()?];
+        for b in copies.filter(|b| (lo..hi).contains(b)) {
+            let i = (b - lo) as usize;
+            bits[i / 64] |= 1 << (i % 64);
+        }
+        if bits.iter().any(|&w| w != 0) {
+            view.copied_from = lo;
+            view.copied = bits;
+        }
+        Some(view)
+    }
+
+    /// The table from logical block ranges to `runs` over `map`.
+    fn over(map: &'t [u8], runs: &'c [Mapping]) -> Option<Self> {
         let blocks = runs.last().map_or(0, |m| m.logical.saturating_add(m.len));
         let want = (runs.len() * 4).clamp(1, MAX_BUCKETS) as u64;
         let mut shift = 0;
@@ -72,6 +106,8 @@ impl<'c, 't> DirectNodes<'c, 't> {
             runs,
             shift,
             first_run,
+            copied_from: 0,
+            copied: Vec::new(),
         })
     }
 
@@ -92,10 +128,20 @@ impl<'c, 't> DirectNodes<'c, 't> {
         if l.checked_add(blocks)? > m.logical.saturating_add(m.len) {
             return None;
         }
-        let at = usize::try_from(m.physical.checked_add(l - m.logical)?)
-            .ok()?
-            .checked_mul(BLOCK_SIZE)?
-            .checked_add(off)?;
+        let phys = m.physical.checked_add(l - m.logical)?;
+        if !self.copied.is_empty() && (phys..phys + blocks).any(|b| self.is_copied(b)) {
+            return None;
+        }
+        let at = usize::try_from(phys).ok()?.checked_mul(BLOCK_SIZE)?.checked_add(off)?;
         self.map.get(at..at.checked_add(len)?)
+    }
+
+    /// Whether physical block `b` has a private copy.
+    fn is_copied(&self, b: u64) -> bool {
+        let Some(i) = b.checked_sub(self.copied_from) else {
+            return false;
+        };
+        let i = i as usize;
+        self.copied.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 != 0)
     }
 }

@@ -95,6 +95,18 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
         }
     }
 
+    /// A walk for graph construction inside a writing transaction:
+    /// records are read from the map except those in blocks with a
+    /// private copy (see [`DirectNodes::over_copies`]). Why not in
+    /// [`Walk::new`]: building the view costs a pass over the copies,
+    /// which only pays for a walk that scores many nodes.
+    pub fn for_build(coll: &'c Collection, txn: &'t Txn<'a>, budget: Budget) -> Self {
+        Walk {
+            direct: DirectNodes::over_copies(coll, txn),
+            ..Self::new(coll, txn, budget)
+        }
+    }
+
     pub fn visited(&self) -> usize {
         self.total
     }
@@ -120,26 +132,23 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
     }
 
     /// Start loading slot `s`'s header and vector into the cache. Returns
-    /// the record's bytes when they are read straight from the map, so
-    /// scoring does not look the record up a second time.
+    /// the record when it was found in the direct view, so the check that
+    /// follows need not look it up again.
     fn prefetch(&self, s: u32) -> Option<&'t [u8]> {
         let want = 32 + self.coll.space.vector_bytes();
-        let direct = self.direct.as_ref().map(|d| self.coll.direct_record(d, s));
-        let rec = match direct {
-            Some(rec) => rec.map(std::borrow::Cow::Borrowed),
-            None => self.coll.record(self.txn, s).ok(),
-        };
-        if let Some(rec) = &rec {
-            crate::image::prefetch(&rec[..want.min(rec.len())]);
-        }
-        direct.flatten()
-    }
-
-    /// [`Walk::peek`] of slot `s`, whose bytes `prefetch` may have found.
-    fn peek_found(&self, s: u32, found: Option<&'t [u8]>) -> Result<Node<'t>> {
-        match found {
-            Some(bytes) => self.coll.routing_view(bytes, s),
-            None => self.peek(s),
+        let hint = |rec: &[u8]| crate::image::prefetch(&rec[..want.min(rec.len())]);
+        match self.direct.as_ref() {
+            Some(d) => {
+                let rec = self.coll.direct_record(d, s)?;
+                hint(rec);
+                Some(rec)
+            }
+            None => {
+                if let Ok(rec) = self.coll.record(self.txn, s) {
+                    hint(&rec);
+                }
+                None
+            }
         }
     }
 
@@ -224,8 +233,11 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
                     fresh.push((n, self.prefetch(n)));
                 }
             }
-            for &(n, found) in &fresh {
-                let nb = self.peek_found(n, found)?;
+            for &(n, rec) in &fresh {
+                let nb = match rec {
+                    Some(bytes) => self.coll.peek_record(bytes, n)?,
+                    None => self.peek(n)?,
+                };
                 if nb.header().n_flags == 0 || (level > 0 && nb.level() < level) {
                     continue; // a dangling edge (§9.7): skip it
                 }

@@ -262,6 +262,12 @@ impl Collection {
         }
     }
 
+    /// [`Collection::peek`] of slot `s`, whose raw bytes the caller got
+    /// from [`Collection::direct_record`] (which checked `s < ch_slots`).
+    pub fn peek_record<'t>(&self, bytes: &'t [u8], s: u32) -> Result<Node<'t>> {
+        self.validated(Cow::Borrowed(bytes), s, false)
+    }
+
     /// The raw bytes of slot `s` in `direct`, if it is a slot and the
     /// view holds it (not validated).
     pub fn direct_record<'t>(&self, direct: &DirectNodes<'_, 't>, s: u32) -> Option<&'t [u8]> {
@@ -270,12 +276,6 @@ impl Collection {
         }
         let (l, off) = self.slot_at(s);
         direct.span(l, off, self.geo.stride as usize)
-    }
-
-    /// A record's bytes read through [`Collection::direct_record`],
-    /// checked as [`Collection::peek`] checks them.
-    pub fn routing_view<'t>(&self, bytes: &'t [u8], s: u32) -> Result<Node<'t>> {
-        self.validated(Cow::Borrowed(bytes), s, false)
     }
 
     pub(crate) fn node_runs(&self) -> &[Mapping] {

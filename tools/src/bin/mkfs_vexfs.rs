@@ -41,7 +41,7 @@ struct Args {
     #[arg(short = 'i', long)]
     inode_ratio: Option<u64>,
     /// Journal size in 4 KiB blocks, at least 64 (default: 1/64 of the
-    /// image, clamped to 64..65536).
+    /// image, at least 4096 from 256 MiB up, clamped to 64..65536).
     #[arg(long)]
     journal_blocks: Option<u64>,
     /// Event ring size in 4 KiB blocks, at least 16 (default: 1/512 of the
