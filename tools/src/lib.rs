@@ -1,6 +1,7 @@
 //! Shared code of the VexFS command-line tools.
 
 pub mod bench;
+pub mod bench_events;
 pub mod bench_fs;
 pub mod benchsys;
 pub mod inspect;
