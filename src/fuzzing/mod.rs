@@ -6,10 +6,10 @@
 //! `tests/fuzz_corpus.rs` replays the seed corpora and saved crashes.
 //!
 //! Beyond the structures: [`search_request`] takes the search protocol's
-//! requests and replies, and `event_ring` and [`node_record`] write the
+//! requests and replies, and [`event_ring`] and [`node_record`] write the
 //! input into an image mkfs made (built once per process) and read it
 //! through the filesystem's own code (event ring reader, collection store,
-//! HNSW search, a read-only [`Fs`]).
+//! HNSW search, a read-only [`Fs`](crate::fs::core::Fs)).
 //!
 //! Checksums. Each structure is parsed with checksum verification on
 //! (`Some(`[`FUZZ_SEED`]`)`) and off (`None`). A fuzzer cannot forge a
