@@ -192,7 +192,11 @@ impl Fs {
             closed: AtomicBool::new(false),
             last_commit: Mutex::new(Instant::now()),
             open_counts: Mutex::new(HashMap::new()),
-            vectors: crate::vector::Cache::default(),
+            vectors: if read_only {
+                crate::vector::Cache::frozen()
+            } else {
+                crate::vector::Cache::default()
+            },
             ioctl_meta: Mutex::new(HashMap::new()),
             seed,
             events: Default::default(),

@@ -29,6 +29,20 @@ struct Entry {
 #[derive(Default)]
 pub struct Cache {
     entries: Mutex<HashMap<String, Entry>>,
+    /// The image cannot change while it is open (a read-only open holds a
+    /// shared lock that keeps writers out): a cached collection is used
+    /// without re-reading the catalogue and file sizes on every query.
+    frozen: bool,
+}
+
+impl Cache {
+    /// A cache for a read-only filesystem (see `frozen`).
+    pub fn frozen() -> Cache {
+        Cache {
+            frozen: true,
+            ..Cache::default()
+        }
+    }
 }
 
 /// The catalogue's generation, read from its first block only.
@@ -62,6 +76,11 @@ fn header_unchanged(txn: &Txn<'_>, c: &Collection) -> Result<bool> {
 impl Cache {
     /// The collection named `name`, from the cache when still current.
     pub fn get(&self, txn: &Txn<'_>, g: &Geometry, name: &str) -> Result<Arc<Collection>> {
+        if self.frozen {
+            if let Some(e) = self.entries.lock().get(name) {
+                return Ok(e.coll.clone());
+            }
+        }
         let gen = generation(txn, g)?;
         if let Some(e) = self.entries.lock().get(name) {
             if e.generation == gen && sizes(txn, g, &e.coll)? == e.sizes && header_unchanged(txn, &e.coll)? {
