@@ -57,8 +57,16 @@ pub fn set_bit(bits: &mut [u8], n: u64, value: bool) -> bool {
 
 /// Count zero bits among the first `valid` bits.
 pub fn count_zeros(bits: &[u8], valid: u64) -> u64 {
-    let full = (valid / 8) as usize;
-    let whole: u64 = bits.iter().take(full).map(|b| u64::from(b.count_zeros())).sum();
+    let full = ((valid / 8) as usize).min(bits.len());
+    // Eight bytes at a time: this runs over a whole leaf at every seal
+    // and verification, once per allocation (a byte loop was 15% of a
+    // file-create profile).
+    let words = bits[..full].chunks_exact(8);
+    let tail = words.remainder();
+    let whole: u64 = words
+        .map(|w| u64::from(u64::from_le_bytes(w.try_into().expect("8 bytes")).count_zeros()))
+        .chain(tail.iter().map(|b| u64::from(b.count_zeros())))
+        .sum();
     let rest = (full as u64 * 8..valid).filter(|&n| !test_bit(bits, n)).count() as u64;
     whole + rest
 }

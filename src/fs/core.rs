@@ -86,6 +86,9 @@ struct State {
     /// be allocated again before those transactions are durable.
     freed: BTreeSet<u64>,
     journal: Option<JournalState>,
+    /// The image file, for writing file data with pwrite (see
+    /// [`Media::data_file`]).
+    data_file: Option<std::fs::File>,
 }
 
 /// Seconds after which staged changes are committed by [`Fs::tick`].
@@ -178,7 +181,9 @@ impl Fs {
             Some(JournalState::load(&*media, &geometry, seed)?)
         };
         media.advise_random();
+        let data_file = if read_only { None } else { media.data_file() };
         let state = State {
+            data_file,
             media,
             staged: Staged::default(),
             freed: BTreeSet::new(),
@@ -305,7 +310,7 @@ impl Fs {
         let blocks = self.geometry.blocks_count;
         if guard.journal.is_none() {
             let st = &mut *guard;
-            let mut txn = Txn::new(st.media.bytes_mut()?, blocks);
+            let mut txn = Txn::new(st.media.bytes_mut()?, blocks).with_data_file(st.data_file.as_ref());
             let r = f(&mut txn, &self.geometry);
             if r.is_ok() {
                 txn.commit();
@@ -321,9 +326,15 @@ impl Fs {
         let mut retried = false;
         let (r, dirty, txn_freed) = loop {
             let State {
-                media, staged, freed, ..
+                media,
+                staged,
+                freed,
+                data_file,
+                ..
             } = &mut *guard;
-            let mut txn = Txn::with_overlay(media.bytes_mut()?, blocks, staged).with_quarantine(freed);
+            let mut txn = Txn::with_overlay(media.bytes_mut()?, blocks, staged)
+                .with_quarantine(freed)
+                .with_data_file(data_file.as_ref());
             let r = f(&mut txn, &self.geometry);
             let (d, fr) = txn.into_parts();
             self.check_intact(&**media)?;
@@ -400,6 +411,7 @@ impl Fs {
             staged,
             freed,
             journal,
+            ..
         } = st;
         let Some(js) = journal.as_mut() else {
             return media.flush(None);
@@ -474,6 +486,7 @@ impl Fs {
             journal,
             staged,
             freed,
+            ..
         } = &mut *guard;
         let r = match journal.as_mut() {
             Some(js) => {
