@@ -205,8 +205,15 @@ impl<'a> Txn<'a> {
             (Some(f), _) => {
                 use std::os::unix::fs::FileExt;
                 let off = block * BLOCK_SIZE_U64 + at as u64;
-                f.write_all_at(data, off)
-                    .map_err(|e| FsError::io(format!("writing file data at byte {off} of the image"), e))
+                let err = |e| FsError::io(format!("writing file data at byte {off} of the image"), e);
+                // A pwrite past the end would grow an image file another
+                // process cut short, where a store into the map would fault
+                // (and make the mount fail, see image::sigbus).
+                let m = f.metadata().map_err(err)?;
+                if m.is_file() && m.len() < off + data.len() as u64 {
+                    return Err(err(std::io::Error::from_raw_os_error(libc::EIO)));
+                }
+                f.write_all_at(data, off).map_err(err)
             }
             (None, MapRef::ReadWrite(m)) => {
                 let start = block as usize * BLOCK_SIZE + at;
