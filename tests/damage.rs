@@ -26,9 +26,15 @@ const EIO: i32 = libc::EIO;
 /// the flocked descriptor of another test's image), FUSE usable, and a
 /// fresh image to damage.
 fn setup() -> Option<(MutexGuard<'static, ()>, Hostile)> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let guard = serial();
     fuse_usable().then(|| (guard, Hostile::build()))
+}
+
+/// The lock of [`setup`], for tests that build an image without a mount:
+/// they too must not hold an image's flock while another test spawns.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn bad_magic() -> FsError {
@@ -425,6 +431,10 @@ fn inode_size_beyond_the_largest_file_gives_eio() {
 #[test]
 fn a_search_hit_with_a_damaged_inode_comes_without_a_path() {
     use vexfs::vector::query::SearchRequest;
+    // Serialised: without it, a daemon another test spawned inherited
+    // this image's flocked descriptor now and then, and reopening it
+    // after `Hostile::build` failed with Locked (2 runs in 10).
+    let _serial = serial();
     let img = Hostile::build();
     let victim = img.ino("/victim").get();
     flip(&img.path, img.inode_at("/victim") + 24, 0x01);

@@ -521,7 +521,13 @@ impl Drop for Fs {
 
 /// Load an inode that must be in use.
 pub fn live(txn: &Txn<'_>, g: &Geometry, ino: InodeNo) -> Result<InodeBuf> {
-    let b = ino_io::load(txn, g, ino)?;
+    let b = match ino_io::load(txn, g, ino) {
+        // A freed inode is all zeros (checksum 0 included): not there,
+        // not damaged. The kernel asks about one when, with the writeback
+        // cache, it writes back the times of a file unlinked meanwhile.
+        Err(FsError::Corrupt(_)) if ino_io::is_zeroed(txn, g, ino)? => return Err(FsError::NotFound),
+        r => r?,
+    };
     if b.base().is_free() {
         return Err(FsError::NotFound);
     }
