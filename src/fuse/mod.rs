@@ -474,8 +474,14 @@ impl Filesystem for VexFuse {
             return reply.opened(FileHandle(0), FopenFlags::empty());
         }
         // As for files, the kernel leaves the read check to us.
+        // The kernel may keep the listing in its page cache and serve the
+        // next opendir+readdir from it (a warm walk, `git status`): every
+        // change to a directory goes through this mount, and the kernel
+        // drops the cached listing of a directory it changed (its
+        // i_version and mtime move).
+        let cache = FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE;
         match self.fs.access(&req_ctx(req), ino.0, MAY_READ) {
-            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Ok(()) => reply.opened(FileHandle(0), cache),
             Err(e) => reply.error(log_err("opendir", &e)),
         }
     }
