@@ -32,7 +32,7 @@ const EXIT_USAGE: i32 = 1;
     version,
     about = "Mount a VexFS image over FUSE",
     after_help = "Options (-o, comma-separated): ro, rw, allow_other, allow_root, default_permissions, \
-                  debug, threads=N, fsname=NAME, events=on|off, log_searches, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, \
+                  debug, threads=N, fsname=NAME, events=on|off, log_searches, writeback_cache, max_dirty=PERCENT, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, \
                   sync, async, dirsync; ignored: defaults, auto, noauto, user, users, nouser, owner, group, \
                   _netdev, nofail, loop, (no)relatime, (no)strictatime, (no)lazytime, (no)diratime, \
                   (no)iversion, (no)mand, silent, loud, x-*, comment=*, helper=*, subtype=*. \
@@ -83,7 +83,16 @@ struct Opts {
     events: bool,
     /// Record searches as events too.
     log_searches: bool,
+    /// Ask for the kernel's writeback cache.
+    writeback_cache: bool,
+    /// Dirty-page limit of the mount's bdi, percent (see vexfs::fuse::bdi).
+    max_dirty: Option<u8>,
 }
+
+/// The dirty-page limit a writeback-cache mount gets unless `max_dirty=`
+/// says otherwise: the kernel's default vm.dirty_ratio, instead of the 1%
+/// strict limit FUSE mounts start with.
+const WRITEBACK_MAX_DIRTY: u8 = 20;
 
 impl Default for Opts {
     fn default() -> Opts {
@@ -98,6 +107,8 @@ impl Default for Opts {
             dirsync: false,
             events: true,
             log_searches: false,
+            writeback_cache: false,
+            max_dirty: None,
         }
     }
 }
@@ -181,6 +192,24 @@ fn parse_options(lists: &[String], sloppy: bool) -> Result<Opts, String> {
             }
             "log_searches" => {
                 o.log_searches = true;
+                None
+            }
+            "writeback_cache" => {
+                o.writeback_cache = true;
+                None
+            }
+            "no_writeback_cache" => {
+                o.writeback_cache = false;
+                None
+            }
+            _ if opt.starts_with("max_dirty=") => {
+                o.max_dirty = Some(
+                    opt["max_dirty=".len()..]
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or_else(|| format!("bad option '{opt}': max_dirty= takes a percentage from 1 to 100"))?,
+                );
                 None
             }
             "dev" => Some(flag("dev", MountOption::Dev)),
@@ -431,13 +460,20 @@ fn serve(cli: &Cli, opts: &Opts, image: &Path, dir: &Path, mut status: Status) -
     fs.set_log_searches(opts.log_searches);
     let fsname = opts.fsname.clone().unwrap_or_else(|| image.display().to_string());
     let cfg = fuse_config(opts, &fsname);
-    let adapter = VexFuse::new(fs.clone());
+    let adapter = VexFuse::new(fs.clone()).with_writeback_cache(opts.writeback_cache);
     let invalidator = adapter.invalidator();
     let mut session = match fuser::Session::new(adapter, dir, &cfg) {
         Ok(s) => s,
         Err(e) => status.fail(format!("cannot mount {} on {}: {e}", image.display(), dir.display())),
     };
     invalidator.connect(session.notifier());
+    let max_dirty = opts.max_dirty.or(opts.writeback_cache.then_some(WRITEBACK_MAX_DIRTY));
+    if let Some(p) = max_dirty.filter(|_| !opts.read_only) {
+        // Needs root; without it the kernel's limit stays (slower, not wrong).
+        if let Err(e) = vexfs::fuse::bdi::set_max_dirty(dir, p) {
+            eprintln!("mount.vexfs: cannot set the dirty-page limit to {p}%: {e}");
+        }
+    }
     if cli.verbose {
         eprintln!(
             "mount.vexfs: mounted {} on {} ({}, {} threads)",

@@ -50,6 +50,18 @@ fn owner_or_root(ctx: &Ctx, uid: u32) -> Result<()> {
     }
 }
 
+/// Clear setuid, and setgid when the group may execute (a setgid file
+/// without group execute is a mandatory-locking mark and keeps it), as
+/// the kernel's should_remove_suid does for a write or truncate by a
+/// caller without CAP_FSETID.
+pub(super) fn kill_suidgid(b: &mut InodeBuf) {
+    let mode = b.base().mode();
+    let kill = 0o4000 | if mode & 0o010 != 0 { 0o2000 } else { 0 };
+    if mode & kill != 0 {
+        b.base_mut().i_mode.set(mode & !kill);
+    }
+}
+
 impl Fs {
     /// chmod, chown, truncate, utimens in one transaction, with the
     /// kernel's ownership rules (only the owner or root changes mode and
@@ -105,6 +117,13 @@ impl Fs {
                     return Err(FsError::Invalid("truncate of a special file".into()));
                 }
                 data::truncate(txn, g, &mut b, size)?;
+                // The mount handles privilege killing (FUSE_HANDLE_KILLPRIV_V2)
+                // but fuser does not pass FATTR_KILL_SUIDGID on: the kernel
+                // sets it for callers without CAP_FSETID, taken here to be
+                // everyone but root.
+                if ctx.uid != 0 {
+                    kill_suidgid(&mut b);
+                }
             }
             for (which, t) in [(Time::Access, s.atime), (Time::Modify, s.mtime)] {
                 match t {

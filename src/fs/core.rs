@@ -86,6 +86,9 @@ struct State {
     /// be allocated again before those transactions are durable.
     freed: BTreeSet<u64>,
     journal: Option<JournalState>,
+    /// The image file, for writing file data with pwrite (see
+    /// [`Media::data_file`]).
+    data_file: Option<std::fs::File>,
 }
 
 /// Seconds after which staged changes are committed by [`Fs::tick`].
@@ -178,7 +181,9 @@ impl Fs {
             Some(JournalState::load(&*media, &geometry, seed)?)
         };
         media.advise_random();
+        let data_file = if read_only { None } else { media.data_file() };
         let state = State {
+            data_file,
             media,
             staged: Staged::default(),
             freed: BTreeSet::new(),
@@ -309,7 +314,7 @@ impl Fs {
         let blocks = self.geometry.blocks_count;
         if guard.journal.is_none() {
             let st = &mut *guard;
-            let mut txn = Txn::new(st.media.bytes_mut()?, blocks);
+            let mut txn = Txn::new(st.media.bytes_mut()?, blocks).with_data_file(st.data_file.as_ref());
             let r = f(&mut txn, &self.geometry);
             if r.is_ok() {
                 txn.commit();
@@ -325,9 +330,15 @@ impl Fs {
         let mut retried = false;
         let (r, dirty, txn_freed) = loop {
             let State {
-                media, staged, freed, ..
+                media,
+                staged,
+                freed,
+                data_file,
+                ..
             } = &mut *guard;
-            let mut txn = Txn::with_overlay(media.bytes_mut()?, blocks, staged).with_quarantine(freed);
+            let mut txn = Txn::with_overlay(media.bytes_mut()?, blocks, staged)
+                .with_quarantine(freed)
+                .with_data_file(data_file.as_ref());
             let r = f(&mut txn, &self.geometry);
             let (d, fr) = txn.into_parts();
             self.check_intact(&**media)?;
@@ -413,6 +424,7 @@ impl Fs {
             staged,
             freed,
             journal,
+            ..
         } = st;
         let Some(js) = journal.as_mut() else {
             return media.flush(None);
@@ -487,6 +499,7 @@ impl Fs {
             journal,
             staged,
             freed,
+            ..
         } = &mut *guard;
         let r = match journal.as_mut() {
             Some(js) => {
@@ -521,7 +534,13 @@ impl Drop for Fs {
 
 /// Load an inode that must be in use.
 pub fn live(txn: &Txn<'_>, g: &Geometry, ino: InodeNo) -> Result<InodeBuf> {
-    let b = ino_io::load(txn, g, ino)?;
+    let b = match ino_io::load(txn, g, ino) {
+        // A freed inode is all zeros (checksum 0 included): not there,
+        // not damaged. The kernel asks about one when, with the writeback
+        // cache, it writes back the times of a file unlinked meanwhile.
+        Err(FsError::Corrupt(_)) if ino_io::is_zeroed(txn, g, ino)? => return Err(FsError::NotFound),
+        r => r?,
+    };
     if b.base().is_free() {
         return Err(FsError::NotFound);
     }

@@ -96,6 +96,21 @@ impl Fs {
 
     /// [`Fs::write_data`] on behalf of `ctx` (recorded in the event).
     pub fn write_as(&self, ctx: Option<&Ctx>, n: u64, off: u64, data: &[u8]) -> Result<usize> {
+        self.write_killing_privs(ctx, n, off, data, false)
+    }
+
+    /// [`Fs::write_as`] that also clears setuid (and setgid, when the
+    /// group may execute) if `kill_suidgid`: what the kernel asks for with
+    /// FUSE_WRITE_KILL_SUIDGID when the writer lacks CAP_FSETID, once the
+    /// mount handles that itself (FUSE_HANDLE_KILLPRIV_V2).
+    pub fn write_killing_privs(
+        &self,
+        ctx: Option<&Ctx>,
+        n: u64,
+        off: u64,
+        data: &[u8],
+        kill_suidgid: bool,
+    ) -> Result<usize> {
         let ino = self.ino(n)?;
         self.write(|txn, g| {
             let mut b = regular(txn, g, ino)?;
@@ -121,6 +136,9 @@ impl Fs {
             }
             if end > b.size() {
                 b.set_size(end);
+            }
+            if kill_suidgid {
+                super::attrs::kill_suidgid(&mut b);
             }
             let t = now();
             b.set_time(Time::Modify, t);
@@ -264,10 +282,14 @@ fn copy_in(txn: &mut Txn<'_>, fm: &FileMap, off: u64, data: &[u8]) -> Result<()>
     let mut done = 0usize;
     while done < data.len() {
         let pos = off + done as u64;
+        let l = pos / BLOCK_SIZE_U64;
         let in_block = (pos % BLOCK_SIZE_U64) as usize;
-        let n = (BLOCK_SIZE - in_block).min(data.len() - done);
-        let (phys, _) = map::lookup(&fm.runs, pos / BLOCK_SIZE_U64).ok_or(FsError::NoSpace)?;
-        txn.data_mut(phys)?[in_block..in_block + n].copy_from_slice(&data[done..done + n]);
+        // One piece per run of consecutive blocks (one pwrite, see
+        // `Txn::write_data`).
+        let run_end = next_boundary(&fm.runs, l).saturating_mul(BLOCK_SIZE_U64);
+        let n = ((run_end - pos) as usize).min(data.len() - done);
+        let (phys, _) = map::lookup(&fm.runs, l).ok_or(FsError::NoSpace)?;
+        txn.write_data(phys, in_block, &data[done..done + n])?;
         done += n;
     }
     Ok(())

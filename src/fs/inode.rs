@@ -164,6 +164,15 @@ pub fn load(txn: &Txn<'_>, g: &Geometry, ino: InodeNo) -> Result<InodeBuf> {
     Ok(buf)
 }
 
+/// Whether inode `ino`'s bytes are all zero (as freeing leaves them).
+pub fn is_zeroed(txn: &Txn<'_>, g: &Geometry, ino: InodeNo) -> Result<bool> {
+    let off = g.inode_offset(ino);
+    let at = (off % BLOCK_SIZE_U64) as usize;
+    Ok(txn.block(off / BLOCK_SIZE_U64)?[at..at + g.inode_size]
+        .iter()
+        .all(|&b| b == 0))
+}
+
 /// `i_size` past the largest file the layout can map (§5.11): a file of
 /// 2^62 bytes would otherwise read as endless zeros.
 fn check_size(bytes: &[u8], off: u64, g: &Geometry) -> Result<()> {

@@ -42,6 +42,12 @@ pub(super) fn placeholder_attr(ino: u32, dirent_type: u8) -> Attr {
     }
 }
 
+/// The entry a LOOKUP of a missing name is answered with: inode 0 means
+/// "no such name" to the kernel, which then keeps a negative dentry.
+pub(super) fn negative_entry() -> fuser::FileAttr {
+    file_attr(&placeholder_attr(0, 0))
+}
+
 pub(super) fn gen(a: &Attr) -> Generation {
     Generation(a.generation.into())
 }

@@ -4,17 +4,26 @@
 //! mapping to errno (plus ENXIO for SEEK_DATA/SEEK_HOLE past the end, see
 //! [`convert::errno`]).
 //!
-//! Kernel caches: attributes and entries live 1 second. The core is the
-//! only writer of a mounted image and every change goes through this
-//! mount, whose own changes FUSE invalidates itself, so cached attributes
-//! stay right. The writeback cache is *off*: with it the kernel would keep
-//! dirty pages, sizes and mtimes of its own and write them back later
-//! under other credentials, and ENOSPC would surface at close or never.
+//! Kernel caches: attributes, entries and missing names (negative
+//! entries) live [`TTL`], an hour. The core is the only writer of a
+//! mounted image and every change goes through this mount, whose own
+//! changes FUSE invalidates itself; the few the core makes behind the
+//! kernel's back (a vector attached through the ioctl or a control file
+//! changes the file's ctime) are invalidated by [`Invalidator`] before
+//! the request that made them is answered. So cached attributes stay
+//! right however long they live, and a short TTL only costs round trips
+//! (a walk or a rename of many files looked every name up again).
+//!
+//! The writeback cache is off unless asked for (`-o writeback_cache`):
+//! with it the kernel keeps dirty pages, sizes and mtimes of its own and
+//! writes them back later under other credentials, and ENOSPC surfaces at
+//! fsync or close instead of at the write that caused it.
 //!
 //! File handles are always 0: the core is stateless per handle; open
 //! files are only counted (`Fs::opened` / `Fs::released`) so that a file
 //! unlinked while open lives until its last close.
 
+pub mod bdi;
 pub mod control;
 pub mod convert;
 mod dirs;
@@ -24,6 +33,7 @@ mod invalidate;
 
 pub use invalidate::Invalidator;
 
+use crate::error::FsError;
 use crate::format::inode::FileType as VexfsFileType;
 use crate::fs::attrs::{SetAttr, TimeSet};
 use crate::fs::core::Fs;
@@ -43,8 +53,11 @@ use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
-/// How long the kernel may cache attributes and directory entries.
-pub const TTL: Duration = Duration::from_secs(1);
+/// How long the kernel may cache attributes, directory entries and
+/// missing names (see the module docs for why this is safe). ext4's
+/// caches have no expiry; an hour bounds how long a missed invalidation
+/// could show, should one ever be missed.
+pub const TTL: Duration = Duration::from_secs(3600);
 /// Largest write request (and readahead) asked of the kernel.
 pub const MAX_WRITE: u32 = 1 << 20;
 /// Chunk size of copy_file_range.
@@ -74,6 +87,8 @@ pub struct VexFuse {
     events: Arc<events_file::EventFiles>,
     /// Attribute invalidations for changes the kernel did not see.
     invalidator: Invalidator,
+    /// Ask for the kernel's writeback cache (`-o writeback_cache`).
+    writeback_cache: bool,
 }
 
 /// How often the commit timer asks the core to commit old changes.
@@ -103,7 +118,16 @@ impl VexFuse {
             fs,
             control: control::Control::default(),
             invalidator: Invalidator::default(),
+            writeback_cache: false,
         }
+    }
+
+    /// Ask for the writeback cache at init: the kernel then keeps written
+    /// pages dirty and sends them in large WRITEs later (and owns mtime
+    /// and size meanwhile). Off by default; docs/mount.md gives the cost.
+    pub fn with_writeback_cache(mut self, on: bool) -> VexFuse {
+        self.writeback_cache = on;
+        self
     }
 
     /// Where the session's notifier goes once the session exists.
@@ -132,8 +156,19 @@ impl Filesystem for VexFuse {
             // the mode, inherits default ACLs and applies the umask.
             InitFlags::FUSE_POSIX_ACL,
             InitFlags::FUSE_DONT_MASK,
+            // The core clears setuid/setgid on write, truncate and chown
+            // (see `Fs::write_killing_privs`, `Fs::setattr`). In return the
+            // kernel marks inodes without them and without
+            // security.capability S_NOSEC and stops asking GETXATTR
+            // security.capability before every write (file_remove_privs).
+            // Capabilities are still removed by the kernel (on chown, and
+            // on the first write after the attributes were refreshed).
+            InitFlags::FUSE_HANDLE_KILLPRIV_V2,
         ] {
             let _ = config.add_capabilities(cap);
+        }
+        if self.writeback_cache && config.add_capabilities(InitFlags::FUSE_WRITEBACK_CACHE).is_err() {
+            log::warn!("the kernel offers no writeback cache; writing through");
         }
         Ok(())
     }
@@ -155,6 +190,11 @@ impl Filesystem for VexFuse {
         let r = self.fs.lookup(&req_ctx(req), parent.0, name.as_bytes());
         match r {
             Ok(a) => reply.entry(&TTL, &file_attr(&a), gen(&a)),
+            // A missing name as an entry of inode 0: the kernel caches the
+            // miss (a negative dentry) for TTL, so the create that usually
+            // follows, and every later look for the name (git, tar, PATH
+            // searches), need no LOOKUP. A create replaces the dentry.
+            Err(FsError::NotFound) => reply.entry(&TTL, &negative_entry(), Generation(0)),
             // Missing names are normal (debug level only); damage is logged.
             Err(e) => reply.error(log_err("lookup", &e)),
         }
@@ -215,8 +255,17 @@ impl Filesystem for VexFuse {
             _ => Ok(()),
         }
         .and_then(|()| self.fs.setattr(&c, ino.0, &s));
+        let times_only = s.mode.is_none() && s.uid.is_none() && s.gid.is_none() && s.size.is_none();
         match r {
             Ok(a) => reply.attr(&TTL, &file_attr(&a)),
+            // With the writeback cache the kernel writes back the times of
+            // a file it has just unlinked (ctime) as it evicts the inode,
+            // before FORGET; the core freed the inode at the unlink. An
+            // error here would fail the next syncfs; the times of a file
+            // that is gone matter to no one.
+            Err(FsError::NotFound) if self.writeback_cache && times_only => {
+                reply.attr(&Duration::ZERO, &file_attr(&placeholder_attr(ino.0 as u32, 0)))
+            }
             Err(e) => reply.error(log_err("setattr", &e)),
         }
     }
@@ -355,7 +404,7 @@ impl Filesystem for VexFuse {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
@@ -368,11 +417,19 @@ impl Filesystem for VexFuse {
         }
         if control::is_virtual(ino.0) {
             return match self.control.write(&self.fs, fh.0, data) {
-                Ok(n) => reply.written(n as u32),
+                Ok(n) => {
+                    // A command may have attached vectors (changing ctimes).
+                    self.invalidator.flush(&self.fs);
+                    reply.written(n as u32)
+                }
                 Err(e) => reply.error(errno(&e)),
             };
         }
-        match self.fs.write_as(Some(&req_ctx(req)), ino.0, offset, data) {
+        let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        match self
+            .fs
+            .write_killing_privs(Some(&req_ctx(req)), ino.0, offset, data, kill)
+        {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(log_err("write", &e)),
         }
@@ -417,8 +474,14 @@ impl Filesystem for VexFuse {
             return reply.opened(FileHandle(0), FopenFlags::empty());
         }
         // As for files, the kernel leaves the read check to us.
+        // The kernel may keep the listing in its page cache and serve the
+        // next opendir+readdir from it (a warm walk, `git status`): every
+        // change to a directory goes through this mount, and the kernel
+        // drops the cached listing of a directory it changed (its
+        // i_version and mtime move).
+        let cache = FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE;
         match self.fs.access(&req_ctx(req), ino.0, MAY_READ) {
-            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Ok(()) => reply.opened(FileHandle(0), cache),
             Err(e) => reply.error(log_err("opendir", &e)),
         }
     }

@@ -43,7 +43,7 @@ pub struct MappedFile {
     path: PathBuf,
     is_device: bool,
     // Keeps the lock (flock) for the lifetime of the map.
-    _file: File,
+    file: File,
     // For a loop device, the file behind it, locked too (see loopdev.rs).
     _backing: Option<File>,
 }
@@ -132,7 +132,7 @@ impl MappedFile {
             len,
             path: path.to_path_buf(),
             is_device,
-            _file: file,
+            file,
             _backing: backing,
         })
     }
@@ -222,6 +222,12 @@ pub trait Media {
     }
     /// From now on access is random (after the journal replay).
     fn advise_random(&self) {}
+    /// A descriptor of the file behind a read-write map, to write file
+    /// data with pwrite(2) instead of copying it into the map (the page
+    /// cache is shared, so both see the same bytes). `None`: copy.
+    fn data_file(&self) -> Option<File> {
+        None
+    }
 }
 
 impl Media for MappedFile {
@@ -239,6 +245,13 @@ impl Media for MappedFile {
 
     fn advise_random(&self) {
         MappedFile::advise_random(self)
+    }
+
+    fn data_file(&self) -> Option<File> {
+        match self.map {
+            Map::Rw(_) => self.file.try_clone().ok(),
+            Map::Ro(_) => None,
+        }
     }
 
     fn flush(&mut self, range: Option<(u64, u64)>) -> Result<()> {
