@@ -1,4 +1,4 @@
-//! fsck's HNSW and vector-ownership checks (src/check/vectors.rs): a built
+//! fsck's HNSW and vector-ownership checks (src/check/vectors/): a built
 //! collection is clean, and each kind of damage, sealed with a valid
 //! checksum so only the graph rules can catch it, is reported exactly.
 

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_events;
 pub mod bench_fs;
+pub mod bench_fsync;
 pub mod benchsys;
 pub mod inspect;
 pub mod vecfile;

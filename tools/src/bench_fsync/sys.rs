@@ -1,8 +1,8 @@
 //! What bench-fsync asks of the system: the shared benchmark plumbing
-//! ([`vexfs_tools::benchsys`]: commands, signals, mounts, loop devices, disk counters) and the
+//! ([`crate::benchsys`]: commands, signals, mounts, loop devices, disk counters) and the
 //! ext4 shutdown its crash simulation needs.
 
-pub use vexfs_tools::benchsys::*;
+pub use crate::benchsys::*;
 
 use std::path::Path;
 use std::process::Command;

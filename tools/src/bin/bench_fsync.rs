@@ -1,21 +1,18 @@
 //! `bench-fsync`: small fsync'd transactions on VexFS (FUSE) against ext4 (loop device) on the
-//! same disk, and the time to recover a full journal after a crash. See docs/benchmarks.md.
+//! same disk, and the time to recover a full journal after a crash. See docs/benchmarks.md. The
+//! pieces live in `vexfs_tools::bench_fsync`; this is the command line and the run loop.
 
-#[path = "../bench_fsync/mod.rs"]
-mod bench_fsync;
-
-use bench_fsync::recovery::{self, Ext4Recovery, Setup as RecoverySetup, VexfsRecovery};
-use bench_fsync::sys::{self, io_err, Bins, Ext4Mount, Machine, VexMount, WorkDir, R};
-use bench_fsync::workload::{self, Limit, Measured};
 use clap::Parser;
-use serde::Serialize;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-
-/// Smallest VexFS/ext4 throughput ratio issue 4 accepts.
-const TARGET_RATIO: f64 = 0.5;
+use vexfs_tools::bench_fsync::recovery::{self, Ext4Recovery, Setup as RecoverySetup, VexfsRecovery};
+use vexfs_tools::bench_fsync::report::{print_report, Report};
+use vexfs_tools::bench_fsync::summary::{ratios, summaries};
+use vexfs_tools::bench_fsync::sys::{self, io_err, Bins, Ext4Mount, Machine, VexMount, WorkDir, R};
+use vexfs_tools::bench_fsync::workload::{self, Limit};
+use vexfs_tools::bench_fsync::{payload, Case, Target, TARGET_RATIO};
 
 const LONG_ABOUT: &str = "\
 Small fsync'd transactions on VexFS against ext4, on the same disk, in one run; then the time to \
@@ -109,90 +106,6 @@ struct Cli {
     json: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Target {
-    Vexfs,
-    Ext4,
-}
-
-impl Target {
-    fn label(self) -> &'static str {
-        match self {
-            Target::Vexfs => "VexFS (FUSE)",
-            Target::Ext4 => "ext4 (loop)",
-        }
-    }
-}
-
-/// One run of one case.
-#[derive(Clone, Debug, Serialize)]
-struct Case {
-    fs: Target,
-    threads: usize,
-    repeat: usize,
-    #[serde(flatten)]
-    measured: Measured,
-}
-
-/// The runs of one filesystem and thread count.
-#[derive(Clone, Debug, Serialize)]
-struct Summary {
-    fs: Target,
-    threads: usize,
-    runs: usize,
-    /// Median over the runs.
-    tx_per_sec: f64,
-    tx_per_sec_runs: Vec<f64>,
-    /// Over the transactions of all runs together.
-    latency_p50_ms: f64,
-    latency_p99_ms: f64,
-    latency_mean_ms: f64,
-    latency_max_ms: f64,
-    /// Requests of the disk holding the images per transaction, median over the runs (every
-    /// process's requests count: on a shared machine, an upper bound).
-    disk_flushes_per_tx: Option<f64>,
-    disk_writes_per_tx: Option<f64>,
-    disk_kib_written_per_tx: Option<f64>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-struct Ratio {
-    threads: usize,
-    vexfs_tx_per_sec: f64,
-    ext4_tx_per_sec: f64,
-    /// VexFS / ext4 of the medians.
-    ratio: f64,
-    /// VexFS / ext4 of each repeat (the two runs were back to back).
-    paired: Vec<f64>,
-    met: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct Report {
-    command: String,
-    machine: Machine,
-    image_mib: u64,
-    write_bytes: usize,
-    seconds_per_case: Option<f64>,
-    transactions_per_case: Option<u64>,
-    vexfs_options: String,
-    ext4_options: String,
-    repeats: usize,
-    cases: Vec<Case>,
-    summaries: Vec<Summary>,
-    ratios: Vec<Ratio>,
-    target_min_ratio: f64,
-    vexfs_recovery: Option<VexfsRecovery>,
-    /// ext4 after the same burst as VexFS, then after a burst filling its own journal.
-    ext4_recovery: Vec<Ext4Recovery>,
-}
-
-/// The payload: a fixed, non-zero pattern.
-fn payload(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i % 251) as u8 + 1).collect()
-}
-
 fn preflight(a: &Cli) -> R<Bins> {
     if sys::euid() != Some(0) {
         return Err("must run as root (it mounts filesystems and attaches a loop device)".into());
@@ -210,6 +123,25 @@ fn preflight(a: &Cli) -> R<Bins> {
         return Err("--journal-fill must be between 0 and 1".into());
     }
     Bins::find(a.bin_dir.as_deref())
+}
+
+/// The order of the two filesystems in case `n`: a load that drifts during the run favours
+/// neither filesystem.
+fn order(n: usize) -> [Target; 2] {
+    if n.is_multiple_of(2) {
+        [Target::Vexfs, Target::Ext4]
+    } else {
+        [Target::Ext4, Target::Vexfs]
+    }
+}
+
+/// Untimed: remove the files of one run (a 1 GiB ext4 has 65,536 inodes) and make that durable.
+fn remove_run(root: &Path) -> R<()> {
+    fs::remove_dir_all(root).map_err(io_err("rm -r", root))?;
+    let top = root.parent().unwrap_or(root);
+    fs::File::open(top)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err("fsync", top))
 }
 
 /// Both filesystems mounted side by side; every case in its own directory.
@@ -236,13 +168,7 @@ fn throughput(a: &Cli, bins: &Bins, work: &WorkDir, data: &[u8]) -> R<Vec<Case>>
     let mut cases = Vec::new();
     let plan = (0..a.repeats).flat_map(|r| a.threads.iter().enumerate().map(move |(k, &t)| (r, k, t)));
     for (repeat, k, threads) in plan {
-        // A load that drifts during the run favours neither filesystem.
-        let order = if (repeat + k) % 2 == 0 {
-            [Target::Vexfs, Target::Ext4]
-        } else {
-            [Target::Ext4, Target::Vexfs]
-        };
-        for fs in order {
+        for fs in order(repeat + k) {
             sys::check()?;
             let root = match fs {
                 Target::Vexfs => &vex.dir,
@@ -267,12 +193,7 @@ fn throughput(a: &Cli, bins: &Bins, work: &WorkDir, data: &[u8]) -> R<Vec<Case>>
                 repeat,
                 measured: m,
             });
-            // Untimed: remove the files (a 1 GiB ext4 has 65,536 inodes) and make that durable.
-            fs::remove_dir_all(&root).map_err(io_err("rm -r", &root))?;
-            let top = root.parent().unwrap_or(&root);
-            fs::File::open(top)
-                .and_then(|f| f.sync_all())
-                .map_err(io_err("fsync", top))?;
+            remove_run(&root)?;
         }
     }
     vex.finish()?;
@@ -287,228 +208,35 @@ fn throughput(a: &Cli, bins: &Bins, work: &WorkDir, data: &[u8]) -> R<Vec<Case>>
     Ok(cases)
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-/// Distinct thread counts in the order given.
-fn thread_counts(threads: &[usize]) -> Vec<usize> {
-    let mut out: Vec<usize> = Vec::new();
-    for &t in threads {
-        if !out.contains(&t) {
-            out.push(t);
-        }
-    }
-    out
-}
-
-fn summaries(cases: &[Case], threads: &[usize]) -> Vec<Summary> {
-    let mut out = Vec::new();
-    for t in thread_counts(threads) {
-        for fs in [Target::Vexfs, Target::Ext4] {
-            let mine: Vec<&Measured> = cases
-                .iter()
-                .filter(|c| c.fs == fs && c.threads == t)
-                .map(|c| &c.measured)
-                .collect();
-            if mine.is_empty() {
-                continue;
-            }
-            let rates: Vec<f64> = mine.iter().map(|m| m.tx_per_sec).collect();
-            let mut all: Vec<f64> = mine.iter().flat_map(|m| m.sorted_ms.iter().copied()).collect();
-            all.sort_by(f64::total_cmp);
-            // Median over the runs: one run during another process's burst of writes must not
-            // dominate.
-            let per_tx = |f: fn(&sys::DiskCounters) -> f64| {
-                let v: Option<Vec<f64>> = mine
-                    .iter()
-                    .map(|m| m.disk.map(|d| f(&d) / m.transactions.max(1) as f64))
-                    .collect();
-                v.map(|v| median(&v))
-            };
-            out.push(Summary {
-                fs,
-                threads: t,
-                runs: mine.len(),
-                tx_per_sec: median(&rates),
-                tx_per_sec_runs: rates,
-                latency_p50_ms: workload::percentile(&all, 50.0),
-                latency_p99_ms: workload::percentile(&all, 99.0),
-                latency_mean_ms: all.iter().sum::<f64>() / all.len().max(1) as f64,
-                latency_max_ms: all.last().copied().unwrap_or(f64::NAN),
-                disk_flushes_per_tx: per_tx(|d| d.flushes as f64),
-                disk_writes_per_tx: per_tx(|d| d.write_requests as f64),
-                disk_kib_written_per_tx: per_tx(|d| d.write_sectors as f64 / 2.0),
-            });
-        }
-    }
-    out
-}
-
-fn ratios(cases: &[Case], sums: &[Summary], threads: &[usize]) -> Vec<Ratio> {
-    thread_counts(threads)
-        .into_iter()
-        .filter_map(|t| {
-            let rate = |f: Target| sums.iter().find(|s| s.fs == f && s.threads == t).map(|s| s.tx_per_sec);
-            let (v, e) = (rate(Target::Vexfs)?, rate(Target::Ext4)?);
-            let run = |f: Target, r: usize| {
-                cases
-                    .iter()
-                    .filter(|c| c.fs == f && c.threads == t && c.repeat == r)
-                    .map(|c| c.measured.tx_per_sec)
-                    .collect::<Vec<_>>()
-            };
-            let repeats = cases.iter().map(|c| c.repeat + 1).max().unwrap_or(0);
-            let paired = (0..repeats)
-                .map(|r| median(&run(Target::Vexfs, r)) / median(&run(Target::Ext4, r)))
-                .filter(|x| x.is_finite())
-                .collect();
-            Some(Ratio {
-                threads: t,
-                vexfs_tx_per_sec: v,
-                ext4_tx_per_sec: e,
-                ratio: v / e,
-                paired,
-                met: v / e >= TARGET_RATIO,
-            })
-        })
-        .collect()
-}
-
-fn print_report(r: &Report) {
-    let m = &r.machine;
-    println!("bench-fsync: {}", r.command);
-    println!(
-        "machine: {} CPUs, {}, Linux {}; work directory on {}; load average {} before, {} after",
-        m.cpus, m.cpu_model, m.kernel, m.work_fs, m.loadavg_before, m.loadavg_after
-    );
-    let limit = match (r.transactions_per_case, r.seconds_per_case) {
-        (Some(n), _) => format!("{n} transactions per case"),
-        (None, Some(s)) => format!("{s} s per case"),
-        _ => String::new(),
+/// VexFS's recovery, then ext4's after the same burst and (if its journal can take more) after a
+/// burst filling its own journal.
+fn recoveries(a: &Cli, bins: &Bins, work: &WorkDir, data: &[u8]) -> R<(Option<VexfsRecovery>, Vec<Ext4Recovery>)> {
+    let s = RecoverySetup {
+        mount_bin: &bins.mount,
+        mkfs_bin: &bins.mkfs,
+        fsck_bin: &bins.fsck,
+        work,
+        image_mib: a.image_mib,
+        vexfs_options: &a.vexfs_options,
+        ext4_options: &a.ext4_options,
+        payload: data,
+        fill: a.journal_fill,
     };
-    println!(
-        "transaction: create a new file, write {} B, fsync, close; {limit}; images {} MiB each; \
-         mount-vexfs -o '{}', mount -t ext4 -o '{}'",
-        r.write_bytes, r.image_mib, r.vexfs_options, r.ext4_options
-    );
-    if !r.summaries.is_empty() {
-        println!();
-        println!(
-            "{:<14} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9}   tx/s of each run",
-            "filesystem", "threads", "tx/s", "p50 ms", "p99 ms", "mean ms", "max ms"
-        );
-        for s in &r.summaries {
-            let runs: Vec<String> = s.tx_per_sec_runs.iter().map(|x| format!("{x:.0}")).collect();
-            println!(
-                "{:<14} {:>7} {:>8.0} {:>9.3} {:>9.3} {:>9.3} {:>9.3}   {}",
-                s.fs.label(),
-                s.threads,
-                s.tx_per_sec,
-                s.latency_p50_ms,
-                s.latency_p99_ms,
-                s.latency_mean_ms,
-                s.latency_max_ms,
-                runs.join(", ")
-            );
-        }
-        println!(
-            "(tx/s: median of {} runs; latencies over all their transactions)",
-            r.repeats
-        );
-        if r.summaries.iter().any(|s| s.disk_flushes_per_tx.is_some()) {
-            println!();
-            println!(
-                "requests of the disk holding the images ({}) per transaction, median of the runs (all processes' requests count):",
-                r.machine.work_fs
-            );
-            println!(
-                "{:<14} {:>7} {:>9} {:>9} {:>12}",
-                "filesystem", "threads", "flushes", "writes", "KiB written"
-            );
-            for s in &r.summaries {
-                let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
-                println!(
-                    "{:<14} {:>7} {:>9} {:>9} {:>12}",
-                    s.fs.label(),
-                    s.threads,
-                    f(s.disk_flushes_per_tx),
-                    f(s.disk_writes_per_tx),
-                    f(s.disk_kib_written_per_tx)
-                );
-            }
-        }
-        println!();
-        for q in &r.ratios {
-            let paired: Vec<String> = q.paired.iter().map(|x| format!("{x:.2}")).collect();
-            println!(
-                "{} thread(s): VexFS/ext4 = {:.0}/{:.0} = {:.3}x (each run: {}); target >= {:.1}x: {}",
-                q.threads,
-                q.vexfs_tx_per_sec,
-                q.ext4_tx_per_sec,
-                q.ratio,
-                paired.join(", "),
-                r.target_min_ratio,
-                if q.met { "met" } else { "MISSED" }
-            );
-        }
+    let v = recovery::vexfs(&s)?;
+    sys::check()?;
+    let same = recovery::ext4(&s, v.burst_transactions, "same burst as VexFS")?;
+    let fill = a.journal_fill.min(recovery::EXT4_MAX_FILL);
+    let full = same
+        .journal
+        .as_ref()
+        .and_then(|j| recovery::ext4_fill_transactions(j, fill));
+    let mut ext4_recovery = vec![same];
+    if let Some(n) = full {
+        sys::check()?;
+        let label = format!("burst sized to fill {:.0}% of its own journal", fill * 100.0);
+        ext4_recovery.push(recovery::ext4(&s, n, &label)?);
     }
-    if let Some(v) = &r.vexfs_recovery {
-        let j = &v.journal;
-        println!();
-        println!(
-            "recovery, VexFS: {} fsync'd transactions in {:.2} s, then kill -9 of mount-vexfs; the journal held \
-             {} transactions, {} logged blocks, {} of {} ring blocks ({:.1}% full; probe: {:.1} ring blocks per transaction)",
-            v.burst_transactions,
-            v.burst_seconds,
-            j.transactions,
-            j.logged_blocks,
-            j.ring_blocks,
-            j.journal_blocks,
-            j.fill * 100.0,
-            v.ring_blocks_per_transaction
-        );
-        println!(
-            "  journal replay alone (vexfs::journal::recover, in-process, cold cache): {:.1} ms for {} transactions",
-            v.replay_in_process_ms, v.replayed_transactions
-        );
-        println!(
-            "  mount-vexfs of the dirty image (open + replay + FUSE mount, cold cache): {:.1} ms; clean image: {:.1} ms",
-            v.mount_dirty_ms, v.mount_clean_ms
-        );
-    }
-    for e in &r.ext4_recovery {
-        println!(
-            "recovery, ext4 ({}): {} fsync'd transactions in {:.2} s; {}",
-            e.burst, e.burst_transactions, e.burst_seconds, e.note
-        );
-        if let Some(j) = &e.journal {
-            println!(
-                "  the journal held {} transactions, {} logged blocks, {} of {} journal blocks ({:.1}% full; debugfs logdump)",
-                j.transactions,
-                j.logged_blocks,
-                j.ring_blocks,
-                j.journal_blocks,
-                j.fill * 100.0
-            );
-        }
-        match e.mount_dirty_ms {
-            Some(d) => println!(
-                "  mount -t ext4 of the dirty filesystem (replay included, cold cache): {d:.1} ms; clean: {:.1} ms",
-                e.mount_clean_ms
-            ),
-            None => println!(
-                "  mount -t ext4 of the clean filesystem (cold cache): {:.1} ms",
-                e.mount_clean_ms
-            ),
-        }
-    }
+    Ok((Some(v), ext4_recovery))
 }
 
 fn run(a: &Cli) -> R<()> {
@@ -524,35 +252,11 @@ fn run(a: &Cli) -> R<()> {
     } else {
         throughput(a, &bins, &work, &data)?
     };
-    let (mut vexfs_recovery, mut ext4_recovery) = (None, Vec::new());
-    if !a.no_recovery {
-        let s = RecoverySetup {
-            mount_bin: &bins.mount,
-            mkfs_bin: &bins.mkfs,
-            fsck_bin: &bins.fsck,
-            work: &work,
-            image_mib: a.image_mib,
-            vexfs_options: &a.vexfs_options,
-            ext4_options: &a.ext4_options,
-            payload: &data,
-            fill: a.journal_fill,
-        };
-        let v = recovery::vexfs(&s)?;
-        sys::check()?;
-        let same = recovery::ext4(&s, v.burst_transactions, "same burst as VexFS")?;
-        let fill = a.journal_fill.min(recovery::EXT4_MAX_FILL);
-        let full = same
-            .journal
-            .as_ref()
-            .and_then(|j| recovery::ext4_fill_transactions(j, fill));
-        ext4_recovery.push(same);
-        if let Some(n) = full {
-            sys::check()?;
-            let label = format!("burst sized to fill {:.0}% of its own journal", fill * 100.0);
-            ext4_recovery.push(recovery::ext4(&s, n, &label)?);
-        }
-        vexfs_recovery = Some(v);
-    }
+    let (vexfs_recovery, ext4_recovery) = if a.no_recovery {
+        (None, Vec::new())
+    } else {
+        recoveries(a, &bins, &work, &data)?
+    };
     let sums = summaries(&cases, &a.threads);
     let ratios = ratios(&cases, &sums, &a.threads);
     let report = Report {
