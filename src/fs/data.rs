@@ -38,6 +38,11 @@ fn regular(txn: &Txn<'_>, g: &Geometry, n: crate::format::inode::InodeNo) -> Res
 /// (one madvise per run): smaller ones would spend more on the call.
 const READ_AHEAD_MIN: u64 = 32 * 1024;
 
+/// How many further requests of the same size a large read starts
+/// loading (see `read_data`). Why 4: with 1 MiB requests the disk keeps
+/// 4 MiB in flight, about what the kernel's own read-ahead reaches.
+const READ_AHEAD_FACTOR: u64 = 4;
+
 /// Start reading the written blocks of `off..end` from the media, run by
 /// run, so the copy below does not fault them in one page at a time.
 fn read_ahead(txn: &Txn<'_>, fm: &FileMap, off: u64, end: u64) {
@@ -64,7 +69,11 @@ impl Fs {
             }
             let fm = map::load(txn, g, &b)?;
             if end - off >= READ_AHEAD_MIN {
-                read_ahead(txn, &fm, off, end);
+                // Also the next READ_AHEAD_FACTOR requests' worth: a large
+                // read is usually one of a sequential series, and the map
+                // gets no read-ahead of its own (MADV_RANDOM).
+                let ahead = (end - off).saturating_mul(READ_AHEAD_FACTOR);
+                read_ahead(txn, &fm, off, end.saturating_add(ahead).min(b.size()));
             }
             // Filled run by run: written blocks copied from the map in one
             // piece per run, holes and unwritten runs as zeros (no zeroing
