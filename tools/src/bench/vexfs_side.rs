@@ -5,6 +5,7 @@ use super::data::{progress, read_fvecs, read_ivecs, DataFiles, Vectors};
 use super::{
     io_err, process_cpu_seconds, read_json, remove_if_exists, rss_anon_kib, write_json, Result, SweepPoint, K,
 };
+use crate::benchsys::stats::median;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -390,14 +391,4 @@ pub fn child(a: &ChildArgs) -> Result<SearchReport> {
             simd: s.simd.to_string(),
         },
     })
-}
-
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }

@@ -40,15 +40,7 @@ pub struct Ratio {
     pub met: bool,
 }
 
-pub fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
+pub use crate::benchsys::stats::median;
 
 /// Distinct thread counts in the order given.
 fn thread_counts(threads: &[usize]) -> Vec<usize> {
@@ -164,13 +156,6 @@ mod tests {
             repeat,
             measured,
         }
-    }
-
-    #[test]
-    fn median_of_odd_even_and_no_values() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(median(&[]).is_nan());
     }
 
     #[test]

@@ -66,14 +66,7 @@ pub struct Measured {
     pub sorted_ms: Vec<f64>,
 }
 
-/// Nearest-rank percentile of sorted values.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
+pub use crate::benchsys::stats::percentile;
 
 /// Transactions of thread `t` of `threads` when `total` are asked for.
 fn share(total: u64, threads: usize, t: usize) -> u64 {

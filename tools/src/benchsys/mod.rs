@@ -7,6 +7,7 @@
 pub mod images;
 pub mod machine;
 pub mod mounts;
+pub mod stats;
 
 pub use images::{default_parent, e2fsck, ext4_image, fsck_vexfs, Bins};
 pub use machine::{loadavg, Machine};
