@@ -55,8 +55,9 @@ pub fn list_of(coll: &Collection, txn: &Txn<'_>, s: u32, level: u8) -> Result<Ve
 }
 
 /// Write `s`'s list at `level` from candidates ordered nearest first,
-/// dropping the farthest until the encoding fits (§9.5).
-fn write_list(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, nearest_first: &[u32]) -> Result<()> {
+/// dropping the farthest until the encoding fits (§9.5). Returns how many
+/// of `nearest_first` (from the front) were written.
+fn write_list(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, nearest_first: &[u32]) -> Result<usize> {
     let cap = list_capacity(coll, level);
     let mut buf = vec![0u8; cap];
     let mut n = nearest_first.len().min(max_degree(coll, level));
@@ -75,14 +76,16 @@ fn write_list(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, nearest_f
         let at = coll.geo.adj_offset as usize;
         rec[at..at + cap].copy_from_slice(&buf);
         rec[6..8].copy_from_slice(&(len as u16).to_le_bytes());
-        return coll.put_record(txn, s, &mut rec);
+        coll.put_record(txn, s, &mut rec)?;
+        return Ok(n);
     }
     let node = coll.node(txn, s)?;
     let r = coll.upper_index(s, &node, level)?;
     let mut rec = coll.upper(txn, r, s, level)?.into_owned();
     rec[6..8].copy_from_slice(&(len as u16).to_le_bytes());
     rec[16..16 + cap].copy_from_slice(&buf);
-    coll.put_upper(txn, r, &mut rec)
+    coll.put_upper(txn, r, &mut rec)?;
+    Ok(n)
 }
 
 /// The HNSW heuristic: keep a candidate (nearest first) only if it is
@@ -122,8 +125,9 @@ fn choose(coll: &Collection, txn: &Txn<'_>, base: &[u8], ids: &[u32], level: u8)
     Ok(select(&mut scorer, &cands, &vectors, max_degree(coll, level)))
 }
 
-/// Re-select `v`'s list at `level` from `pool` (ids other than `v`).
-fn reselect(coll: &Collection, txn: &mut Txn<'_>, v: u32, level: u8, pool: &[u32]) -> Result<()> {
+/// Re-select `v`'s list at `level` from `pool` (ids other than `v`);
+/// returns the ids written.
+fn reselect(coll: &Collection, txn: &mut Txn<'_>, v: u32, level: u8, pool: &[u32]) -> Result<Vec<u32>> {
     let mut ids: Vec<u32> = pool.iter().copied().filter(|&i| i != v).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -134,7 +138,9 @@ fn reselect(coll: &Collection, txn: &mut Txn<'_>, v: u32, level: u8, pool: &[u32
     };
     let old = list_of(coll, txn, v, level)?;
     connect::protect_dropped(coll, txn, v, level, &old, &mut keep)?;
-    write_list(coll, txn, v, level, &keep)
+    let written = write_list(coll, txn, v, level, &keep)?;
+    keep.truncate(written);
+    Ok(keep)
 }
 
 /// Add the edge `n -> new` at `level`. While `n`'s list has room (in ids
@@ -149,8 +155,7 @@ fn add_edge(coll: &Collection, txn: &mut Txn<'_>, n: u32, new: u32, level: u8) -
     if ids.len() <= max_degree(coll, level) && write_exact(coll, txn, n, level, &mut ids)? {
         return Ok(true);
     }
-    reselect(coll, txn, n, level, &ids)?;
-    Ok(list_of(coll, txn, n, level)?.contains(&new))
+    Ok(reselect(coll, txn, n, level, &ids)?.contains(&new))
 }
 
 /// Write exactly `ids` as `s`'s list at `level`; false if they do not fit.

@@ -35,16 +35,6 @@ pub struct Cache {
     frozen: bool,
 }
 
-impl Cache {
-    /// A cache for a read-only filesystem (see `frozen`).
-    pub fn frozen() -> Cache {
-        Cache {
-            frozen: true,
-            ..Cache::default()
-        }
-    }
-}
-
 /// The catalogue's generation, read from its first block only.
 pub fn generation(txn: &Txn<'_>, g: &Geometry) -> Result<u64> {
     let Some(ino) = g.inode_no(CATALOG_INO) else {
@@ -74,6 +64,14 @@ fn header_unchanged(txn: &Txn<'_>, c: &Collection) -> Result<bool> {
 }
 
 impl Cache {
+    /// A cache for a read-only filesystem (see `frozen`).
+    pub fn frozen() -> Cache {
+        Cache {
+            frozen: true,
+            ..Cache::default()
+        }
+    }
+
     /// The collection named `name`, from the cache when still current.
     pub fn get(&self, txn: &Txn<'_>, g: &Geometry, name: &str) -> Result<Arc<Collection>> {
         if self.frozen {
