@@ -396,13 +396,21 @@ pub fn will_need(bytes: &[u8]) {
 /// Ask the CPU to start loading the cache lines of `bytes` (a hint: the
 /// graph walk prefetches the records it is about to score, as hnswlib
 /// does). Never faults, changes nothing, and is a no-op off x86-64.
+#[inline]
 pub fn prefetch(bytes: &[u8]) {
     #[cfg(target_arch = "x86_64")]
-    for line in bytes.chunks(64) {
-        // SAFETY: PREFETCHT0 is a hint that cannot fault or change memory,
-        // whatever the address; SSE, which it needs, is part of the x86-64
-        // baseline. The pointer comes from a live slice anyway.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) };
+    {
+        // One hint per 64-byte line, from the slice's start; the pointer
+        // is stepped with wrapping arithmetic (no slice bookkeeping per
+        // line: a walk issues this for every node it scores).
+        let start = bytes.as_ptr();
+        for i in 0..bytes.len().div_ceil(64) {
+            let line = start.wrapping_add(i * 64);
+            // SAFETY: PREFETCHT0 is a hint that cannot fault or change
+            // memory, whatever the address; SSE, which it needs, is part
+            // of the x86-64 baseline. `line` lies inside the live slice.
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.cast()) };
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = bytes;

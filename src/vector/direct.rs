@@ -23,15 +23,49 @@ const MAX_CHECK_WORK: usize = 1 << 14;
 /// to 256 extents) a lookup compares one or two extents.
 const MAX_BUCKETS: usize = 1024;
 
-/// The map (proven current for the node file) and a table from logical
-/// block ranges to the node file's extents.
+/// A table from logical block ranges of a node file to its extents:
+/// logical block `l` is in `runs[first_run[l >> shift]..]`, at most a few
+/// extents further. Built once per collection as loaded (see
+/// [`Collection::run_index`]), not per walk: building it is a pass over up
+/// to [`MAX_BUCKETS`] entries, a few microseconds a query.
+#[derive(Debug, Clone)]
+pub struct RunIndex {
+    shift: u32,
+    first_run: Vec<u32>,
+}
+
+impl RunIndex {
+    /// The table for `runs` (sorted by logical block and disjoint, the
+    /// extent map's invariant), or `None` if it cannot be indexed.
+    pub fn build(runs: &[Mapping]) -> Option<RunIndex> {
+        let blocks = runs.last().map_or(0, |m| m.logical.saturating_add(m.len));
+        let want = (runs.len() * 4).clamp(1, MAX_BUCKETS) as u64;
+        let mut shift = 0;
+        while shift < 63 && blocks >> shift >= want {
+            shift += 1;
+        }
+        // One sweep fills the table, the runs being sorted.
+        let mut first_run = Vec::with_capacity((blocks >> shift) as usize + 1);
+        let mut i = 0;
+        for b in 0..=(blocks >> shift) {
+            while runs
+                .get(i)
+                .is_some_and(|m| m.logical.saturating_add(m.len) <= b << shift)
+            {
+                i += 1;
+            }
+            first_run.push(u32::try_from(i).ok()?);
+        }
+        Some(RunIndex { shift, first_run })
+    }
+}
+
+/// The map (proven current for the node file) and the collection's
+/// [`RunIndex`] over the node file's extents.
 pub struct DirectNodes<'c, 't> {
     map: &'t [u8],
     runs: &'c [Mapping],
-    /// Logical block `l` is in `runs[first_run[l >> shift]..]`, at most a
-    /// few extents further.
-    shift: u32,
-    first_run: Vec<u32>,
+    index: &'c RunIndex,
     /// Physical blocks `copied_from + i` with bit i set have a private
     /// copy: their records are not served from the map (empty when none
     /// of the node file's blocks has one).
@@ -55,7 +89,7 @@ impl<'c, 't> DirectNodes<'c, 't> {
                 .any(|m| (m.physical..m.physical.saturating_add(m.len)).contains(&b))
         };
         let map = txn.clean_map(MAX_CHECK_WORK / runs.len().max(1), owned)?;
-        Self::over(map, runs)
+        Self::over(map, coll)
     }
 
     /// The view for a walk inside a writing transaction (graph
@@ -67,7 +101,7 @@ impl<'c, 't> DirectNodes<'c, 't> {
         let (map, copies) = txn.map_and_copies()?;
         let lo = runs.iter().map(|m| m.physical).min()?;
         let hi = runs.iter().map(|m| m.physical.saturating_add(m.len)).max()?;
-        let mut view = Self::over(map, runs)?;
+        let mut view = Self::over(map, coll)?;
         let mut bits = vec![0u64; usize::try_from((hi - lo).div_ceil(64)).ok()?];
         for b in copies.filter(|b| (lo..hi).contains(b)) {
             let i = (b - lo) as usize;
@@ -80,32 +114,12 @@ impl<'c, 't> DirectNodes<'c, 't> {
         Some(view)
     }
 
-    /// The table from logical block ranges to `runs` over `map`.
-    fn over(map: &'t [u8], runs: &'c [Mapping]) -> Option<Self> {
-        let blocks = runs.last().map_or(0, |m| m.logical.saturating_add(m.len));
-        let want = (runs.len() * 4).clamp(1, MAX_BUCKETS) as u64;
-        let mut shift = 0;
-        while shift < 63 && blocks >> shift >= want {
-            shift += 1;
-        }
-        // Runs are sorted by logical block and disjoint (the extent map's
-        // invariant), so one sweep fills the table.
-        let mut first_run = Vec::with_capacity((blocks >> shift) as usize + 1);
-        let mut i = 0;
-        for b in 0..=(blocks >> shift) {
-            while runs
-                .get(i)
-                .is_some_and(|m| m.logical.saturating_add(m.len) <= b << shift)
-            {
-                i += 1;
-            }
-            first_run.push(u32::try_from(i).ok()?);
-        }
+    /// The view of `coll`'s node file over `map`.
+    fn over(map: &'t [u8], coll: &'c Collection) -> Option<Self> {
         Some(DirectNodes {
             map,
-            runs,
-            shift,
-            first_run,
+            runs: coll.node_runs(),
+            index: coll.run_index()?,
             copied_from: 0,
             copied: Vec::new(),
         })
@@ -114,8 +128,10 @@ impl<'c, 't> DirectNodes<'c, 't> {
     /// `len` bytes at byte `off` of logical block `l` (possibly running
     /// into the following blocks), or `None` when they are not all inside
     /// one written extent.
+    #[inline]
     pub fn span(&self, l: u64, off: usize, len: usize) -> Option<&'t [u8]> {
-        let first = *self.first_run.get(usize::try_from(l >> self.shift).ok()?)? as usize;
+        let i = self.index;
+        let first = *i.first_run.get(usize::try_from(l >> i.shift).ok()?)? as usize;
         let m = self
             .runs
             .get(first..)?
@@ -143,5 +159,70 @@ impl<'c, 't> DirectNodes<'c, 't> {
         };
         let i = i as usize;
         self.copied.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(logical: u64, physical: u64, len: u64, unwritten: bool) -> Mapping {
+        Mapping {
+            logical,
+            physical,
+            len,
+            unwritten,
+        }
+    }
+
+    /// Blocks 0..40 of a map, each filled with its block number.
+    fn map() -> Vec<u8> {
+        (0..40u8).flat_map(|b| std::iter::repeat_n(b, BLOCK_SIZE)).collect()
+    }
+
+    fn view<'a>(map: &'a [u8], runs: &'a [Mapping], index: &'a RunIndex) -> DirectNodes<'a, 'a> {
+        DirectNodes {
+            map,
+            runs,
+            index,
+            copied_from: 0,
+            copied: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn spans_follow_the_extents_and_refuse_what_they_cannot_serve() {
+        let runs = [run(0, 10, 2, false), run(2, 20, 3, false), run(5, 30, 1, true)];
+        let index = RunIndex::build(&runs).unwrap();
+        let map = map();
+        let v = view(&map, &runs, &index);
+        assert_eq!(v.span(0, 100, 8).unwrap(), &[10u8; 8]);
+        assert_eq!(v.span(3, 0, 4).unwrap(), &[21u8; 4]);
+        // Across two blocks of one extent: served; across two extents: not.
+        let across = v.span(2, BLOCK_SIZE - 4, 8).unwrap();
+        assert_eq!(across, &[20, 20, 20, 20, 21, 21, 21, 21]);
+        assert!(
+            v.span(1, BLOCK_SIZE - 4, 8).is_none(),
+            "blocks 11 and 20 are not adjacent"
+        );
+        assert!(v.span(5, 0, 8).is_none(), "unwritten extent");
+        assert!(v.span(6, 0, 8).is_none(), "past the last extent");
+        assert!(v.span(u64::MAX, 0, 8).is_none());
+    }
+
+    #[test]
+    fn an_index_built_before_the_file_grew_still_answers_right_or_not_at_all() {
+        let old = [run(0, 10, 2, false)];
+        let index = RunIndex::build(&old).unwrap();
+        let grown = [run(0, 10, 3, false), run(3, 20, 2, false)];
+        let map = map();
+        let v = view(&map, &grown, &index);
+        assert_eq!(v.span(1, 0, 4).unwrap(), &[11u8; 4]);
+        for l in 2..5 {
+            if let Some(bytes) = v.span(l, 0, 4) {
+                let want = [10, 11, 12, 20, 21][l as usize];
+                assert_eq!(bytes, &[want; 4], "logical block {l}");
+            }
+        }
     }
 }

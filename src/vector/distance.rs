@@ -120,6 +120,7 @@ impl Scorer {
     }
 
     /// Distance from the query to a stored vector (smaller is closer).
+    #[inline]
     pub fn to(&mut self, stored: &[u8]) -> f32 {
         let Scorer {
             space,
@@ -142,6 +143,7 @@ impl Scorer {
     }
 }
 
+#[inline]
 fn between(space: &Space, a: &[u8], b: &[u8], sa: &mut [f32], sb: &mut [f32]) -> f32 {
     let n = space.vector_bytes();
     let (a, b) = (&a[..n.min(a.len())], &b[..n.min(b.len())]);

@@ -116,6 +116,7 @@ impl Collection {
         let mut runs = std::mem::take(&mut self.node_runs);
         let r = ensure_mapped(txn, g, self.node_ino, &mut runs, first + blocks);
         self.node_runs = runs;
+        self.node_runs_changed();
         r?;
         if self.slot_starts_block(s) {
             for l in first..first + blocks {

@@ -6,7 +6,7 @@
 //! block is borrowed straight from the map (or from the transaction's copy
 //! of the block); larger ones are assembled block by block.
 
-use super::direct::DirectNodes;
+use super::direct::{DirectNodes, RunIndex};
 use super::distance::Space;
 pub(crate) use super::span::block_of;
 use super::span::{read_span, write_span};
@@ -24,6 +24,8 @@ use crate::fs::txn::Txn;
 use crate::layout::Geometry;
 use crate::read::Mapping;
 use std::borrow::Cow;
+use std::sync::OnceLock;
+use strength_reduce::StrengthReducedU32;
 use zerocopy::{FromBytes, IntoBytes};
 
 /// Offset of `n_checksum` in a node record and of `u_checksum` in an
@@ -43,7 +45,14 @@ pub struct Collection {
     pub header: CollectionHeader,
     /// Records per block when a record fits in one (§8.5.2), else 0.
     pub(crate) per_block: u32,
+    /// `per_block` as a multiply-and-shift divisor: a slot's address is
+    /// computed for every node a search scores, and a hardware division
+    /// costs tens of cycles.
+    pub(crate) per_block_div: Option<StrengthReducedU32>,
     pub(crate) node_runs: Vec<Mapping>,
+    /// [`RunIndex`] of `node_runs`, built at the first direct walk. Reset
+    /// whenever `node_runs` changes ([`Collection::node_runs_changed`]).
+    pub(crate) node_index: OnceLock<Option<RunIndex>>,
     pub(crate) upper_runs: Vec<Mapping>,
     pub(crate) seed: Option<u32>,
 }
@@ -56,11 +65,13 @@ pub struct Node<'a> {
 }
 
 impl Node<'_> {
+    #[inline]
     pub fn header(&self) -> &NodeHeader {
         // The record is at least 32 bytes (checked when it was read).
         NodeHeader::ref_from_prefix(&self.bytes).map_or_else(|_| unreachable_header(), |(h, _)| h)
     }
 
+    #[inline]
     pub fn vector(&self) -> &[u8] {
         let at = self.geo.vector_offset as usize;
         &self.bytes[at..at + self.vec_len]
@@ -92,6 +103,11 @@ pub(crate) fn per_block(geo: NodeGeometry) -> u32 {
     } else {
         0
     }
+}
+
+/// [`per_block`] as a divisor (`None` for records of a block or more).
+pub(crate) fn per_block_div(geo: NodeGeometry) -> Option<StrengthReducedU32> {
+    Some(per_block(geo)).filter(|&p| p > 0).map(StrengthReducedU32::new)
 }
 
 /// The space a collection record describes.
@@ -198,7 +214,9 @@ impl Collection {
             geo,
             header: h,
             per_block: per_block(geo),
+            per_block_div: per_block_div(geo),
             node_runs,
+            node_index: OnceLock::new(),
             upper_runs,
             seed: g.csum_seed,
         })
@@ -217,11 +235,12 @@ impl Collection {
     }
 
     /// (logical block, byte offset) of slot `s` (§8.5.2).
+    #[inline]
     fn slot_at(&self, s: u32) -> (u64, usize) {
         let stride = self.geo.stride as usize;
-        if self.per_block > 0 {
-            let per = self.per_block;
-            (1 + u64::from(s / per), (s % per) as usize * stride)
+        if let Some(per) = self.per_block_div {
+            let (q, r) = StrengthReducedU32::div_rem(s, per);
+            (1 + u64::from(q), r as usize * stride)
         } else {
             (1 + u64::from(s) * (stride / BLOCK_SIZE) as u64, 0)
         }
@@ -255,6 +274,7 @@ impl Collection {
 
     /// [`Collection::peek`], reading the record through `direct` when it
     /// holds it (the same bytes, without the per-record lookups).
+    #[inline]
     pub fn peek_in<'t>(&self, txn: &'t Txn<'_>, direct: Option<&DirectNodes<'_, 't>>, s: u32) -> Result<Node<'t>> {
         match direct.and_then(|d| self.direct_record(d, s)) {
             Some(bytes) => self.validated(Cow::Borrowed(bytes), s, false),
@@ -264,12 +284,14 @@ impl Collection {
 
     /// [`Collection::peek`] of slot `s`, whose raw bytes the caller got
     /// from [`Collection::direct_record`] (which checked `s < ch_slots`).
+    #[inline]
     pub fn peek_record<'t>(&self, bytes: &'t [u8], s: u32) -> Result<Node<'t>> {
         self.validated(Cow::Borrowed(bytes), s, false)
     }
 
     /// The raw bytes of slot `s` in `direct`, if it is a slot and the
     /// view holds it (not validated).
+    #[inline]
     pub fn direct_record<'t>(&self, direct: &DirectNodes<'_, 't>, s: u32) -> Option<&'t [u8]> {
         if u64::from(s) >= self.slots() {
             return None;
@@ -280,6 +302,18 @@ impl Collection {
 
     pub(crate) fn node_runs(&self) -> &[Mapping] {
         &self.node_runs
+    }
+
+    /// The node file's [`RunIndex`] (`None` if it cannot be built).
+    pub(crate) fn run_index(&self) -> Option<&RunIndex> {
+        self.node_index
+            .get_or_init(|| RunIndex::build(&self.node_runs))
+            .as_ref()
+    }
+
+    /// Forget the [`RunIndex`] after `node_runs` changed.
+    pub(crate) fn node_runs_changed(&mut self) {
+        self.node_index = OnceLock::new();
     }
 
     fn read_node<'t>(&self, txn: &'t Txn<'_>, s: u32, verify: bool) -> Result<Node<'t>> {
@@ -299,6 +333,7 @@ impl Collection {
 
     /// Slot `s`'s record checked (§8.8): flags, level, list length, and
     /// the checksum when `verify`. The caller checked `s < ch_slots`.
+    #[inline]
     fn validated<'t>(&self, bytes: Cow<'t, [u8]>, s: u32, verify: bool) -> Result<Node<'t>> {
         let h = NodeHeader::ref_from_prefix(&bytes)
             .map_err(|_| FsError::Invalid("short node record".into()))?

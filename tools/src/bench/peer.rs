@@ -55,7 +55,7 @@ fn python() -> Result<PathBuf> {
 }
 
 /// Run hnswlib on the data set with the same M, ef_construction and ef sweep.
-pub fn run(data: &DataFiles, m: u16, ef_construction: u16, efs: &[usize]) -> Result<PeerReport> {
+pub fn run(data: &DataFiles, m: u16, ef_construction: u16, efs: &[usize], runs: usize) -> Result<PeerReport> {
     let py = python()?;
     let script = script_dir().join("hnswlib_peer.py");
     let efs_arg = efs.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
@@ -70,6 +70,7 @@ pub fn run(data: &DataFiles, m: u16, ef_construction: u16, efs: &[usize]) -> Res
         .args(["--metric", "l2", "--m", &m.to_string()])
         .args(["--ef-construction", &ef_construction.to_string()])
         .args(["--k", &K.to_string(), "--efs", &efs_arg])
+        .args(["--runs", &runs.to_string()])
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
