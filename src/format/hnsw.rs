@@ -59,6 +59,47 @@ pub fn encode_neighbours(sorted: &[u32], out: &mut [u8]) -> Option<usize> {
     Some(pos)
 }
 
+/// Decode every id of `bytes` into `out` (cleared first), as
+/// [`NeighbourIter`] would yield them. Returns `false` where the iterator
+/// would yield an error; the caller then runs [`NeighbourIter`] for the
+/// error with its offset. Why a second decoder: a search decodes one list
+/// per expanded node, and the iterator's `Result` items (which carry a
+/// whole error) cost more than the decoding itself.
+#[inline]
+pub fn decode_all(bytes: &[u8], slots: u64, out: &mut Vec<u32>) -> bool {
+    out.clear();
+    let limit = slots.min(1 << 32);
+    let (mut pos, mut next_min) = (0usize, 0u64);
+    while pos < bytes.len() {
+        if out.len() >= MAX_NEIGHBOURS {
+            return false;
+        }
+        let (mut v, mut shift) = (0u64, 0u32);
+        loop {
+            let Some(&b) = bytes.get(pos) else {
+                return false;
+            };
+            pos += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift >= 7 * MAX_VARINT as u32 {
+                return false;
+            }
+        }
+        // The first id is written as is, each later one as the gap minus one.
+        let id = next_min + v;
+        if id >= limit {
+            return false;
+        }
+        out.push(id as u32);
+        next_min = id + 1;
+    }
+    true
+}
+
 /// Iterates the ids of an encoded list; yields an error and stops on a bad
 /// varint, an id past `slots`, or more than [`MAX_NEIGHBOURS`] ids.
 pub struct NeighbourIter<'a> {
@@ -169,6 +210,44 @@ mod tests {
         let mut buf = [0u8; 4];
         assert_eq!(encode_neighbours(&[5, 5], &mut buf), None);
         assert_eq!(encode_neighbours(&[1, 2, 3, 4, 5], &mut buf), None);
+    }
+
+    /// `decode_all` answers exactly as the iterator: the same ids, and
+    /// `false` wherever the iterator yields an error.
+    fn agrees(bytes: &[u8], slots: u64) {
+        let mut fast = Vec::new();
+        let ok = decode_all(bytes, slots, &mut fast);
+        let slow: Result<Vec<u32>> = NeighbourIter::new(bytes, slots, 0).collect();
+        match slow {
+            Ok(ids) => assert!(ok && fast == ids, "{bytes:02x?} slots {slots}"),
+            Err(_) => assert!(!ok, "{bytes:02x?} slots {slots}: iterator failed, decode_all did not"),
+        }
+    }
+
+    #[test]
+    fn decode_all_agrees_with_the_iterator() {
+        let mut buf = [0u8; 64];
+        let n = encode_neighbours(&[3, 4, 200, 70_000, 1_000_000], &mut buf).unwrap();
+        for slots in [0, 5, 200, 201, 1_000_000, 1_000_001, u64::MAX] {
+            agrees(&buf[..n], slots);
+        }
+        agrees(&[0xff; 8], u64::MAX);
+        agrees(&[0x80], u64::MAX);
+        agrees(&[0xff, 0xff, 0xff, 0xff, 0x0f], u64::MAX);
+        agrees(&[0xff, 0xff, 0xff, 0xff, 0x10], u64::MAX);
+        agrees(&vec![0u8; MAX_NEIGHBOURS], u64::MAX);
+        agrees(&vec![0u8; MAX_NEIGHBOURS + 1], u64::MAX);
+        // Every short byte string over a few interesting values.
+        let vals = [0x00u8, 0x01, 0x7f, 0x80, 0xff];
+        for len in 0..=4 {
+            for code in 0..vals.len().pow(len as u32) {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|i| vals[code / vals.len().pow(i as u32) % vals.len()])
+                    .collect();
+                agrees(&bytes, 300);
+                agrees(&bytes, u64::MAX);
+            }
+        }
     }
 
     #[test]

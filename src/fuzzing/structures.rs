@@ -267,6 +267,17 @@ pub fn adjacency(data: &[u8]) {
     let slots = [u64::MAX, 1 << 32, 1 << 20, data.len() as u64];
     for s in slots {
         let ids: Vec<u32> = NeighbourIter::new(data, s, 0).map_while(Result::ok).collect();
+        // The search's fast decoder must agree with the iterator exactly.
+        let mut fast = Vec::new();
+        let whole = hnsw::decode_all(data, s, &mut fast);
+        assert_eq!(
+            whole,
+            NeighbourIter::new(data, s, 0).all(|r| r.is_ok()),
+            "decode_all's verdict"
+        );
+        if whole {
+            assert_eq!(fast, ids, "decode_all's ids");
+        }
         let mut buf = vec![0u8; ids.len() * hnsw::MAX_VARINT];
         if let Some(n) = hnsw::encode_neighbours(&ids, &mut buf) {
             NeighbourIter::new(&buf[..n], s, 0).for_each(drop);

@@ -86,6 +86,9 @@ pub struct Scorer {
     space: Space,
     /// The query in stored encoding (bytes as on disk).
     query: Vec<u8>,
+    /// The query as f32 when the element type is f32 (else empty): the
+    /// walk's distance then skips the general dispatch per node.
+    query_f32: Vec<f32>,
     scratch_a: Vec<f32>,
     scratch_b: Vec<f32>,
 }
@@ -102,8 +105,13 @@ impl Scorer {
     /// A scorer whose query is a vector already in stored encoding.
     pub fn from_stored(space: Space, stored: Vec<u8>) -> Scorer {
         let n = if space.elem == ElemType::F16 { space.dim } else { 0 };
+        let query_f32 = match space.elem {
+            ElemType::F32 => space.decode(&stored),
+            _ => Vec::new(),
+        };
         Scorer {
             space,
+            query_f32,
             query: stored,
             scratch_a: vec![0.0; n],
             scratch_b: vec![0.0; n],
@@ -122,11 +130,19 @@ impl Scorer {
     /// Distance from the query to a stored vector (smaller is closer).
     #[inline]
     pub fn to(&mut self, stored: &[u8]) -> f32 {
+        if !self.query_f32.is_empty() {
+            let n = self.query_f32.len() * 4;
+            if let Some(Ok(y)) = stored.get(..n).map(bytemuck::try_cast_slice::<u8, f32>) {
+                let d = metric_f32(self.space.metric, &self.query_f32, y);
+                return d.map_or(f32::INFINITY, |d| d as f32);
+            }
+        }
         let Scorer {
             space,
             query,
             scratch_a,
             scratch_b,
+            ..
         } = self;
         between(space, query, stored, scratch_a, scratch_b)
     }
@@ -180,6 +196,7 @@ fn between(space: &Space, a: &[u8], b: &[u8], sa: &mut [f32], sb: &mut [f32]) ->
     d.map_or(f32::INFINITY, |d| d as f32)
 }
 
+#[inline]
 fn metric_f32(metric: Metric, x: &[f32], y: &[f32]) -> Option<f64> {
     match metric {
         Metric::L2 => f32::l2sq(x, y),

@@ -335,6 +335,27 @@ impl Collection {
     /// the checksum when `verify`. The caller checked `s < ch_slots`.
     #[inline]
     fn validated<'t>(&self, bytes: Cow<'t, [u8]>, s: u32, verify: bool) -> Result<Node<'t>> {
+        // The walk's case (no checksum, a sound header) without the
+        // error paths; anything else takes the full check below.
+        if !verify || self.seed.is_none() {
+            if let Ok((h, _)) = NodeHeader::ref_from_prefix(&bytes) {
+                if matches!(h.n_flags, 0 | NODE_LIVE | NODE_DELETED)
+                    && h.n_level <= MAX_LEVEL
+                    && u32::from(h.n_adj_len.get()) <= self.geo.adj_capacity
+                {
+                    return Ok(Node {
+                        bytes,
+                        geo: self.geo,
+                        vec_len: self.space.vector_bytes(),
+                    });
+                }
+            }
+        }
+        self.validated_fully(bytes, s, verify)
+    }
+
+    #[cold]
+    fn validated_fully<'t>(&self, bytes: Cow<'t, [u8]>, s: u32, verify: bool) -> Result<Node<'t>> {
         let h = NodeHeader::ref_from_prefix(&bytes)
             .map_err(|_| FsError::Invalid("short node record".into()))?
             .0;

@@ -23,6 +23,7 @@ pub struct Visited {
 
 impl Visited {
     /// Add `s`; true when it was not in the set.
+    #[inline]
     pub fn insert(&mut self, s: u32) -> bool {
         if s == EMPTY {
             return !std::mem::replace(&mut self.has_empty_key, true);
@@ -55,6 +56,7 @@ impl Visited {
 
 /// Put `s` in `table` (a power of two long, less than half full); false
 /// when it was there already.
+#[inline]
 fn place(table: &mut [u32], s: u32) -> bool {
     let mask = table.len() - 1;
     // Fibonacci hashing: the high bits of the product spread nearby ids.
