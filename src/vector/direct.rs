@@ -32,7 +32,16 @@ const MAX_BUCKETS: usize = 1024;
 pub struct RunIndex {
     shift: u32,
     first_run: Vec<u32>,
+    /// Physical block of logical block `b << shift` when all of bucket
+    /// `b`'s blocks lie in one written extent, else [`NO_RUN`]: a record
+    /// in such a bucket is found with one load and an add (the walk looks
+    /// up every node it scores).
+    whole_run: Vec<u64>,
 }
+
+/// Marks a bucket of [`RunIndex::whole_run`] that is not inside one
+/// written extent.
+const NO_RUN: u64 = u64::MAX;
 
 impl RunIndex {
     /// The table for `runs` (sorted by logical block and disjoint, the
@@ -56,7 +65,24 @@ impl RunIndex {
             }
             first_run.push(u32::try_from(i).ok()?);
         }
-        Some(RunIndex { shift, first_run })
+        let whole_run = first_run
+            .iter()
+            .enumerate()
+            .map(|(b, &i)| {
+                let (lo, hi) = ((b as u64) << shift, (b as u64 + 1) << shift);
+                match runs.get(i as usize) {
+                    Some(m) if m.logical <= lo && m.logical.saturating_add(m.len) >= hi && !m.unwritten => {
+                        m.physical.saturating_add(lo - m.logical)
+                    }
+                    _ => NO_RUN,
+                }
+            })
+            .collect();
+        Some(RunIndex {
+            shift,
+            first_run,
+            whole_run,
+        })
     }
 }
 
@@ -131,6 +157,26 @@ impl<'c, 't> DirectNodes<'c, 't> {
     #[inline]
     pub fn span(&self, l: u64, off: usize, len: usize) -> Option<&'t [u8]> {
         let i = self.index;
+        // One block inside a bucket that one extent holds whole: the
+        // common case, without the extent search.
+        if off.checked_add(len).is_some_and(|end| end <= BLOCK_SIZE) {
+            let base = usize::try_from(l >> i.shift).ok().and_then(|b| i.whole_run.get(b));
+            if let Some(&base) = base.filter(|&&b| b != NO_RUN) {
+                let phys = base.checked_add(l & ((1 << i.shift) - 1))?;
+                if !self.copied.is_empty() && self.is_copied(phys) {
+                    return None;
+                }
+                let at = usize::try_from(phys).ok()?.checked_mul(BLOCK_SIZE)? + off;
+                return self.map.get(at..at + len);
+            }
+        }
+        self.span_by_search(l, off, len)
+    }
+
+    /// [`DirectNodes::span`] by searching the extents from the bucket's
+    /// first one.
+    fn span_by_search(&self, l: u64, off: usize, len: usize) -> Option<&'t [u8]> {
+        let i = self.index;
         let first = *i.first_run.get(usize::try_from(l >> i.shift).ok()?)? as usize;
         let m = self
             .runs
@@ -194,6 +240,8 @@ mod tests {
     fn spans_follow_the_extents_and_refuse_what_they_cannot_serve() {
         let runs = [run(0, 10, 2, false), run(2, 20, 3, false), run(5, 30, 1, true)];
         let index = RunIndex::build(&runs).unwrap();
+        assert_eq!(index.shift, 0, "one block per bucket: every bucket in one extent");
+        assert_eq!(index.whole_run[..6], [10, 11, 20, 21, 22, NO_RUN]);
         let map = map();
         let v = view(&map, &runs, &index);
         assert_eq!(v.span(0, 100, 8).unwrap(), &[10u8; 8]);
@@ -208,6 +256,35 @@ mod tests {
         assert!(v.span(5, 0, 8).is_none(), "unwritten extent");
         assert!(v.span(6, 0, 8).is_none(), "past the last extent");
         assert!(v.span(u64::MAX, 0, 8).is_none());
+    }
+
+    #[test]
+    fn buckets_across_extents_are_searched_and_copied_blocks_refused() {
+        // 8 extents of 5 blocks, placed in reverse: 32 buckets wanted for
+        // 40 blocks, so 2 blocks a bucket, and buckets 2, 7, 12 and 17 span
+        // two extents (searched) while the others lie in one.
+        let runs: Vec<Mapping> = (0..8).map(|i| run(i * 5, (7 - i) * 5, 5, false)).collect();
+        let index = RunIndex::build(&runs).unwrap();
+        assert_eq!(index.shift, 1);
+        assert_eq!(
+            index.whole_run.iter().filter(|&&b| b == NO_RUN).count(),
+            4 + 1,
+            "4 across + the end"
+        );
+        let map = map();
+        let mut v = view(&map, &runs, &index);
+        for l in 0..40u64 {
+            let phys = (7 - l / 5) * 5 + l % 5;
+            assert_eq!(v.span(l, 8, 4).unwrap(), &[phys as u8; 4], "logical block {l}");
+        }
+        assert!(v.span(40, 0, 4).is_none());
+        v.copied_from = 30;
+        v.copied = vec![0b1];
+        assert!(v.span(1, 0, 4).is_some(), "logical 1 is physical 36");
+        assert!(
+            v.span(5, 0, 4).is_none(),
+            "logical 5 is physical 30, which has a private copy"
+        );
     }
 
     #[test]
