@@ -61,9 +61,16 @@ impl JournalState {
     }
 }
 
-fn write_block(media: &mut dyn Media, block: u64, data: &[u8]) -> Result<()> {
-    let at = (block * BLOCK_SIZE_U64) as usize;
-    media.bytes_mut()?[at..at + BLOCK_SIZE].copy_from_slice(data);
+/// Write whole blocks: `writes` (block number, bytes) sorted by block,
+/// each run of consecutive blocks with one [`Media::write_at`] call.
+fn write_blocks(media: &mut dyn Media, writes: &[(u64, &[u8])]) -> Result<()> {
+    let mut rest = writes;
+    while let Some(&(first, _)) = rest.first() {
+        let run = 1 + rest.windows(2).take_while(|w| w[1].0 == w[0].0 + 1).count();
+        let parts: Vec<&[u8]> = rest[..run].iter().map(|&(_, d)| d).collect();
+        media.write_at(first * BLOCK_SIZE_U64, &parts)?;
+        rest = &rest[run..];
+    }
     Ok(())
 }
 
@@ -75,11 +82,17 @@ fn header(kind: u32, seq: u64) -> JournalHeader {
     h
 }
 
-/// Seal a record with its ring-position checksum and write it.
-fn write_record(media: &mut dyn Media, g: &Geometry, seed: u32, pos: u64, mut rec: Vec<u8>) -> Result<()> {
+/// Seal a record with its ring-position checksum.
+fn sealed(seed: u32, pos: u64, mut rec: Vec<u8>) -> Vec<u8> {
     let c = fj::record_checksum(&rec, pos, seed);
     rec[RECORD_CSUM_OFFSET..].copy_from_slice(&c.to_le_bytes());
-    write_block(media, pos_block(g, pos), &rec)
+    rec
+}
+
+/// Seal a record with its ring-position checksum and write it.
+fn write_record(media: &mut dyn Media, g: &Geometry, seed: u32, pos: u64, rec: Vec<u8>) -> Result<()> {
+    let rec = sealed(seed, pos, rec);
+    write_blocks(media, &[(pos_block(g, pos), &rec)])
 }
 
 /// Rewrite the journal superblock's start and sequence.
@@ -164,8 +177,13 @@ pub fn commit(
     let mut entries: Vec<(&u64, &Box<[u8; BLOCK_SIZE]>)> = staged.iter().collect();
     entries.sort_unstable_by_key(|e| *e.0);
     let mut tag_sums = Vec::with_capacity(entries.len() * 4);
+    // Descriptors and escaped copies are built first; then every ring
+    // block is written, consecutive positions in one call each.
+    let mut made: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut ring: Vec<(u64, Option<&[u8]>)> = Vec::with_capacity(entries.len() + entries.len() / 64 + 1);
     for chunk in entries.chunks(TAGS_PER_DESCRIPTOR) {
         let desc_pos = pos;
+        ring.push((pos_block(g, desc_pos), None));
         pos = next_pos(g, pos);
         let mut desc = vec![0u8; BLOCK_SIZE];
         desc[..16].copy_from_slice(header(fj::BLOCKTYPE_DESCRIPTOR, seq).as_bytes());
@@ -179,16 +197,29 @@ pub fn commit(
                 .set((u32::from(escaped) * fj::TAG_ESCAPED) | (u32::from(i + 1 == chunk.len()) * fj::TAG_LAST));
             tag.t_checksum.set(sum);
             desc[16 + 16 * i..32 + 16 * i].copy_from_slice(tag.as_bytes());
-            let dst = (pos_block(g, pos) * BLOCK_SIZE_U64) as usize;
-            let bytes = media.bytes_mut()?;
-            bytes[dst..dst + BLOCK_SIZE].copy_from_slice(&data[..]);
             if escaped {
-                bytes[dst..dst + 4].fill(0);
+                let mut copy = data.to_vec();
+                copy[..4].fill(0);
+                made.push((pos_block(g, pos), copy));
+                ring.push((pos_block(g, pos), None));
+            } else {
+                ring.push((pos_block(g, pos), Some(&data[..])));
             }
             pos = next_pos(g, pos);
         }
-        write_record(media, g, seed, desc_pos, desc)?;
+        made.push((pos_block(g, desc_pos), sealed(seed, desc_pos, desc)));
     }
+    let writes: Vec<(u64, &[u8])> = ring
+        .iter()
+        .map(|&(b, d)| match d {
+            Some(d) => Some((b, d)),
+            None => made.iter().find(|m| m.0 == b).map(|m| (b, &m.1[..])),
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| FsError::Invalid("journal record lost while writing".into()))?;
+    write_blocks(media, &writes)?;
+    drop(writes);
+    drop((ring, made));
     // One flush for the data blocks already in the map (ordered mode) and
     // the records above: both must be durable before the commit record is
     // written, and neither needs to be before the other.
@@ -209,11 +240,10 @@ pub fn commit(
     js.head = next_pos(g, pos);
     js.used += need;
     js.next_seq += 1;
-    for &(&block, data) in &entries {
-        js.logged.insert(block);
-        write_block(media, block, &data[..])?;
-    }
-    drop(entries);
+    let home: Vec<(u64, &[u8])> = entries.iter().map(|&(&b, d)| (b, &d[..])).collect();
+    js.logged.extend(home.iter().map(|&(b, _)| b));
+    write_blocks(media, &home)?;
+    drop((home, entries));
     staged.clear();
     Ok(())
 }

@@ -37,6 +37,8 @@ pub struct RunIndex {
     /// in such a bucket is found with one load and an add (the walk looks
     /// up every node it scores).
     whole_run: Vec<u64>,
+    /// Logical blocks the runs cover: `0..end`.
+    end: u64,
 }
 
 /// Marks a bucket of [`RunIndex::whole_run`] that is not inside one
@@ -65,11 +67,14 @@ impl RunIndex {
             }
             first_run.push(u32::try_from(i).ok()?);
         }
+        // The last bucket usually runs past the file's end: it counts as
+        // whole when its blocks up to the end are in one extent (`span`
+        // checks a block against `end`).
         let whole_run = first_run
             .iter()
             .enumerate()
             .map(|(b, &i)| {
-                let (lo, hi) = ((b as u64) << shift, (b as u64 + 1) << shift);
+                let (lo, hi) = ((b as u64) << shift, ((b as u64 + 1) << shift).min(blocks));
                 match runs.get(i as usize) {
                     Some(m) if m.logical <= lo && m.logical.saturating_add(m.len) >= hi && !m.unwritten => {
                         m.physical.saturating_add(lo - m.logical)
@@ -82,6 +87,7 @@ impl RunIndex {
             shift,
             first_run,
             whole_run,
+            end: blocks,
         })
     }
 }
@@ -97,6 +103,10 @@ pub struct DirectNodes<'c, 't> {
     /// of the node file's blocks has one).
     copied_from: u64,
     copied: Vec<u64>,
+    /// Where a block with a private copy is read from (a graph
+    /// construction walk's transaction); `None`: such a block is left to
+    /// the caller.
+    copies: Option<&'t Txn<'t>>,
 }
 
 impl<'c, 't> DirectNodes<'c, 't> {
@@ -120,9 +130,9 @@ impl<'c, 't> DirectNodes<'c, 't> {
 
     /// The view for a walk inside a writing transaction (graph
     /// construction): records in blocks with a private copy (this
-    /// transaction's or a staged one) are left to the transaction, the
-    /// rest are read from the map. One pass over the copies per walk.
-    pub fn over_copies(coll: &'c Collection, txn: &'t Txn<'_>) -> Option<Self> {
+    /// transaction's or a staged one) are read from the copy, the rest
+    /// from the map. One pass over the copies per walk.
+    pub fn over_copies(coll: &'c Collection, txn: &'t Txn<'t>) -> Option<Self> {
         let runs = coll.node_runs();
         let (map, copies) = txn.map_and_copies()?;
         let lo = runs.iter().map(|m| m.physical).min()?;
@@ -136,6 +146,7 @@ impl<'c, 't> DirectNodes<'c, 't> {
         if bits.iter().any(|&w| w != 0) {
             view.copied_from = lo;
             view.copied = bits;
+            view.copies = Some(txn);
         }
         Some(view)
     }
@@ -148,6 +159,7 @@ impl<'c, 't> DirectNodes<'c, 't> {
             index: coll.run_index()?,
             copied_from: 0,
             copied: Vec::new(),
+            copies: None,
         })
     }
 
@@ -159,12 +171,13 @@ impl<'c, 't> DirectNodes<'c, 't> {
         let i = self.index;
         // One block inside a bucket that one extent holds whole: the
         // common case, without the extent search.
-        if off.checked_add(len).is_some_and(|end| end <= BLOCK_SIZE) {
+        if l < i.end && off.checked_add(len).is_some_and(|end| end <= BLOCK_SIZE) {
             let base = usize::try_from(l >> i.shift).ok().and_then(|b| i.whole_run.get(b));
             if let Some(&base) = base.filter(|&&b| b != NO_RUN) {
                 let phys = base.checked_add(l & ((1 << i.shift) - 1))?;
                 if !self.copied.is_empty() && self.is_copied(phys) {
-                    return None;
+                    let copy = self.copies?.block(phys).ok()?;
+                    return copy.get(off..off + len);
                 }
                 let at = usize::try_from(phys).ok()?.checked_mul(BLOCK_SIZE)? + off;
                 return self.map.get(at..at + len);
@@ -233,6 +246,7 @@ mod tests {
             index,
             copied_from: 0,
             copied: Vec::new(),
+            copies: None,
         }
     }
 
@@ -242,6 +256,7 @@ mod tests {
         let index = RunIndex::build(&runs).unwrap();
         assert_eq!(index.shift, 0, "one block per bucket: every bucket in one extent");
         assert_eq!(index.whole_run[..6], [10, 11, 20, 21, 22, NO_RUN]);
+        assert_eq!(index.end, 6);
         let map = map();
         let v = view(&map, &runs, &index);
         assert_eq!(v.span(0, 100, 8).unwrap(), &[10u8; 8]);

@@ -114,9 +114,13 @@ impl Collection {
         let s = s as u32;
         let (first, blocks) = self.slot_blocks(s);
         let mut runs = std::mem::take(&mut self.node_runs);
+        let before = runs.clone();
         let r = ensure_mapped(txn, g, self.node_ino, &mut runs, first + blocks);
+        let changed = before != runs;
         self.node_runs = runs;
-        self.node_runs_changed();
+        if changed {
+            self.node_runs_changed();
+        }
         r?;
         if self.slot_starts_block(s) {
             for l in first..first + blocks {
