@@ -89,6 +89,9 @@ struct State {
     /// The image file, for writing file data with pwrite (see
     /// [`Media::data_file`]).
     data_file: Option<std::fs::File>,
+    /// File data was written since the image was last flushed whole: the
+    /// next commit flushes everything (ordered mode), not only the ring.
+    data_written: bool,
 }
 
 /// Seconds after which staged changes are committed by [`Fs::tick`].
@@ -184,6 +187,7 @@ impl Fs {
         let data_file = if read_only { None } else { media.data_file() };
         let state = State {
             data_file,
+            data_written: false,
             media,
             staged: Staged::default(),
             freed: BTreeSet::new(),
@@ -334,12 +338,15 @@ impl Fs {
                 staged,
                 freed,
                 data_file,
+                data_written,
                 ..
             } = &mut *guard;
             let mut txn = Txn::with_overlay(media.bytes_mut()?, blocks, staged)
                 .with_quarantine(freed)
                 .with_data_file(data_file.as_ref());
             let r = f(&mut txn, &self.geometry);
+            // Even a failed operation may have written data blocks.
+            *data_written |= txn.wrote_data();
             let (d, fr) = txn.into_parts();
             self.check_intact(&**media)?;
             match r {
@@ -424,6 +431,7 @@ impl Fs {
             staged,
             freed,
             journal,
+            data_written,
             ..
         } = st;
         let Some(js) = journal.as_mut() else {
@@ -432,7 +440,19 @@ impl Fs {
         let revocable: Vec<u64> = freed.iter().copied().collect();
         // Fits the ring: `make_room` keeps every staged set within it, so
         // nothing is ever written home before it is durable in the journal.
-        let r = journal::commit(&mut **media, &self.geometry, js, staged, &revocable, false);
+        let r = journal::commit_ordered(
+            &mut **media,
+            &self.geometry,
+            js,
+            staged,
+            &revocable,
+            false,
+            *data_written,
+        );
+        if r.is_ok() {
+            // Flushed whole just now, or nothing was written to flush.
+            *data_written = false;
+        }
         let r = r.and_then(|()| media.check_intact());
         if let Err(e) = &r {
             eprintln!("vexfs: commit failed ({e}); the filesystem is now read-only");

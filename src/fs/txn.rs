@@ -50,6 +50,9 @@ pub struct Txn<'a> {
     quarantine: Option<&'a BTreeSet<u64>>,
     /// The file behind the map, for [`Txn::write_data`].
     data_file: Option<&'a std::fs::File>,
+    /// File data was written (straight to the image, ordered mode): the
+    /// next commit must flush the whole image, not only the journal.
+    wrote_data: bool,
 }
 
 impl<'a> Txn<'a> {
@@ -67,6 +70,7 @@ impl<'a> Txn<'a> {
             freed: BTreeSet::new(),
             quarantine: None,
             data_file: None,
+            wrote_data: false,
         }
     }
 
@@ -174,6 +178,7 @@ impl<'a> Txn<'a> {
     /// File data goes straight to the map (ordered mode, see module docs).
     pub fn data_mut(&mut self, block: u64) -> Result<&mut [u8]> {
         let at = self.check(block)?;
+        self.wrote_data = true;
         match &mut self.map {
             MapRef::ReadOnly(_) => Err(FsError::ReadOnly),
             MapRef::ReadWrite(m) => Ok(&mut m[at..at + BLOCK_SIZE]),
@@ -188,6 +193,7 @@ impl<'a> Txn<'a> {
     /// daemon's time in a sequential-write profile); and a full host disk
     /// is ENOSPC here rather than SIGBUS.
     pub fn write_data(&mut self, block: u64, at: usize, data: &[u8]) -> Result<()> {
+        self.wrote_data = true;
         let blocks = (at + data.len()).div_ceil(BLOCK_SIZE) as u64;
         let span = self.data_span(block, blocks.max(1))?.len();
         if at + data.len() > span {
@@ -291,6 +297,12 @@ impl<'a> Txn<'a> {
     pub fn forget(&mut self, block: u64) {
         self.dirty.remove(&block);
         self.freed.insert(block);
+    }
+
+    /// Whether file data was written through this transaction (see
+    /// `wrote_data`), whether or not it succeeded.
+    pub fn wrote_data(&self) -> bool {
+        self.wrote_data
     }
 
     /// Split into the changed blocks and the freed blocks (journaled commit).

@@ -147,6 +147,24 @@ pub fn commit(
     freed: &[u64],
     clean: bool,
 ) -> Result<()> {
+    commit_ordered(media, g, js, staged, freed, clean, true)
+}
+
+/// [`commit`], told whether file data was written since the image was
+/// last flushed whole (`data_written`). Without such data the flush before
+/// the commit record covers only the journal region: home blocks of
+/// earlier commits need not be durable until the checkpoint (which
+/// flushes everything), so pages a build rewrites over and over are not
+/// written back at every commit.
+pub fn commit_ordered(
+    media: &mut dyn Media,
+    g: &Geometry,
+    js: &mut JournalState,
+    staged: &mut Staged,
+    freed: &[u64],
+    clean: bool,
+    data_written: bool,
+) -> Result<()> {
     stage_recover_flag(media, staged, !clean)?;
     let revokes: Vec<u64> = freed.iter().copied().filter(|b| js.logged.contains(b)).collect();
     let need = tx_blocks(staged.len(), revokes.len());
@@ -223,7 +241,7 @@ pub fn commit(
     // One flush for the data blocks already in the map (ordered mode) and
     // the records above: both must be durable before the commit record is
     // written, and neither needs to be before the other.
-    media.flush(None)?;
+    media.flush(if data_written { None } else { Some(region_range(g)) })?;
     let mut rec = vec![0u8; BLOCK_SIZE];
     rec[..16].copy_from_slice(header(fj::BLOCKTYPE_COMMIT, seq).as_bytes());
     let now = std::time::SystemTime::now()

@@ -8,7 +8,7 @@
 mod commit;
 mod replay;
 
-pub use commit::{checkpoint, commit, stage_recover_flag, JournalState, Staged};
+pub use commit::{checkpoint, commit, commit_ordered, stage_recover_flag, JournalState, Staged};
 pub use replay::{recover, scan, Scan};
 
 use crate::format::journal::{JournalSuperblock, TAGS_PER_DESCRIPTOR};

@@ -84,11 +84,23 @@ impl Media for RecMedia {
     fn bytes_mut(&mut self) -> vexfs::Result<&mut [u8]> {
         Ok(&mut self.bytes)
     }
-    fn flush(&mut self, _range: Option<(u64, u64)>) -> vexfs::Result<()> {
+    fn flush(&mut self, range: Option<(u64, u64)>) -> vexfs::Result<()> {
         let Some(durable) = &mut self.durable else {
             return Ok(());
         };
-        let changed: Vec<usize> = (0..self.bytes.len() / BS)
+        // A range flush makes only the blocks it covers durable; other
+        // changes wait for a later flush that covers them (the earliest
+        // the kernel may have written them is modeled by that flush's
+        // subsets, the latest by its end).
+        let blocks = self.bytes.len() / BS;
+        let (lo, hi) = match range {
+            Some((off, len)) => (
+                (off as usize / BS).min(blocks),
+                ((off + len) as usize).div_ceil(BS).min(blocks),
+            ),
+            None => (0, blocks),
+        };
+        let changed: Vec<usize> = (lo..hi)
             .filter(|&b| self.bytes[b * BS..(b + 1) * BS] != durable[b * BS..(b + 1) * BS])
             .collect();
         if !changed.is_empty() {
