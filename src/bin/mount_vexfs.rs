@@ -467,6 +467,14 @@ fn serve(cli: &Cli, opts: &Opts, image: &Path, dir: &Path, mut status: Status) -
         Err(e) => status.fail(format!("cannot mount {} on {}: {e}", image.display(), dir.display())),
     };
     invalidator.connect(session.notifier());
+    {
+        use std::os::fd::AsFd;
+        match session.as_fd().try_clone_to_owned() {
+            Ok(fd) => invalidator.connect_device(fd),
+            // Then the first FORGET of an unlinked inode frees it.
+            Err(e) => eprintln!("mount.vexfs: cannot duplicate the FUSE descriptor: {e}"),
+        }
+    }
     let max_dirty = opts.max_dirty.or(opts.writeback_cache.then_some(WRITEBACK_MAX_DIRTY));
     if let Some(p) = max_dirty.filter(|_| !opts.read_only) {
         // Needs root; without it the kernel's limit stays (slower, not wrong).

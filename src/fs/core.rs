@@ -110,6 +110,8 @@ pub struct Fs {
     last_commit: Mutex<Instant>,
     /// Open handles per inode, for open-unlinked files.
     pub(crate) open_counts: Mutex<HashMap<u32, u32>>,
+    /// Unlinked inodes the kernel still holds (see [`super::lifecycle::Forgets`]).
+    pub(crate) forgets: super::lifecycle::Forgets,
     /// Collections opened by searches, reused while unchanged.
     pub(crate) vectors: crate::vector::Cache,
     /// Structures kept by VEXFS_IOC_SET_VECTOR_META, per inode, until
@@ -201,6 +203,7 @@ impl Fs {
             closed: AtomicBool::new(false),
             last_commit: Mutex::new(Instant::now()),
             open_counts: Mutex::new(HashMap::new()),
+            forgets: Default::default(),
             vectors: if read_only {
                 crate::vector::Cache::frozen()
             } else {
@@ -510,6 +513,12 @@ impl Fs {
             return Ok(());
         }
         if !self.is_read_only() {
+            // Unmounted: the kernel holds nothing any more (and sends no
+            // FORGET for what it held). Should that fail, the inodes stay
+            // on the orphan chain and the next mount frees them.
+            if let Err(e) = self.forget_all() {
+                eprintln!("vexfs: freeing unlinked inodes at unmount: {e}");
+            }
             self.mark_mounted(false)?;
         }
         self.sync()?;

@@ -5,6 +5,30 @@
 //! close. On feature images it is kept on the orphan chain
 //! (`s_last_orphan` -> `i_next_orphan` -> ...) so that a crash before the
 //! last close cannot leak it: the next read-write open frees the chain.
+//!
+//! Under FUSE the kernel also holds every inode it has looked up, until it
+//! forgets it (FORGET), and may still send requests for an unlinked one
+//! meanwhile: with the writeback cache it writes back its times (SETATTR)
+//! after the unlink. Freed at the unlink, the inode number could already
+//! belong to a new file when they arrive, and they would land on it. So
+//! when the adapter says so ([`Fs::set_kernel_forgets`]) an inode whose
+//! last link goes is kept on the orphan chain too, until the kernel has
+//! forgotten it ([`Fs::forgotten`]) *and* its last handle is closed.
+//!
+//! Why one flag per unlinked inode is enough, not a lookup count per inode
+//! the kernel holds: the kernel holds the inode at its unlink (it looked
+//! the name up to get there: LOOKUP, CREATE, READDIRPLUS and the like all
+//! give it a reference, and a rename over a name looks the target up
+//! too), and it cannot take a new reference afterwards: no name leads to
+//! the inode any more (readdirplus lists names, the virtual `/.vexfs`
+//! entries are never unlinked, open by handle is not offered, and the
+//! kernel refuses to link an inode with no links). So after the unlink
+//! there is exactly one kernel inode for it, whose eviction sends one
+//! FORGET with its whole lookup count. The only other FORGET that can
+//! still come is a late one from an earlier kernel inode of the same file
+//! (evicted while it had links, its FORGET queued or handled after the
+//! unlink of the next one); the adapter tells the two apart by asking the
+//! kernel whether it still caches the node (`Invalidator::kernel_holds`).
 
 use super::alloc::{self, with_superblock};
 use super::core::Fs;
@@ -15,7 +39,27 @@ use crate::error::{Expected, FsError, Result};
 use crate::format::inode::InodeNo;
 use crate::format::superblock::Superblock;
 use crate::layout::Geometry;
+use parking_lot::Mutex;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use zerocopy::FromBytes;
+
+/// The unlinked inodes the kernel still holds (see the module docs): as
+/// many as the kernel keeps unlinked inodes cached, which it evicts at
+/// their last close (a few; a process's deleted working directory, say).
+#[derive(Default)]
+pub struct Forgets {
+    /// Set by the FUSE adapter: the kernel holds the inodes it looked up.
+    on: AtomicBool,
+    /// Unlinked to no links while the kernel held them, not forgotten yet.
+    pending: Mutex<HashSet<u32>>,
+}
+
+impl Forgets {
+    fn is_pending(&self, ino: InodeNo) -> bool {
+        self.pending.lock().contains(&ino.get())
+    }
+}
 
 /// Release everything an inode owns and the inode itself.
 pub fn destroy(txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<()> {
@@ -120,7 +164,73 @@ impl Fs {
         Ok(())
     }
 
-    /// A handle was closed: the last close of an unlinked inode frees it.
+    /// Keep unlinked inodes until [`Fs::forgotten`] (the FUSE adapter; a
+    /// kernel holds the inodes it has looked up until it forgets them).
+    /// Off, an inode is freed at its unlink or its last close.
+    pub fn set_kernel_forgets(&self, on: bool) {
+        self.forgets.on.store(on, Ordering::Relaxed);
+    }
+
+    /// Does a FORGET of inode `n` free something? (Cheap: most do not.)
+    pub fn awaits_forget(&self, n: u64) -> bool {
+        self.ino(n).is_ok_and(|ino| self.forgets.is_pending(ino))
+    }
+
+    /// Inode `ino` lost its last link: kept for the kernel, or not.
+    /// Called inside the unlinking transaction; should that transaction
+    /// fail, the mark stays on an inode with links, where it does nothing
+    /// until [`Fs::forgotten`] drops it.
+    pub(crate) fn unlinked_while_held(&self, ino: InodeNo) -> bool {
+        if !self.forgets.on.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.forgets.pending.lock().insert(ino.get());
+        true
+    }
+
+    /// The kernel forgot inodes `ns` (FUSE FORGET or BATCH_FORGET): those
+    /// unlinked and no longer open are freed, in one transaction.
+    pub fn forgotten(&self, ns: &[u64]) -> Result<()> {
+        let mut free: Vec<InodeNo> = {
+            let mut pending = self.forgets.pending.lock();
+            ns.iter()
+                .filter_map(|&n| self.ino(n).ok())
+                .filter(|i| pending.remove(&i.get()))
+                .collect()
+        };
+        free.retain(|&i| !self.is_open(i));
+        if free.is_empty() || self.is_read_only() {
+            return Ok(());
+        }
+        self.write(|txn, g| {
+            for &ino in &free {
+                self.free_if_unused(txn, g, ino)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Unmount: the kernel holds nothing any more (and sends no FORGET for
+    /// what it still held), so every pending inode is forgotten.
+    pub(crate) fn forget_all(&self) -> Result<()> {
+        let all: Vec<u64> = self.forgets.pending.lock().iter().map(|&i| i.into()).collect();
+        self.forgotten(&all)
+    }
+
+    /// Free inode `ino` if it has no links, no open handle and no kernel
+    /// reference (checked under the transaction: a release and a FORGET
+    /// may race to free it, or it may be a new file by now).
+    fn free_if_unused(&self, txn: &mut Txn<'_>, g: &Geometry, ino: InodeNo) -> Result<()> {
+        let b = ino_io::load(txn, g, ino)?;
+        if b.base().is_free() || b.links() > 0 || self.is_open(ino) || self.forgets.is_pending(ino) {
+            return Ok(());
+        }
+        remove_orphan(txn, g, ino)?;
+        destroy(txn, g, &b)
+    }
+
+    /// A handle was closed: the last close of an unlinked inode frees it
+    /// (unless the kernel still holds it: then its FORGET does).
     pub fn released(&self, n: u64) -> Result<()> {
         let ino = self.ino(n)?;
         let last = {
@@ -133,17 +243,10 @@ impl Fs {
             }
             last
         };
-        if !last || self.is_read_only() {
+        if !last || self.is_read_only() || self.forgets.is_pending(ino) {
             return Ok(());
         }
-        self.write(|txn, g| {
-            let b = ino_io::load(txn, g, ino)?;
-            if b.base().is_free() || b.links() > 0 {
-                return Ok(());
-            }
-            remove_orphan(txn, g, ino)?;
-            destroy(txn, g, &b)
-        })
+        self.write(|txn, g| self.free_if_unused(txn, g, ino))
     }
 
     /// Is inode `ino` open anywhere?

@@ -119,6 +119,11 @@ impl Fs {
             if b.links() >= MAX_LINKS {
                 return Err(FsError::TooManyLinks);
             }
+            if b.links() == 0 {
+                // Unlinked (open, or not yet forgotten by the kernel): it
+                // stays on the orphan chain, so it cannot get a name back.
+                return Err(FsError::NotFound);
+            }
             let kind = b.file_type().map_or(0, FileType::dirent_code);
             dir::add(txn, g, &mut d, name, i.get(), kind)?;
             touch_dir(txn, g, &mut d)?;
@@ -181,7 +186,8 @@ impl Fs {
     }
 
     /// One name of `b` is gone: free it when that was the last (and it is
-    /// not open), or keep it as an orphan until the last close.
+    /// neither open nor held by the kernel), or keep it as an orphan until
+    /// the last close and the kernel's FORGET (see [`lifecycle`]).
     pub(crate) fn drop_link(
         &self,
         txn: &mut Txn<'_>,
@@ -200,7 +206,9 @@ impl Fs {
         if links > 0 {
             return ino_io::store(txn, g, b);
         }
-        if self.is_open(b.ino) {
+        // Both checked: an open inode is marked for the kernel too.
+        let held = self.unlinked_while_held(b.ino);
+        if self.is_open(b.ino) || held {
             ino_io::store(txn, g, b)?;
             return lifecycle::add_orphan(txn, g, b);
         }

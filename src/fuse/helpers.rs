@@ -112,6 +112,26 @@ impl VexFuse {
         }
     }
 
+    /// The kernel forgot nodes `inos` (FORGET, BATCH_FORGET): free those
+    /// unlinked meanwhile, unless the kernel has an inode for one again.
+    /// That can only be a later kernel inode of the same file, the FORGET
+    /// a late one of an earlier (see [`crate::fs::lifecycle`]); its own
+    /// FORGET follows.
+    pub(super) fn forget_nodes(&self, inos: &[u64]) {
+        let gone: Vec<u64> = inos
+            .iter()
+            .copied()
+            .filter(|&n| !control::is_virtual(n) && self.fs.awaits_forget(n))
+            .filter(|&n| !self.invalidator.kernel_holds(n))
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        if let Err(e) = self.fs.forgotten(&gone) {
+            log_err("forget", &e);
+        }
+    }
+
     pub(super) fn reply_empty(&self, op: &str, r: crate::Result<()>, reply: ReplyEmpty) {
         match r {
             Ok(()) => {

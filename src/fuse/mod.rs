@@ -167,6 +167,9 @@ impl Filesystem for VexFuse {
         ] {
             let _ = config.add_capabilities(cap);
         }
+        // The kernel holds what it looked up until it forgets it: unlinked
+        // inodes are freed at FORGET, not at the unlink.
+        self.fs.set_kernel_forgets(true);
         if self.writeback_cache && config.add_capabilities(InitFlags::FUSE_WRITEBACK_CACHE).is_err() {
             log::warn!("the kernel offers no writeback cache; writing through");
         }
@@ -200,7 +203,13 @@ impl Filesystem for VexFuse {
         }
     }
 
-    fn forget(&self, _req: &Request, _ino: INodeNo, _nlookup: u64) {}
+    /// The kernel evicted its inode for `ino`: an inode unlinked while the
+    /// kernel held it is freed now (see [`crate::fs::lifecycle`]). fuser
+    /// splits BATCH_FORGET into these (its node type is private, so
+    /// `batch_forget` cannot be overridden to free a batch at once).
+    fn forget(&self, _req: &Request, ino: INodeNo, _nlookup: u64) {
+        self.forget_nodes(&[ino.0]);
+    }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         if let Some(a) = self.control.attr(ino.0) {
@@ -255,17 +264,12 @@ impl Filesystem for VexFuse {
             _ => Ok(()),
         }
         .and_then(|()| self.fs.setattr(&c, ino.0, &s));
-        let times_only = s.mode.is_none() && s.uid.is_none() && s.gid.is_none() && s.size.is_none();
+        // With the writeback cache the kernel writes back the times of a
+        // file it has just unlinked (ctime) before it forgets it: the core
+        // keeps such an inode until FORGET (see `forget`), so they land on
+        // it and not on a new file that took its number.
         match r {
             Ok(a) => reply.attr(&TTL, &file_attr(&a)),
-            // With the writeback cache the kernel writes back the times of
-            // a file it has just unlinked (ctime) as it evicts the inode,
-            // before FORGET; the core freed the inode at the unlink. An
-            // error here would fail the next syncfs; the times of a file
-            // that is gone matter to no one.
-            Err(FsError::NotFound) if self.writeback_cache && times_only => {
-                reply.attr(&Duration::ZERO, &file_attr(&placeholder_attr(ino.0 as u32, 0)))
-            }
             Err(e) => reply.error(log_err("setattr", &e)),
         }
     }
