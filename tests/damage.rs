@@ -9,12 +9,12 @@
 
 mod common;
 
-use common::fuse::{fuse_usable, unmount};
+use common::fuse::{fuse_usable, serial, unmount};
 use common::{corrupt_at as corrupt, dir_names as names, flip, hostile_pattern as pattern, make_image};
 use common::{os_errno as errno, Hostile, HOSTILE_OK_LEN as OK_LEN};
 use std::fs;
 use std::os::unix::fs::FileExt;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use vexfs::error::{Expected, FsError};
 use vexfs::fs::core::Fs;
 use vexfs::fs::perm::Ctx;
@@ -28,14 +28,6 @@ const EIO: i32 = libc::EIO;
 fn setup() -> Option<(MutexGuard<'static, ()>, Hostile)> {
     let guard = serial();
     fuse_usable().then(|| (guard, Hostile::build()))
-}
-
-/// The lock `setup` takes, also for tests that open an image without
-/// mounting it: a daemon spawned meanwhile would hold that image's lock
-/// until its exec (the open then failed with `Locked` now and then).
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn bad_magic() -> FsError {

@@ -9,24 +9,15 @@
 
 mod common;
 
-use common::fuse::{fuse_usable, mount_with, unmount, wait};
+use common::fuse::{fuse_usable, mount_with, serial, unmount, wait};
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 use vexfs::fs::core::Fs;
 use vexfs::fs::perm::Ctx;
-
-/// One mount at a time: a daemon forked by one test would inherit the
-/// image descriptor (and its lock) of another.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 struct Setup {
     _tmp: tempfile::TempDir,

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::fuse::{fuse_usable, is_mounted, mount, mount_with, unmount, wait};
+use common::fuse::{fuse_usable, is_mounted, mount, mount_with, serial, unmount, wait};
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -23,7 +23,6 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mount-vexfs");
@@ -31,17 +30,7 @@ const MIB: u64 = 1 << 20;
 
 // ---------------------------------------------------------------- harness
 
-/// The tests of this file run one at a time. They run as threads of one
-/// process, and a child forked by one test (a mount daemon, a process
-/// running as another uid) holds copies of every descriptor of the process
-/// until it execs or exits, among them another test's image descriptor,
-/// which carries the image's flock: that test's next mount or fsck could
-/// then find the image "in use". Serialising them rules that out.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+// The tests of this file run one at a time (`common::fuse::serial`).
 
 /// A fresh v1 image in a temporary directory that every user may enter,
 /// and a mount point next to it.

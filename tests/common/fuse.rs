@@ -9,6 +9,16 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mount-vexfs");
 
+/// One mount (or image open) at a time within a test binary: a daemon
+/// forked by one test holds copies of every descriptor of the process
+/// until it execs, among them another test's image descriptor with its
+/// flock, so that test's next mount, open or fsck could find the image
+/// "in use" ("Locked" now and then).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Can FUSE mounts run here? Prints SKIPPED and returns false when not,
 /// except under CI (the CI variable set), where it fails instead.
 pub fn fuse_usable() -> bool {
