@@ -1,15 +1,34 @@
-//! readdir and readdirplus replies: entries from the core in cookie order
-//! (fs/listing.rs), each with the cookie where the next call resumes.
+//! opendir, and readdir and readdirplus replies: entries from the core in
+//! cookie order (fs/listing.rs), each with the cookie where the next call
+//! resumes.
 
 use super::convert::{self, file_attr};
-use super::helpers::{gen, log_err, placeholder_attr};
+use super::helpers::{gen, log_err, placeholder_attr, req_ctx};
 use super::{control, VexFuse, READDIR_BATCH, TTL};
-use fuser::{Generation, INodeNo, ReplyDirectory, ReplyDirectoryPlus};
+use crate::fs::perm::MAY_READ;
+use fuser::{FileHandle, FopenFlags, Generation, INodeNo, ReplyDirectory, ReplyDirectoryPlus, ReplyOpen, Request};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 impl VexFuse {
+    pub(super) fn open_dir(&self, req: &Request, ino: INodeNo, reply: ReplyOpen) {
+        if ino.0 == control::DIR_INO {
+            return reply.opened(FileHandle(0), FopenFlags::empty());
+        }
+        // As for files, the kernel leaves the read check to us.
+        // The kernel may keep the listing in its page cache and serve the
+        // next opendir+readdir from it (a warm walk, `git status`): every
+        // change to a directory goes through this mount, and the kernel
+        // drops the cached listing of a directory it changed (its
+        // i_version and mtime move).
+        let cache = FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE;
+        match self.fs.access(&req_ctx(req), ino.0, MAY_READ) {
+            Ok(()) => reply.opened(FileHandle(0), cache),
+            Err(e) => reply.error(log_err("opendir", &e)),
+        }
+    }
+
     pub(super) fn list(&self, ino: u64, offset: u64, mut reply: ReplyDirectory) {
         if ino == control::DIR_INO {
             for (i, (name, n, kind)) in self.control_entries().into_iter().enumerate().skip(offset as usize) {

@@ -1,9 +1,9 @@
 //! The adapter's small pieces: the caller's context from a request,
 //! open-flag and mode conversions, error logging, and the replies and
-//! multi-step operations the request handlers in `mod.rs` share.
+//! multi-step operations the request handlers in `requests.rs` share.
 
 use super::convert::{ctx, errno, file_attr};
-use super::{control, VexFuse, COPY_CHUNK, TTL};
+use super::{control, VexFuse, TTL};
 use crate::error::FsError;
 use crate::format::inode::FileType as VexfsFileType;
 use crate::fs::attrs::SetAttr;
@@ -171,37 +171,6 @@ impl VexFuse {
                 .map(|(n, i)| (*n, *i, fuser::FileType::RegularFile)),
         );
         v
-    }
-
-    pub(super) fn do_copy(
-        &self,
-        ino_in: u64,
-        off_in: u64,
-        ino_out: u64,
-        off_out: u64,
-        len: u64,
-    ) -> Result<u32, FsError> {
-        // The reply carries a u32; stop at the largest whole chunk below it.
-        let len = len.min(u64::from(u32::MAX) & !(COPY_CHUNK as u64 - 1));
-        let mut done = 0u64;
-        while done < len {
-            let want = (len - done).min(COPY_CHUNK as u64) as usize;
-            let step = self
-                .fs
-                .read_data(ino_in, off_in + done, want)
-                .and_then(|buf| match buf.is_empty() {
-                    true => Ok(0),
-                    false => self.fs.write_data(ino_out, off_out + done, &buf),
-                });
-            match step {
-                Ok(0) => break,
-                Ok(n) => done += n as u64,
-                // Like write(2): report what was copied before the error.
-                Err(_) if done > 0 => break,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(done as u32)
     }
 }
 

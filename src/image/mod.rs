@@ -9,9 +9,14 @@
 //! image truncated *after* it was mapped is caught by [`sigbus`]: the fault
 //! becomes a zero page and the next check of the map reports EIO.
 
+mod hints;
 mod loopdev;
+mod media;
 mod sigbus;
 mod write;
+
+pub use hints::{prefetch, will_need};
+pub use media::Media;
 
 use crate::error::{FsError, Result};
 use crate::format::superblock::Superblock;
@@ -208,89 +213,6 @@ impl MappedFile {
     }
 }
 
-/// Where every write and flush of a mounted image goes: the one I/O seam
-/// (format-spec/14-media.md). The mapped file implements it; the crash
-/// harness wraps it to record flush points.
-pub trait Media {
-    fn bytes(&self) -> &[u8];
-    fn bytes_mut(&mut self) -> Result<&mut [u8]>;
-    /// Make `offset .. offset + len` (or everything, for `None`) durable.
-    fn flush(&mut self, range: Option<(u64, u64)>) -> Result<()>;
-    /// EIO when the bytes can no longer be trusted (the mapped file
-    /// shrank); checked after every operation on them.
-    fn check_intact(&self) -> Result<()> {
-        Ok(())
-    }
-    /// From now on access is random (after the journal replay).
-    fn advise_random(&self) {}
-    /// A descriptor of the file behind a read-write map, to write file
-    /// data with pwrite(2) instead of copying it into the map (the page
-    /// cache is shared, so both see the same bytes). `None`: copy.
-    fn data_file(&self) -> Option<File> {
-        None
-    }
-    /// Write `parts`, one after another, from byte `offset` of the image
-    /// (inside it). The default copies into the map; a mapped file writes
-    /// with pwritev(2): no page fault per page after a flush cleaned it,
-    /// and a full host disk is an error, not a SIGBUS.
-    fn write_at(&mut self, offset: u64, parts: &[&[u8]]) -> Result<()> {
-        let bytes = self.bytes_mut()?;
-        let mut at = usize::try_from(offset).map_err(|_| out_of_image(offset))?;
-        for p in parts {
-            let end = at.checked_add(p.len()).ok_or_else(|| out_of_image(offset))?;
-            bytes
-                .get_mut(at..end)
-                .ok_or_else(|| out_of_image(offset))?
-                .copy_from_slice(p);
-            at = end;
-        }
-        Ok(())
-    }
-}
-
-use write::out_of_image;
-
-impl Media for MappedFile {
-    fn bytes(&self) -> &[u8] {
-        MappedFile::bytes(self)
-    }
-
-    fn bytes_mut(&mut self) -> Result<&mut [u8]> {
-        MappedFile::bytes_mut(self)
-    }
-
-    fn check_intact(&self) -> Result<()> {
-        MappedFile::check_intact(self)
-    }
-
-    fn advise_random(&self) {
-        MappedFile::advise_random(self)
-    }
-
-    fn data_file(&self) -> Option<File> {
-        match self.map {
-            Map::Rw(_) => self.file.try_clone().ok(),
-            Map::Ro(_) => None,
-        }
-    }
-
-    fn write_at(&mut self, offset: u64, parts: &[&[u8]]) -> Result<()> {
-        let Map::Rw(m) = &self.map else {
-            return Err(FsError::ReadOnly);
-        };
-        write::pwrite_parts(&self.file, &self.path, m.len() as u64, offset, parts)
-    }
-
-    fn flush(&mut self, range: Option<(u64, u64)>) -> Result<()> {
-        let err = |e| FsError::io(format!("flush of {} failed", self.path.display()), e);
-        match (&self.map, range) {
-            (Map::Ro(_), _) => Ok(()),
-            (Map::Rw(m), None) => m.flush().map_err(err),
-            (Map::Rw(m), Some((off, len))) => m.flush_range(off as usize, len as usize).map_err(err),
-        }
-    }
-}
-
 /// A validated image: a mapped file whose superblock and geometry checked out.
 pub struct Image {
     file: MappedFile,
@@ -403,42 +325,4 @@ impl Image {
     pub fn file_mut(&mut self) -> &mut MappedFile {
         &mut self.file
     }
-}
-
-/// Ask the kernel to start reading the pages of `bytes` (a part of the
-/// map) from the media: read-ahead for file data, which the map's
-/// MADV_RANDOM otherwise turns off. A hint: never fails, changes nothing.
-pub fn will_need(bytes: &[u8]) {
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
-    let start = bytes.as_ptr() as usize & !(page - 1);
-    let len = bytes.as_ptr() as usize + bytes.len() - start;
-    // SAFETY: MADV_WILLNEED only schedules reads of the pages of a live
-    // mapping (the page holding the slice's first byte belongs to the same
-    // mapping as the slice); it cannot change memory, and on memory that
-    // is not a file mapping it does nothing harmful. Errors are ignored.
-    unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_WILLNEED) };
-}
-
-/// Ask the CPU to start loading the cache lines of `bytes` (a hint: the
-/// graph walk prefetches the records it is about to score, as hnswlib
-/// does). Never faults, changes nothing, and is a no-op off x86-64.
-#[inline]
-pub fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // One hint per 64-byte line, from the slice's start; the pointer
-        // is stepped with wrapping arithmetic (no slice bookkeeping per
-        // line: a walk issues this for every node it scores).
-        let start = bytes.as_ptr();
-        for i in 0..bytes.len().div_ceil(64) {
-            let line = start.wrapping_add(i * 64);
-            // SAFETY: PREFETCHT0 is a hint that cannot fault or change
-            // memory, whatever the address; SSE, which it needs, is part
-            // of the x86-64 baseline. `line` lies inside the live slice.
-            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.cast()) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
 }

@@ -1,0 +1,70 @@
+//! What a mount sets up once: the kernel options and capabilities agreed
+//! at INIT, and the commit timer that commits old changes.
+
+use super::{VexFuse, MAX_WRITE, THREAD_STACK};
+use crate::fs::core::Fs;
+use fuser::{InitFlags, KernelConfig};
+use std::sync::Weak;
+use std::time::Duration;
+
+/// How often the commit timer asks the core to commit old changes.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// Start the commit timer of a mount: every [`TICK`] it calls
+/// [`Fs::tick`], which commits staged changes older than the core's
+/// commit interval (like jbd2's commit timer). It holds only a weak
+/// reference and ends once the filesystem is gone.
+pub fn spawn_commit_timer(fs: Weak<Fs>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("commit".into())
+        .stack_size(THREAD_STACK)
+        .spawn(move || loop {
+            std::thread::sleep(TICK);
+            let Some(fs) = fs.upgrade() else { return };
+            if let Err(e) = fs.tick() {
+                log::error!("periodic commit: {e}");
+            }
+        })
+}
+
+impl VexFuse {
+    /// INIT: the request sizes and the capabilities this adapter wants,
+    /// each asked for only when the kernel offers it.
+    pub(super) fn negotiate(&self, config: &mut KernelConfig) {
+        if let Err(nearest) = config.set_max_write(MAX_WRITE) {
+            let _ = config.set_max_write(nearest);
+        }
+        if let Err(nearest) = config.set_max_readahead(MAX_WRITE) {
+            let _ = config.set_max_readahead(nearest);
+        }
+        // Capabilities that stay correct with the core as the only writer;
+        // each is requested only when the kernel offers it.
+        for cap in [
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_CACHE_SYMLINKS,
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+            // The kernel enforces ACLs; the core keeps them in step with
+            // the mode, inherits default ACLs and applies the umask.
+            InitFlags::FUSE_POSIX_ACL,
+            InitFlags::FUSE_DONT_MASK,
+            // The core clears setuid/setgid on write, truncate and chown
+            // (see `Fs::write_killing_privs`, `Fs::setattr`). In return the
+            // kernel marks inodes without them and without
+            // security.capability S_NOSEC and stops asking GETXATTR
+            // security.capability before every write (file_remove_privs).
+            // Capabilities are still removed by the kernel (on chown, and
+            // on the first write after the attributes were refreshed).
+            InitFlags::FUSE_HANDLE_KILLPRIV_V2,
+        ] {
+            let _ = config.add_capabilities(cap);
+        }
+        // The kernel holds what it looked up until it forgets it: unlinked
+        // inodes are freed at FORGET, not at the unlink.
+        self.fs.set_kernel_forgets(true);
+        if self.writeback_cache && config.add_capabilities(InitFlags::FUSE_WRITEBACK_CACHE).is_err() {
+            log::warn!("the kernel offers no writeback cache; writing through");
+        }
+    }
+}
