@@ -61,8 +61,10 @@ impl JournalState {
     }
 }
 
-/// Write whole blocks: `writes` (block number, bytes) sorted by block,
-/// each run of consecutive blocks with one [`Media::write_at`] call.
+/// Write whole blocks: `writes` (block number, bytes), each run of
+/// consecutive block numbers with one [`Media::write_at`] call (home
+/// blocks come sorted; ring blocks in ring order, which breaks a run only
+/// where the ring wraps).
 fn write_blocks(media: &mut dyn Media, writes: &[(u64, &[u8])]) -> Result<()> {
     let mut rest = writes;
     while let Some(&(first, _)) = rest.first() {
@@ -236,11 +238,10 @@ pub fn commit_ordered(
         .collect::<Option<_>>()
         .ok_or_else(|| FsError::Invalid("journal record lost while writing".into()))?;
     write_blocks(media, &writes)?;
-    drop(writes);
-    drop((ring, made));
     // One flush for the data blocks already in the map (ordered mode) and
     // the records above: both must be durable before the commit record is
-    // written, and neither needs to be before the other.
+    // written, and neither needs to be before the other. Without new file
+    // data, the journal region is enough.
     media.flush(if data_written { None } else { Some(region_range(g)) })?;
     let mut rec = vec![0u8; BLOCK_SIZE];
     rec[..16].copy_from_slice(header(fj::BLOCKTYPE_COMMIT, seq).as_bytes());
