@@ -25,8 +25,8 @@ pub const DEFAULT_MAX_VISITED: usize = 200_000;
 /// neighbour's record at once (the first way) oversubscribes the line-fill
 /// buffers at large dimensions (384: 12 records of 25 lines), so records
 /// are prefetched this many lines ahead of the one being scored. Measured
-/// at 100,000 vectors, ef 48: d=384 +20-25% QPS against all at once, d=128
-/// unchanged (9-line records, 7 ahead, about what all-at-once loads).
+/// at 100,000 vectors, ef 48: d=384 +31-36% QPS against all at once,
+/// d=128 +1-4% (9-line records, 7 ahead, about what all-at-once loads).
 const PREFETCH_LINES: usize = 64;
 
 /// Limits on one query's work.
@@ -277,10 +277,10 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             }
             let node = self.peek(s)?;
             self.neighbours(s, &node, level, &mut ids)?;
-            // Mark and prefetch every unvisited neighbour's header and
-            // vector, then check the headers and score: the memory loads
-            // overlap instead of stalling one after another (hnswlib does
-            // the same).
+            // Mark every unvisited neighbour and start loading the first
+            // records' headers and vectors, then check and score each while
+            // the ones `ahead` of it load: the memory loads overlap instead
+            // of stalling one after another.
             self.mark_fresh(s, &ids, &mut fresh);
             for (i, &(n, rec)) in fresh.iter().enumerate() {
                 self.prefetch_ahead(&fresh, i);
@@ -338,8 +338,8 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             loop {
                 let node = self.peek(best.1)?;
                 self.neighbours(best.1, &node, level, &mut ids)?;
-                // Prefetch every unvisited neighbour first, as `layer`
-                // does, so their loads overlap.
+                // Neighbours marked and prefetched as in `layer`, so their
+                // loads overlap.
                 self.mark_fresh(best.1, &ids, &mut fresh);
                 let mut moved = false;
                 for (i, &(n, rec)) in fresh.iter().enumerate() {
