@@ -112,7 +112,7 @@ pub struct DirectNodes<'c, 't> {
 impl<'c, 't> DirectNodes<'c, 't> {
     /// The view for `coll`'s node file, or `None` when a block of it has
     /// a private copy (this transaction changed it, or it is staged).
-    pub fn new(coll: &'c Collection, txn: &'t Txn<'_>) -> Option<Self> {
+    pub fn new(coll: &'c Collection, txn: &'t Txn<'t>) -> Option<Self> {
         // Graph changes run many short walks in a transaction that holds
         // copies of node blocks: proving each walk's blocks clean would
         // cost more than it saves, so they read through the transaction.
@@ -124,8 +124,12 @@ impl<'c, 't> DirectNodes<'c, 't> {
             runs.iter()
                 .any(|m| (m.physical..m.physical.saturating_add(m.len)).contains(&b))
         };
-        let map = txn.clean_map(MAX_CHECK_WORK / runs.len().max(1), owned)?;
-        Self::over(map, coll)
+        match txn.clean_map(MAX_CHECK_WORK / runs.len().max(1), owned) {
+            Some(map) => Self::over(map, coll),
+            // Staged changes to the node file (a search soon after inserts
+            // through a mount): the copied blocks are read from the copies.
+            None => Self::over_copies(coll, txn),
+        }
     }
 
     /// The view for a walk inside a writing transaction (graph

@@ -162,6 +162,20 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
         crate::image::prefetch(&rec[..self.scored_bytes.min(rec.len())]);
     }
 
+    /// [`Walk::prefetch`] of slot `s`, found in `rec` or else through the
+    /// transaction (a walk without the direct view).
+    #[inline]
+    fn prefetch_slot(&self, s: u32, rec: Option<&[u8]>) {
+        match rec {
+            Some(r) => self.prefetch(r),
+            None => {
+                if let Ok(r) = self.coll.record(self.txn, s) {
+                    self.prefetch(&r);
+                }
+            }
+        }
+    }
+
     /// The unvisited neighbours among `ids` (not `s` itself) into `fresh`,
     /// with their records, the first [`Walk::ahead`] of them prefetched.
     fn mark_fresh(&mut self, s: u32, ids: &[u32], fresh: &mut Vec<(u32, Option<&'t [u8]>)>) {
@@ -170,9 +184,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             if n != s && self.first_visit(n) {
                 let rec = self.record_of(n);
                 if fresh.len() < self.ahead {
-                    if let Some(r) = rec {
-                        self.prefetch(r);
-                    }
+                    self.prefetch_slot(n, rec);
                 }
                 fresh.push((n, rec));
             }
@@ -183,8 +195,8 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
     /// [`Walk::ahead`] places further.
     #[inline]
     fn prefetch_ahead(&self, fresh: &[(u32, Option<&'t [u8]>)], i: usize) {
-        if let Some((_, Some(r))) = fresh.get(i + self.ahead) {
-            self.prefetch(r);
+        if let Some(&(n, rec)) = fresh.get(i + self.ahead) {
+            self.prefetch_slot(n, rec);
         }
     }
 
