@@ -10,6 +10,7 @@ use crate::format::superblock::Superblock;
 use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::image::Media;
 use crate::layout::Geometry;
+use std::borrow::Cow;
 use std::collections::HashSet;
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
@@ -197,13 +198,15 @@ pub fn commit_ordered(
     let mut entries: Vec<(&u64, &Box<[u8; BLOCK_SIZE]>)> = staged.iter().collect();
     entries.sort_unstable_by_key(|e| *e.0);
     let mut tag_sums = Vec::with_capacity(entries.len() * 4);
-    // Descriptors and escaped copies are built first; then every ring
-    // block is written, consecutive positions in one call each.
-    let mut made: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut ring: Vec<(u64, Option<&[u8]>)> = Vec::with_capacity(entries.len() + entries.len() / 64 + 1);
+    // Every ring block is gathered first, then written: consecutive
+    // positions in one call each.
+    // Each descriptor's slot is reserved ahead of its blocks and filled
+    // once their tags are known.
+    let mut ring: Vec<(u64, Cow<[u8]>)> = Vec::with_capacity(entries.len() + entries.len() / 64 + 1);
     for chunk in entries.chunks(TAGS_PER_DESCRIPTOR) {
         let desc_pos = pos;
-        ring.push((pos_block(g, desc_pos), None));
+        let desc_at = ring.len();
+        ring.push((pos_block(g, desc_pos), Cow::Borrowed(&[])));
         pos = next_pos(g, pos);
         let mut desc = vec![0u8; BLOCK_SIZE];
         desc[..16].copy_from_slice(header(fj::BLOCKTYPE_DESCRIPTOR, seq).as_bytes());
@@ -217,26 +220,19 @@ pub fn commit_ordered(
                 .set((u32::from(escaped) * fj::TAG_ESCAPED) | (u32::from(i + 1 == chunk.len()) * fj::TAG_LAST));
             tag.t_checksum.set(sum);
             desc[16 + 16 * i..32 + 16 * i].copy_from_slice(tag.as_bytes());
-            if escaped {
+            let logged = if escaped {
                 let mut copy = data.to_vec();
                 copy[..4].fill(0);
-                made.push((pos_block(g, pos), copy));
-                ring.push((pos_block(g, pos), None));
+                Cow::Owned(copy)
             } else {
-                ring.push((pos_block(g, pos), Some(&data[..])));
-            }
+                Cow::Borrowed(&data[..])
+            };
+            ring.push((pos_block(g, pos), logged));
             pos = next_pos(g, pos);
         }
-        made.push((pos_block(g, desc_pos), sealed(seed, desc_pos, desc)));
+        ring[desc_at].1 = Cow::Owned(sealed(seed, desc_pos, desc));
     }
-    let writes: Vec<(u64, &[u8])> = ring
-        .iter()
-        .map(|&(b, d)| match d {
-            Some(d) => Some((b, d)),
-            None => made.iter().find(|m| m.0 == b).map(|m| (b, &m.1[..])),
-        })
-        .collect::<Option<_>>()
-        .ok_or_else(|| FsError::Invalid("journal record lost while writing".into()))?;
+    let writes: Vec<(u64, &[u8])> = ring.iter().map(|(b, d)| (*b, &d[..])).collect();
     write_blocks(media, &writes)?;
     // One flush for the data blocks already in the map (ordered mode) and
     // the records above: both must be durable before the commit record is
