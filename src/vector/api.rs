@@ -363,7 +363,6 @@ pub(crate) fn write_empty_header(txn: &mut Txn<'_>, g: &Geometry, rec: &Collecti
         geo,
         header: h,
         per_block: super::store::per_block(geo),
-        per_block_div: super::store::per_block_div(geo),
         node_runs: runs,
         node_index: Default::default(),
         upper_runs: Vec::new(),

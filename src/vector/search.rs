@@ -29,6 +29,11 @@ pub const DEFAULT_MAX_VISITED: usize = 200_000;
 /// d=128 +1-4% (9-line records, 7 ahead, about what all-at-once loads).
 const PREFETCH_LINES: usize = 64;
 
+/// Bytes of a record a score reads: the header and the vector after it.
+fn scored_bytes(coll: &Collection) -> usize {
+    coll.geo.vector_offset as usize + coll.space.vector_bytes()
+}
+
 /// Limits on one query's work.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
@@ -103,8 +108,8 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             txn,
             direct: DirectNodes::new(coll, txn),
             visited: Visited::default(),
-            ahead: (PREFETCH_LINES / (32 + coll.space.vector_bytes()).div_ceil(64)).max(2),
-            scored_bytes: 32 + coll.space.vector_bytes(),
+            ahead: (PREFETCH_LINES / scored_bytes(coll).div_ceil(64)).max(2),
+            scored_bytes: scored_bytes(coll),
             total: 0,
             budget,
             exhausted: false,
@@ -156,6 +161,16 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
         self.direct.as_ref().and_then(|d| self.coll.direct_record(d, s))
     }
 
+    /// [`Walk::peek`] of slot `n`, whose record `mark_fresh` found (or
+    /// did not find) in the direct view.
+    #[inline]
+    fn peek_found(&self, n: u32, rec: Option<&'t [u8]>) -> Result<Node<'t>> {
+        match rec {
+            Some(bytes) => self.coll.peek_record(bytes, n),
+            None => self.peek(n),
+        }
+    }
+
     /// Start loading a record's header and vector into the cache.
     #[inline]
     fn prefetch(&self, rec: &[u8]) {
@@ -202,7 +217,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
 
     /// Start loading slot `s`'s level-0 list (direct view only).
     fn prefetch_list(&self, s: u32) {
-        if let Some(rec) = self.direct.as_ref().and_then(|d| self.coll.direct_record(d, s)) {
+        if let Some(rec) = self.record_of(s) {
             let at = self.coll.geo.adj_offset as usize;
             let end = at + self.coll.geo.adj_capacity as usize;
             if let Some(list) = rec.get(at..end) {
@@ -296,10 +311,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             self.mark_fresh(s, &ids, &mut fresh);
             for (i, &(n, rec)) in fresh.iter().enumerate() {
                 self.prefetch_ahead(&fresh, i);
-                let nb = match rec {
-                    Some(bytes) => self.coll.peek_record(bytes, n)?,
-                    None => self.peek(n)?,
-                };
+                let nb = self.peek_found(n, rec)?;
                 if nb.header().n_flags == 0 || (level > 0 && nb.level() < level) {
                     continue; // a dangling edge (§9.7): skip it
                 }
@@ -356,10 +368,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
                 let mut moved = false;
                 for (i, &(n, rec)) in fresh.iter().enumerate() {
                     self.prefetch_ahead(&fresh, i);
-                    let nb = match rec {
-                        Some(bytes) => self.coll.peek_record(bytes, n)?,
-                        None => self.peek(n)?,
-                    };
+                    let nb = self.peek_found(n, rec)?;
                     if nb.header().n_flags == 0 || nb.level() < level {
                         continue;
                     }

@@ -80,8 +80,8 @@ pub fn gather(coll: &Collection, txn: &crate::fs::txn::Txn<'_>) -> Result<Collec
     let upper_alloc = u64::from(coll.header.ch_upper_records.get()) * coll.upper_stride() as u64;
     let per_node_graph = u64::from(coll.geo.adj_capacity) + 32;
     let slot_blocks = match coll.per_block {
-        0 => coll.slots() * u64::from(coll.geo.stride).div_ceil(BLOCK_SIZE_U64),
-        per => coll.slots().div_ceil(u64::from(per)),
+        None => coll.slots() * u64::from(coll.geo.stride).div_ceil(BLOCK_SIZE_U64),
+        Some(per) => coll.slots().div_ceil(u64::from(per.get())),
     };
     let upper_blocks = u64::from(coll.header.ch_upper_records.get())
         .div_ceil((BLOCK_SIZE_U64 / coll.upper_stride().max(1) as u64).max(1));

@@ -43,12 +43,11 @@ pub struct Collection {
     pub geo: NodeGeometry,
     /// The header as last read or written (counters, entry point).
     pub header: CollectionHeader,
-    /// Records per block when a record fits in one (§8.5.2), else 0.
-    pub(crate) per_block: u32,
-    /// `per_block` as a multiply-and-shift divisor: a slot's address is
-    /// computed for every node a search scores, and a hardware division
-    /// costs tens of cycles.
-    pub(crate) per_block_div: Option<StrengthReducedU32>,
+    /// Records per block when a record fits in one (§8.5.2), else `None`;
+    /// a multiply-and-shift divisor because a slot's address is computed
+    /// for every node a search scores, and a hardware division costs tens
+    /// of cycles.
+    pub(crate) per_block: Option<StrengthReducedU32>,
     pub(crate) node_runs: Vec<Mapping>,
     /// [`RunIndex`] of `node_runs`, built at the first direct walk. Reset
     /// whenever `node_runs` changes ([`Collection::node_runs_changed`]).
@@ -97,7 +96,7 @@ fn unreachable_header() -> &'static NodeHeader {
 }
 
 /// Records per block for this geometry, 0 when a record spans blocks.
-pub(crate) fn per_block(geo: NodeGeometry) -> u32 {
+fn records_per_block(geo: NodeGeometry) -> u32 {
     if geo.stride as usize <= BLOCK_SIZE {
         BLOCK_SIZE as u32 / geo.stride
     } else {
@@ -105,9 +104,11 @@ pub(crate) fn per_block(geo: NodeGeometry) -> u32 {
     }
 }
 
-/// [`per_block`] as a divisor (`None` for records of a block or more).
-pub(crate) fn per_block_div(geo: NodeGeometry) -> Option<StrengthReducedU32> {
-    Some(per_block(geo)).filter(|&p| p > 0).map(StrengthReducedU32::new)
+/// Records per block as a divisor (`None` for records of a block or more).
+pub(crate) fn per_block(geo: NodeGeometry) -> Option<StrengthReducedU32> {
+    Some(records_per_block(geo))
+        .filter(|&p| p > 0)
+        .map(StrengthReducedU32::new)
 }
 
 /// The space a collection record describes.
@@ -214,7 +215,6 @@ impl Collection {
             geo,
             header: h,
             per_block: per_block(geo),
-            per_block_div: per_block_div(geo),
             node_runs,
             node_index: OnceLock::new(),
             upper_runs,
@@ -238,7 +238,7 @@ impl Collection {
     #[inline]
     fn slot_at(&self, s: u32) -> (u64, usize) {
         let stride = self.geo.stride as usize;
-        if let Some(per) = self.per_block_div {
+        if let Some(per) = self.per_block {
             let (q, r) = StrengthReducedU32::div_rem(s, per);
             (1 + u64::from(q), r as usize * stride)
         } else {
