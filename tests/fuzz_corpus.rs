@@ -526,7 +526,7 @@ fn encoded(ids: &[u32]) -> Vec<u8> {
 /// A node file: sealed header (node inode FUZZ_INO) and `slots` live
 /// records, each linked to the others at level 0.
 fn node_file(slots: u32) -> Vec<u8> {
-    let geo = vector::node_geometry(8, ElemType::F32, 16);
+    let geo = vector::node_geometry(8, ElemType::F32, 16, vector::NodeLayout::V1);
     let mut h = CollectionHeader::new_zeroed();
     h.ch_magic.set(COLLECTION_MAGIC);
     h.ch_collection_id.set(1);
@@ -554,7 +554,7 @@ fn node_file(slots: u32) -> Vec<u8> {
         n.n_owner_ino.set(100 + s);
         n.n_flags = NODE_LIVE;
         n.n_adj_len.set(adj.len() as u16);
-        b[at..at + 32].copy_from_slice(n.as_bytes());
+        b[at..at + vector::NODE_HEADER_LEN].copy_from_slice(n.as_bytes());
         for (i, x) in (0..8).map(|i| (s * 8 + i) as f32 / 64.0).enumerate() {
             let v = at + geo.vector_offset as usize + i * 4;
             b[v..v + 4].copy_from_slice(&x.to_le_bytes());
@@ -884,14 +884,14 @@ fn node_records(c: &mut Corpus) {
     c.add("node_record", "slot1_vector_flipped_checksum_stale.node", &stale);
     // A new live record over slot 0: level 0, neighbours itself, slot 39,
     // one past the last slot and a huge id.
-    let geo = vector::node_geometry(4, ElemType::F32, 4);
+    let geo = vector::node_geometry(4, ElemType::F32, 4, vector::NodeLayout::Packed);
     let adj = encoded(&[0, 39, 40, 4_000_000_000]);
     let mut rec = vec![0u8; geo.stride as usize];
     let mut n = NodeHeader::new_zeroed();
     n.n_owner_ino.set(12);
     n.n_flags = NODE_LIVE;
     n.n_adj_len.set(adj.len() as u16);
-    rec[..32].copy_from_slice(n.as_bytes());
+    rec[..vector::NODE_HEADER_LEN].copy_from_slice(n.as_bytes());
     for (i, x) in [1.0f32, 2.0, 0.5, 1.2].iter().enumerate() {
         let at = geo.vector_offset as usize + 4 * i;
         rec[at..at + 4].copy_from_slice(&x.to_le_bytes());
@@ -913,6 +913,21 @@ fn node_records(c: &mut Corpus) {
         "upper0_adj_len_xor1_resealed.node",
         &[0x0b, 0, 0, 0, 0, 0, 0, 0, 1],
     );
+    // The same damage in the v1 node layout's template (control bit 4).
+    c.add("node_record", "v1_template_unchanged.node", &[0x10]);
+    c.add(
+        "node_record",
+        "v1_slot3_level_xor2_resealed.node",
+        &[0x1a, 3, 0, 0, 0, 0, 2],
+    );
+    // Packed records straddle blocks: slot 85 of the 48-byte records (dim
+    // 4, M 4) runs from byte 4080 of the first record block into the
+    // second; XOR 1 into the second byte of its list (record byte 37, in
+    // the second block), resealed.
+    let mut input = vec![0x0a, 85];
+    input.extend_from_slice(&[0; 37]);
+    input.push(1);
+    c.add("node_record", "slot85_straddling_list_xor1_resealed.node", &input);
 }
 
 /// Shrink the last record of a leaf block by the 12-byte tail.

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use vexfs::error::FsError;
-use vexfs::format::vector::{ElemType, Metric};
+use vexfs::format::vector::{ElemType, Metric, NodeLayout};
 use vexfs::fs::core::Fs;
 use vexfs::fs::namespace::NewNode;
 use vexfs::fs::perm::Ctx;
@@ -72,8 +72,16 @@ struct Setup {
 
 /// An image with collection `c` and one file per vector under /v.
 fn load(size: u64, params: CollectionParams, data: &[Vec<f32>]) -> Setup {
+    load_in(NodeLayout::Packed, size, params, data)
+}
+
+/// [`load`] with node records in `layout` (format-spec/08 §8.5.1).
+fn load_in(layout: NodeLayout, size: u64, params: CollectionParams, data: &[Vec<f32>]) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let path = make_image(dir.path(), "v.img", size, false);
+    let path = dir.path().join("v.img");
+    let mut opts = options(size, false);
+    opts.v1_nodes = layout == NodeLayout::V1;
+    vexfs::mkfs::mkfs(&path, &opts, &mut |_, _| {}).unwrap();
     let fs = Fs::open(&path, false).unwrap();
     fs.create_collection(&params).unwrap();
     let ctx = Ctx::root();
@@ -102,18 +110,23 @@ fn search(fs: &Fs, c: &str, q: &[f32], k: usize, ef: usize) -> Vec<u32> {
 }
 
 #[test]
-fn small_sets_match_brute_force_for_every_metric_and_type() {
-    for metric in [Metric::L2, Metric::Cosine, Metric::InnerProduct] {
+fn small_sets_match_brute_force_for_every_metric_type_and_layout() {
+    for (metric, layout) in [Metric::L2, Metric::Cosine, Metric::InnerProduct]
+        .into_iter()
+        .flat_map(|m| [(m, NodeLayout::Packed), (m, NodeLayout::V1)])
+    {
         for elem in [ElemType::F32, ElemType::F16] {
+            // 300 packed records of 76 (f16) or 84 bytes: several straddle
+            // a block boundary.
             let data = clustered(300, 8, 6, 7);
-            let s = load(32 << 20, CollectionParams::new("t", 8, metric, elem), &data);
+            let s = load_in(layout, 32 << 20, CollectionParams::new("t", 8, metric, elem), &data);
             for q in clustered(20, 8, 6, 99) {
                 let want: Vec<u32> = brute(metric, &data, &q, 10).into_iter().map(|i| s.inos[i]).collect();
                 let got = search(&s.fs, "t", &q, 10, 400);
                 let same = got.iter().filter(|g| want.contains(g)).count();
-                assert!(same >= 9, "{metric:?}/{elem:?}: {got:?} vs {want:?}");
+                assert!(same >= 9, "{metric:?}/{elem:?}/{layout:?}: {got:?} vs {want:?}");
                 if elem == ElemType::F32 {
-                    assert_eq!(got, want, "{metric:?} exact with ef >= n");
+                    assert_eq!(got, want, "{metric:?}/{layout:?} exact with ef >= n");
                 }
             }
         }
@@ -122,8 +135,15 @@ fn small_sets_match_brute_force_for_every_metric_and_type() {
 
 #[test]
 fn vectors_round_trip_delete_and_survive_remount() {
+    for layout in [NodeLayout::Packed, NodeLayout::V1] {
+        round_trip_delete_and_remount(layout);
+    }
+}
+
+fn round_trip_delete_and_remount(layout: NodeLayout) {
     let data = clustered(200, 8, 4, 3);
-    let s = load(
+    let s = load_in(
+        layout,
         32 << 20,
         CollectionParams::new("t", 8, Metric::L2, ElemType::F32),
         &data,

@@ -27,9 +27,17 @@ pub const INCOMPAT_LARGE_INODE: u32 = 0x0008;
 pub const INCOMPAT_DIR_HASH: u32 = 0x0010;
 /// `s_feature_incompat`: the journal holds transactions not yet replayed.
 pub const INCOMPAT_RECOVER: u32 = 0x0020;
+/// `s_feature_incompat`: collections' node records use the packed
+/// geometry (format-spec/08 §8.5.1), back to back across blocks.
+pub const INCOMPAT_PACKED_NODES: u32 = 0x0040;
 /// Every incompat bit this implementation knows.
-pub const INCOMPAT_KNOWN: u32 =
-    INCOMPAT_REGIONS | INCOMPAT_64BIT | INCOMPAT_EXTENTS | INCOMPAT_LARGE_INODE | INCOMPAT_DIR_HASH | INCOMPAT_RECOVER;
+pub const INCOMPAT_KNOWN: u32 = INCOMPAT_REGIONS
+    | INCOMPAT_64BIT
+    | INCOMPAT_EXTENTS
+    | INCOMPAT_LARGE_INODE
+    | INCOMPAT_DIR_HASH
+    | INCOMPAT_RECOVER
+    | INCOMPAT_PACKED_NODES;
 
 /// `s_feature_ro_compat`: CRC-32 checksums on all metadata.
 pub const RO_COMPAT_METADATA_CSUM: u32 = 0x0001;
@@ -68,6 +76,7 @@ pub const NAMES: &[(&str, u32, &str)] = &[
     ("incompat", INCOMPAT_LARGE_INODE, "large_inode"),
     ("incompat", INCOMPAT_DIR_HASH, "dir_hash"),
     ("incompat", INCOMPAT_RECOVER, "needs_recovery"),
+    ("incompat", INCOMPAT_PACKED_NODES, "packed_nodes"),
     ("ro_compat", RO_COMPAT_METADATA_CSUM, "metadata_csum"),
     ("ro_compat", RO_COMPAT_VECTORS, "vectors"),
     ("ro_compat", RO_COMPAT_HNSW, "hnsw"),
@@ -77,11 +86,25 @@ pub const NAMES: &[(&str, u32, &str)] = &[
 /// The v1 features mkfs enables by default.
 pub const V1_DEFAULT: Features = Features {
     compat: COMPAT_HAS_JOURNAL | COMPAT_EXT_ATTR,
-    incompat: INCOMPAT_REGIONS | INCOMPAT_64BIT | INCOMPAT_EXTENTS | INCOMPAT_LARGE_INODE | INCOMPAT_DIR_HASH,
+    incompat: INCOMPAT_REGIONS
+        | INCOMPAT_64BIT
+        | INCOMPAT_EXTENTS
+        | INCOMPAT_LARGE_INODE
+        | INCOMPAT_DIR_HASH
+        | INCOMPAT_PACKED_NODES,
     ro_compat: RO_COMPAT_METADATA_CSUM | RO_COMPAT_VECTORS | RO_COMPAT_HNSW | RO_COMPAT_EVENTS,
 };
 
 impl Features {
+    /// The node-record layout of the image's collections (§8.5.1).
+    pub fn node_layout(&self) -> crate::format::vector::NodeLayout {
+        if self.has_incompat(INCOMPAT_PACKED_NODES) {
+            crate::format::vector::NodeLayout::Packed
+        } else {
+            crate::format::vector::NodeLayout::V1
+        }
+    }
+
     /// True when no feature bit is set: the kernel module's layout.
     pub fn is_kernel_layout(&self) -> bool {
         self.compat == 0 && self.incompat == 0 && self.ro_compat == 0
@@ -132,6 +155,11 @@ impl Features {
                 self.has_ro_compat(RO_COMPAT_HNSW),
                 self.has_ro_compat(RO_COMPAT_VECTORS),
                 "hnsw requires vectors",
+            ),
+            (
+                self.has_incompat(INCOMPAT_PACKED_NODES),
+                self.has_ro_compat(RO_COMPAT_VECTORS),
+                "packed_nodes requires vectors",
             ),
             (
                 self.has_ro_compat(RO_COMPAT_VECTORS),

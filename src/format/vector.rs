@@ -153,7 +153,9 @@ pub struct CollectionHeader {
     pub ch_checksum: Le32,
 }
 
-/// Header of every node record, format-spec/08 §8.5.
+/// Header of every node record, format-spec/08 §8.5.3. In the v1 geometry
+/// 12 reserved zero bytes follow it, so that the vector starts 32 bytes
+/// into the record; in the packed geometry the vector follows at once.
 #[derive(Debug, Clone, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 pub struct NodeHeader {
@@ -164,17 +166,32 @@ pub struct NodeHeader {
     pub n_upper_ref: Le32,
     pub n_next_free: Le32,
     pub n_checksum: Le32,
-    pub n_reserved: [u8; 12],
 }
 
 const _: () = assert!(core::mem::size_of::<CatalogHeader>() == 32);
 const _: () = assert!(core::mem::size_of::<CollectionHeader>() == 88);
-const _: () = assert!(core::mem::size_of::<NodeHeader>() == 32);
+const _: () = assert!(core::mem::size_of::<NodeHeader>() == 20);
+
+/// Bytes of a [`NodeHeader`].
+pub const NODE_HEADER_LEN: usize = core::mem::size_of::<NodeHeader>();
+/// Offset of `n_checksum` in a node record.
+pub const NODE_CSUM_AT: usize = 16;
 
 /// `n_flags`: the slot holds a live vector.
 pub const NODE_LIVE: u8 = 0x01;
 /// `n_flags`: deleted, awaiting neighbour repair before reuse.
 pub const NODE_DELETED: u8 = 0x02;
+
+/// How node records are laid out in the node file (format-spec/08 §8.5.1):
+/// chosen for the whole image by the `packed_nodes` incompat feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeLayout {
+    /// Records padded to 32 bytes, never straddling a block when they fit
+    /// in one (images without `packed_nodes`).
+    V1,
+    /// Records back to back, 4-byte aligned, straddling block boundaries.
+    Packed,
+}
 
 /// The fixed record geometry of a collection (format-spec/08 §8.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,27 +200,69 @@ pub struct NodeGeometry {
     pub adj_offset: u32,
     pub adj_capacity: u32,
     pub stride: u32,
+    pub layout: NodeLayout,
 }
 
-/// Record geometry for a collection: header, vector padded to 32 bytes,
+/// Record geometry for a collection (§8.5.1).
+///
+/// V1: the header and 12 reserved bytes, the vector padded to 32 bytes,
 /// adjacency of `2*m` neighbours at 3 bytes average (varint deltas), the
-/// whole rounded to 32 bytes. Records never straddle a block when they fit
-/// in one; larger records start on a block boundary.
-pub fn node_geometry(dim: u32, elem: ElemType, m: u16) -> NodeGeometry {
+/// whole rounded to 32 bytes; records never straddle a block when they fit
+/// in one, and larger ones start on a block boundary.
+///
+/// Packed: the header, the vector, then `4*m - 4` bytes of adjacency (2*m
+/// ids at two bytes each, the gap size of collections up to about a
+/// million slots, less the header's overhang), rounded up to 4 bytes so
+/// every vector stays aligned for its element type.
+pub fn node_geometry(dim: u32, elem: ElemType, m: u16, layout: NodeLayout) -> NodeGeometry {
     let align = |x: usize, a: usize| x.div_ceil(a) * a;
-    let vector_offset = core::mem::size_of::<NodeHeader>();
-    let vec_bytes = align(dim as usize * elem.size(), VECTOR_ALIGN);
-    let adj_offset = vector_offset + vec_bytes;
-    let adj_capacity = align(2 * usize::from(m) * 3 + 8, 8);
-    let mut stride = align(adj_offset + adj_capacity, VECTOR_ALIGN);
-    if stride > BLOCK_SIZE {
-        stride = align(stride, BLOCK_SIZE);
+    let vec_bytes = dim as usize * elem.size();
+    match layout {
+        NodeLayout::V1 => {
+            let vector_offset = 32;
+            let adj_offset = vector_offset + align(vec_bytes, VECTOR_ALIGN);
+            let adj_capacity = align(2 * usize::from(m) * 3 + 8, 8);
+            let mut stride = align(adj_offset + adj_capacity, VECTOR_ALIGN);
+            if stride > BLOCK_SIZE {
+                stride = align(stride, BLOCK_SIZE);
+            }
+            NodeGeometry {
+                vector_offset: vector_offset as u32,
+                adj_offset: adj_offset as u32,
+                adj_capacity: adj_capacity as u32,
+                stride: stride as u32,
+                layout,
+            }
+        }
+        NodeLayout::Packed => {
+            let adj_offset = NODE_HEADER_LEN + vec_bytes;
+            let stride = align(adj_offset + (4 * usize::from(m)).saturating_sub(4).max(4), 4);
+            NodeGeometry {
+                vector_offset: NODE_HEADER_LEN as u32,
+                adj_offset: adj_offset as u32,
+                adj_capacity: (stride - adj_offset) as u32,
+                stride: stride as u32,
+                layout,
+            }
+        }
     }
-    NodeGeometry {
-        vector_offset: vector_offset as u32,
-        adj_offset: adj_offset as u32,
-        adj_capacity: adj_capacity as u32,
-        stride: stride as u32,
+}
+
+/// Byte offset of slot `s` in the node file, the rule of format-spec/08
+/// §8.5.2 written out plainly (`None` for a zero stride or an overflow).
+/// Readers on the hot path compute the same without division.
+pub fn slot_offset(layout: NodeLayout, stride: u64, s: u64) -> Option<u64> {
+    if stride == 0 {
+        return None;
+    }
+    let block = BLOCK_SIZE as u64;
+    match layout {
+        NodeLayout::Packed => block.checked_add(s.checked_mul(stride)?),
+        NodeLayout::V1 if stride <= block => {
+            let per_block = block / stride;
+            Some((1 + s / per_block) * block + (s % per_block) * stride)
+        }
+        NodeLayout::V1 => (1 + s.checked_mul(stride.div_ceil(block))?).checked_mul(block),
     }
 }
 
@@ -314,7 +373,7 @@ pub fn layouts() -> Vec<Layout> {
         ),
         layout(
             "NodeHeader",
-            32,
+            20,
             crate::layout_of!(NodeHeader {
                 n_owner_ino,
                 n_level,
@@ -322,8 +381,7 @@ pub fn layouts() -> Vec<Layout> {
                 n_adj_len,
                 n_upper_ref,
                 n_next_free,
-                n_checksum,
-                n_reserved
+                n_checksum
             }),
         ),
     ]
@@ -337,7 +395,7 @@ mod tests {
     fn geometry_keeps_vectors_aligned_and_records_within_blocks() {
         for dim in [1u32, 3, 128, 384, 1000, 65_536] {
             for elem in [ElemType::F32, ElemType::F16, ElemType::Int8] {
-                let g = node_geometry(dim, elem, 16);
+                let g = node_geometry(dim, elem, 16, NodeLayout::V1);
                 assert_eq!(g.vector_offset as usize % VECTOR_ALIGN, 0);
                 assert_eq!(g.stride as usize % VECTOR_ALIGN, 0);
                 assert!(g.adj_offset as usize >= g.vector_offset as usize + dim as usize * elem.size());
@@ -345,6 +403,29 @@ mod tests {
                 assert!(s <= BLOCK_SIZE || s.is_multiple_of(BLOCK_SIZE), "dim {dim}");
             }
         }
+    }
+
+    #[test]
+    fn packed_geometry_is_header_vector_and_4m_less_4_list_bytes() {
+        for m in [2u16, 4, 16, 48] {
+            for dim in [1u32, 3, 128, 384, 1000, 65_536] {
+                for elem in [ElemType::F32, ElemType::F16, ElemType::Int8] {
+                    let g = node_geometry(dim, elem, m, NodeLayout::Packed);
+                    let vec_bytes = dim * elem.size() as u32;
+                    assert_eq!(g.vector_offset, 20);
+                    assert_eq!(g.adj_offset, 20 + vec_bytes);
+                    assert_eq!(g.stride % 4, 0, "every record, so every vector, 4-byte aligned");
+                    assert_eq!(g.adj_capacity, g.stride - g.adj_offset);
+                    let want = (4 * u32::from(m) - 4).max(4);
+                    assert!((want..want + 4).contains(&g.adj_capacity), "m {m} dim {dim}");
+                }
+            }
+        }
+        // The figures format-spec/08 §8.5.1 quotes.
+        let g = node_geometry(128, ElemType::F32, 16, NodeLayout::Packed);
+        assert_eq!((g.adj_offset, g.adj_capacity, g.stride), (532, 60, 592));
+        let g = node_geometry(3, ElemType::F16, 16, NodeLayout::Packed);
+        assert_eq!((g.adj_offset, g.adj_capacity, g.stride), (26, 62, 88));
     }
 
     #[test]

@@ -17,8 +17,9 @@ use crate::vector::store::Collection;
 use crate::vector::{catalog_io, control, stats, SearchRequest};
 use std::sync::{Mutex, OnceLock};
 
-/// Files with a vector in the [`node_record`] template's collection.
-const TEMPLATE_VECTORS: u32 = 40;
+/// Files with a vector in the [`node_record`] template's collection: enough
+/// that packed records straddle a block (slot 85 of 48-byte records).
+const TEMPLATE_VECTORS: u32 = 100;
 /// Collection of the [`node_record`] template: 4 f32 dimensions, L2.
 const TEMPLATE_COLLECTION: &str = "t";
 /// HNSW M of the [`node_record`] template's collection.
@@ -70,14 +71,17 @@ fn file_blocks(runs: &[crate::read::Mapping], from: u64) -> Vec<u64> {
         .collect()
 }
 
-fn node_template() -> Option<&'static NodeTemplate> {
-    static T: OnceLock<Option<NodeTemplate>> = OnceLock::new();
-    T.get_or_init(build_node_template).as_ref()
+/// The template in the packed node layout (`v1` false, mkfs's default) or
+/// in the v1 layout (format-spec/08 §8.5.1).
+fn node_template(v1: bool) -> Option<&'static NodeTemplate> {
+    static T: [OnceLock<Option<NodeTemplate>>; 2] = [OnceLock::new(), OnceLock::new()];
+    T[usize::from(v1)].get_or_init(|| build_node_template(v1)).as_ref()
 }
 
-fn build_node_template() -> Option<NodeTemplate> {
+fn build_node_template(v1: bool) -> Option<NodeTemplate> {
     let tmp = TempImage(temp_image_path());
     let mut opts = template_options(&["t:4:l2"], Sizing::default())?;
+    opts.v1_nodes = v1;
     // M = 4 instead of 16: about a quarter of the nodes get upper levels,
     // so the template's graph has several levels and upper records.
     opts.collections[0].m = TEMPLATE_M;
@@ -120,11 +124,12 @@ fn build_node_template() -> Option<NodeTemplate> {
 /// Working copies of the template image, so an input costs a few block
 /// copies rather than an 8 MiB one. A copy is put back only as the template
 /// (every block [`node_record`] changes restored).
-static NODE_POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// One pool per template (index: `v1`).
+static NODE_POOL: [Mutex<Vec<Vec<u8>>>; 2] = [Mutex::new(Vec::new()), Mutex::new(Vec::new())];
 
 /// An image in memory for a read-only [`Fs`]; returns its bytes, restored,
-/// to [`NODE_POOL`] when the filesystem drops it.
-struct PooledImage(Vec<u8>);
+/// to [`NODE_POOL`] when the filesystem drops it. `.1`: the v1 template's.
+struct PooledImage(Vec<u8>, bool);
 
 impl Media for PooledImage {
     fn bytes(&self) -> &[u8] {
@@ -143,10 +148,10 @@ impl Media for PooledImage {
 
 impl Drop for PooledImage {
     fn drop(&mut self) {
-        let Some(t) = node_template() else { return };
+        let Some(t) = node_template(self.1) else { return };
         let mut bytes = std::mem::take(&mut self.0);
         t.restore(&mut bytes);
-        if let Ok(mut pool) = NODE_POOL.lock() {
+        if let Ok(mut pool) = NODE_POOL[usize::from(self.1)].lock() {
             if pool.len() < 4 {
                 pool.push(bytes);
             }
@@ -167,11 +172,17 @@ fn splice(bytes: &mut [u8], blocks: &[u64], at: usize, payload: &[u8], xor: bool
     }
 }
 
-/// Byte offset of record `i` of `stride` bytes in a run of blocks holding
-/// `BLOCK_SIZE / stride` records each (records do not straddle blocks).
+/// Byte offset of upper record `i` of `stride` bytes in a run of blocks
+/// holding `BLOCK_SIZE / stride` records each (format-spec/08 §8.6).
 fn record_at(i: usize, stride: usize) -> usize {
     let per = (BLOCK_SIZE / stride.clamp(1, BLOCK_SIZE)).max(1);
     i / per * BLOCK_SIZE + i % per * stride
+}
+
+/// Byte offset of slot `i` from the node file's logical block 1 (§8.5.2).
+fn slot_at(coll: &Collection, i: usize) -> usize {
+    let off = vector::slot_offset(coll.geo.layout, coll.geo.stride.into(), i as u64);
+    off.map_or(usize::MAX, |o| o as usize - BLOCK_SIZE)
 }
 
 /// Recompute the checksums of every node and upper record the template's
@@ -216,9 +227,10 @@ const QUERIES: [[f32; 4]; 4] = [
 
 /// Node records through the collection code and the search, over an image
 /// mkfs made and the filesystem core filled (collection "t", 4 f32
-/// dimensions, 40 vectors; built once per process).
+/// dimensions, 100 vectors; built once per process).
 ///
-/// The input is a control byte, a record index, then (control bit 2) 52
+/// The input is a control byte (bit 4: the template in the v1 node layout
+/// instead of the packed one), a record index, then (control bit 2) 52
 /// bytes XORed into the collection header's counters (bytes 32..84:
 /// `ch_count` to `ch_int8_scale`; its checksum is then recomputed), then a
 /// payload written over the slot records of the node file (control bit 0:
@@ -233,13 +245,14 @@ const QUERIES: [[f32; 4]; 4] = [
 /// [`Fs::search`] (whole tree and subtree `/d`, budget 2000 nodes) and
 /// [`Fs::collection_stats`].
 pub fn node_record(data: &[u8]) {
-    let Some(t) = node_template() else { return };
+    let v1 = data.first().is_some_and(|c| c & 16 != 0);
+    let Some(t) = node_template(v1) else { return };
     let Some((&control, rest)) = data.split_first() else {
-        run_node_record(t, t.image.clone());
+        run_node_record(t, t.image.clone(), v1);
         return;
     };
     let (index, mut rest) = rest.split_first().map_or((0, &[][..]), |(&i, r)| (usize::from(i), r));
-    let mut bytes = NODE_POOL
+    let mut bytes = NODE_POOL[usize::from(v1)]
         .lock()
         .ok()
         .and_then(|mut p| p.pop())
@@ -256,7 +269,7 @@ pub fn node_record(data: &[u8]) {
     }
     let xor = control & 8 != 0;
     if control & 1 == 0 {
-        let at = record_at(index, t.coll.geo.stride as usize);
+        let at = slot_at(&t.coll, index);
         splice(&mut bytes, &t.node_blocks, at, rest, xor);
     } else {
         let at = record_at(index, t.coll.upper_stride());
@@ -265,12 +278,12 @@ pub fn node_record(data: &[u8]) {
     if control & 2 != 0 {
         seal_node_records(t, &mut bytes);
     }
-    run_node_record(t, bytes);
+    run_node_record(t, bytes, v1);
 }
 
-fn run_node_record(t: &NodeTemplate, bytes: Vec<u8>) {
+fn run_node_record(t: &NodeTemplate, bytes: Vec<u8>, v1: bool) {
     collection_walks(t, &bytes);
-    let Ok(fs) = Fs::from_media(Box::new(PooledImage(bytes)), true) else {
+    let Ok(fs) = Fs::from_media(Box::new(PooledImage(bytes, v1)), true) else {
         return;
     };
     for (q, subtree) in QUERIES.iter().zip([None, Some("/d")]) {
@@ -318,9 +331,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_node_template_builds() {
-        let n = node_template().expect("node record template");
-        assert!(!n.node_blocks.is_empty() && !n.upper_blocks.is_empty());
-        assert!(n.coll.header.ch_upper_records.get() > 0, "the graph has upper levels");
+    fn the_node_templates_build_in_both_layouts() {
+        for (v1, layout) in [(false, vector::NodeLayout::Packed), (true, vector::NodeLayout::V1)] {
+            let n = node_template(v1).expect("node record template");
+            assert!(!n.node_blocks.is_empty() && !n.upper_blocks.is_empty());
+            assert!(n.coll.header.ch_upper_records.get() > 0, "the graph has upper levels");
+            assert_eq!(n.coll.geo.layout, layout);
+        }
+        // The corpus's straddling input assumes slot 85 of 48-byte records.
+        let packed = node_template(false).expect("packed template");
+        assert_eq!((packed.coll.geo.stride, packed.coll.slots()), (48, 100));
     }
 }

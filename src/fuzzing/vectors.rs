@@ -4,8 +4,7 @@
 
 use super::{sealed, FUZZ_INO, FUZZ_SEED, SEEDS};
 use crate::format::hnsw::NeighbourIter;
-use crate::format::vector::{self, CollectionHeader, ElemType, Metric, NodeHeader, MAX_DIM};
-use crate::format::BLOCK_SIZE_U64;
+use crate::format::vector::{self, CollectionHeader, ElemType, Metric, NodeHeader, NodeLayout, MAX_DIM};
 use crate::vector::{control, Hit, SearchResponse};
 use zerocopy::FromBytes;
 
@@ -64,7 +63,9 @@ pub(super) fn collection_records(records: &[vector::CollectionRecord]) {
         let _ = Metric::from_code(r.metric).map(Metric::name);
         if let Some(elem) = ElemType::from_code(r.elem_type) {
             if (1..=MAX_DIM).contains(&r.dim) {
-                let _ = vector::node_geometry(r.dim, elem, r.m);
+                for layout in LAYOUTS {
+                    let _ = vector::node_geometry(r.dim, elem, r.m, layout);
+                }
             }
         }
     }
@@ -97,33 +98,26 @@ fn collection_once(data: &[u8], seed: Option<u32>) {
     };
     let _ = Metric::from_code(h.ch_metric).map(Metric::name);
     if let Some(elem) = ElemType::from_code(h.ch_elem_type) {
-        let _ = vector::node_geometry(h.ch_dim.get(), elem, h.ch_m.get());
+        for layout in LAYOUTS {
+            let _ = vector::node_geometry(h.ch_dim.get(), elem, h.ch_m.get(), layout);
+        }
         let _ = elem.name();
     }
-    node_records(h, data);
-}
-
-/// Byte offset of slot `s` in the node file (format-spec/08 §8.5.2).
-fn slot_offset(stride: u64, s: u64) -> Option<u64> {
-    if stride == 0 {
-        return None;
-    }
-    if stride <= BLOCK_SIZE_U64 {
-        let per_block = BLOCK_SIZE_U64 / stride;
-        let block = 1 + s / per_block;
-        Some(block * BLOCK_SIZE_U64 + (s % per_block) * stride)
-    } else {
-        let blocks = stride.div_ceil(BLOCK_SIZE_U64);
-        (1 + s.checked_mul(blocks)?).checked_mul(BLOCK_SIZE_U64)
+    for layout in LAYOUTS {
+        node_records(h, data, layout);
     }
 }
 
-fn node_records(h: &CollectionHeader, data: &[u8]) {
+/// Both node-record layouts (format-spec/08 §8.5.1): a header does not say
+/// which one its image uses (the superblock does).
+const LAYOUTS: [NodeLayout; 2] = [NodeLayout::V1, NodeLayout::Packed];
+
+fn node_records(h: &CollectionHeader, data: &[u8], layout: NodeLayout) {
     let stride = u64::from(h.ch_node_stride.get());
     let (adj_off, adj_cap) = (h.ch_adj_offset.get() as usize, h.ch_adj_capacity.get() as usize);
     let slots = h.ch_slots.get();
     for s in 0..slots.min(MAX_NODE_RECORDS) {
-        let Some(at) = slot_offset(stride, s).and_then(|o| usize::try_from(o).ok()) else {
+        let Some(at) = vector::slot_offset(layout, stride, s).and_then(|o| usize::try_from(o).ok()) else {
             return;
         };
         let Some(record) = data.get(at..).and_then(|r| r.get(..stride as usize)) else {

@@ -24,15 +24,21 @@ pub fn will_need(bytes: &[u8]) {
 pub fn prefetch(bytes: &[u8]) {
     #[cfg(target_arch = "x86_64")]
     {
-        // One hint per 64-byte line, from the slice's start; the pointer
-        // is stepped with wrapping arithmetic (no slice bookkeeping per
-        // line: a walk issues this for every node it scores).
+        // One hint per 64-byte line the slice touches: from the line
+        // holding its first byte to the one holding its last (a slice
+        // that does not start on a line, like a packed node record,
+        // touches one more line than its length suggests). The pointer is
+        // stepped with wrapping arithmetic (no slice bookkeeping per line:
+        // a walk issues this for every node it scores).
         let start = bytes.as_ptr();
-        for i in 0..bytes.len().div_ceil(64) {
-            let line = start.wrapping_add(i * 64);
+        let skew = start as usize % 64;
+        let first = start.wrapping_sub(skew);
+        for i in 0..(skew + bytes.len()).div_ceil(64) {
+            let line = first.wrapping_add(i * 64);
             // SAFETY: PREFETCHT0 is a hint that cannot fault or change
             // memory, whatever the address; SSE, which it needs, is part
-            // of the x86-64 baseline. `line` lies inside the live slice.
+            // of the x86-64 baseline. `line` is the start of a cache line
+            // holding bytes of the live slice.
             unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.cast()) };
         }
     }

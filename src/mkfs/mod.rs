@@ -79,6 +79,9 @@ pub struct MkfsOptions {
     pub size: Option<u64>,
     pub label: String,
     pub kernel_layout: bool,
+    /// Node records in the v1 geometry (no `packed_nodes` feature), for
+    /// images older VexFS versions can read.
+    pub v1_nodes: bool,
     pub collections: Vec<CollectionSpec>,
     /// Fixed UUID (tests, reproducible images); random otherwise.
     pub uuid: Option<[u8; 16]>,
@@ -104,6 +107,17 @@ pub struct MkfsSummary {
     pub event_blocks: u64,
     pub uuid: [u8; 16],
     pub features: Vec<String>,
+}
+
+impl MkfsOptions {
+    /// The feature set a v1 image gets.
+    pub fn v1_features(&self) -> crate::format::features::Features {
+        let mut f = crate::format::features::V1_DEFAULT;
+        if self.v1_nodes {
+            f.incompat &= !crate::format::features::INCOMPAT_PACKED_NODES;
+        }
+        f
+    }
 }
 
 /// Progress of the bitmap writes: (done, total).

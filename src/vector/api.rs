@@ -336,7 +336,7 @@ pub fn detach_all(txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<()> {
 /// Block 0 of a new node file: the header of an empty collection (§8.4).
 pub(crate) fn write_empty_header(txn: &mut Txn<'_>, g: &Geometry, rec: &CollectionRecord, upper: u32) -> Result<()> {
     let space = space_of(rec)?;
-    let geo = node_geometry(rec.dim, space.elem, rec.m);
+    let geo = node_geometry(rec.dim, space.elem, rec.m, g.features.node_layout());
     let mut h = CollectionHeader::new_zeroed();
     h.ch_magic.set(fv::COLLECTION_MAGIC);
     h.ch_collection_id.set(rec.id);
@@ -362,7 +362,7 @@ pub(crate) fn write_empty_header(txn: &mut Txn<'_>, g: &Geometry, rec: &Collecti
         upper_ino: g.inode_no(upper),
         geo,
         header: h,
-        per_block: super::store::per_block(geo),
+        slot_map: super::store::SlotMap::of(geo),
         node_runs: runs,
         node_index: Default::default(),
         upper_runs: Vec::new(),

@@ -9,7 +9,7 @@ use super::search::{Budget, Dist, LiveOnly, Walk};
 use super::store::Collection;
 use crate::error::{FsError, Result};
 use crate::format::hnsw::{encode_neighbours, UpperRecord, MAX_LEVEL};
-use crate::format::vector::{NodeHeader, NODE_DELETED, NODE_LIVE};
+use crate::format::vector::{NodeHeader, NODE_DELETED, NODE_HEADER_LEN, NODE_LIVE};
 use crate::fs::txn::Txn;
 use crate::layout::Geometry;
 use zerocopy::{FromZeros, IntoBytes};
@@ -186,7 +186,7 @@ fn fresh_record(coll: &Collection, owner: u32, level: u8, upper_ref: u32, stored
     h.n_level = level;
     h.n_flags = NODE_LIVE;
     h.n_upper_ref.set(upper_ref);
-    rec[..32].copy_from_slice(h.as_bytes());
+    rec[..NODE_HEADER_LEN].copy_from_slice(h.as_bytes());
     let at = coll.geo.vector_offset as usize;
     rec[at..at + stored.len()].copy_from_slice(stored);
     rec

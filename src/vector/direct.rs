@@ -173,15 +173,24 @@ impl<'c, 't> DirectNodes<'c, 't> {
     #[inline]
     pub fn span(&self, l: u64, off: usize, len: usize) -> Option<&'t [u8]> {
         let i = self.index;
-        // One block inside a bucket that one extent holds whole: the
-        // common case, without the extent search.
-        if l < i.end && off.checked_add(len).is_some_and(|end| end <= BLOCK_SIZE) {
+        // Blocks inside one bucket that one extent holds whole: the common
+        // case, without the extent search. A packed record (format-spec/08
+        // §8.5.2) may run into the next block.
+        let last = l.checked_add((off.checked_add(len)?.saturating_sub(1) / BLOCK_SIZE) as u64)?;
+        if last < i.end && last >> i.shift == l >> i.shift {
             let base = usize::try_from(l >> i.shift).ok().and_then(|b| i.whole_run.get(b));
             if let Some(&base) = base.filter(|&&b| b != NO_RUN) {
                 let phys = base.checked_add(l & ((1 << i.shift) - 1))?;
-                if !self.copied.is_empty() && self.is_copied(phys) {
-                    let copy = self.copies?.block(phys).ok()?;
-                    return copy.get(off..off + len);
+                if !self.copied.is_empty() {
+                    if last == l && self.is_copied(phys) {
+                        let copy = self.copies?.block(phys).ok()?;
+                        return copy.get(off..off + len);
+                    }
+                    // A copy in a straddled block: the caller assembles
+                    // the record through the transaction.
+                    if (phys..=phys + (last - l)).any(|b| self.is_copied(b)) {
+                        return None;
+                    }
                 }
                 let at = usize::try_from(phys).ok()?.checked_mul(BLOCK_SIZE)? + off;
                 return self.map.get(at..at + len);

@@ -6,13 +6,14 @@ use super::store::Collection;
 use crate::error::{Expected, FsError, Result};
 use crate::format::extent;
 use crate::format::inode::{InodeNo, EXTENTS_FL};
+use crate::format::vector::{NodeHeader, NODE_HEADER_LEN};
 use crate::format::BLOCK_SIZE_U64;
 use crate::fs::inode::{self as ino_io, now, InodeBuf, Time};
 use crate::fs::txn::Txn;
 use crate::fs::{alloc, map};
 use crate::layout::Geometry;
 use crate::read::Mapping;
-use zerocopy::IntoBytes;
+use zerocopy::{FromZeros, IntoBytes};
 
 /// Most blocks a hidden file grows by at once. Why: growth rebuilds the
 /// extent tree, so growing by a fraction of the size keeps that rare,
@@ -112,20 +113,18 @@ impl Collection {
             return Err(FsError::NoSpace);
         }
         let s = s as u32;
-        let (first, blocks) = self.slot_blocks(s);
+        let (blocks, first_new) = self.slot_blocks(s);
         let mut runs = std::mem::take(&mut self.node_runs);
         let before = runs.clone();
-        let r = ensure_mapped(txn, g, self.node_ino, &mut runs, first + blocks);
+        let r = ensure_mapped(txn, g, self.node_ino, &mut runs, blocks.end);
         let changed = before != runs;
         self.node_runs = runs;
         if changed {
             self.node_runs_changed();
         }
         r?;
-        if self.slot_starts_block(s) {
-            for l in first..first + blocks {
-                txn.block_new(super::store::block_of(&self.node_runs, l, "node file")?)?;
-            }
+        for l in first_new..blocks.end {
+            txn.block_new(super::store::block_of(&self.node_runs, l, "node file")?)?;
         }
         self.header.ch_slots.set(u64::from(s) + 1);
         Ok(s)
@@ -135,8 +134,9 @@ impl Collection {
     /// (format-spec/08 §8.5.4).
     pub fn free_slot(&mut self, txn: &mut Txn<'_>, s: u32) -> Result<()> {
         let mut rec = vec![0u8; self.geo.stride as usize];
-        let next = self.header.ch_free_head.get() as u32;
-        rec[12..16].copy_from_slice(&next.to_le_bytes());
+        let mut h = NodeHeader::new_zeroed();
+        h.n_next_free.set(self.header.ch_free_head.get() as u32);
+        rec[..NODE_HEADER_LEN].copy_from_slice(h.as_bytes());
         self.put_record(txn, s, &mut rec)?;
         self.header.ch_free_head.set(u64::from(s) + 1);
         Ok(())

@@ -26,6 +26,7 @@ pub mod query;
 pub mod rebuild;
 pub mod refs;
 pub mod search;
+pub mod slots;
 pub mod span;
 pub mod stats;
 pub mod store;

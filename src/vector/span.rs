@@ -28,13 +28,17 @@ pub fn read_span<'t>(
         let blk = txn.block(block_of(runs, l, what)?)?;
         return Ok(Cow::Borrowed(&blk[off..off + len]));
     }
+    // Straddling blocks (records of a block or more, or packed records,
+    // format-spec/08 §8.5.2): assembled from the tail of the first block
+    // and the heads of the next ones.
     let mut out = Vec::with_capacity(len);
-    let mut b = l;
+    let (mut b, mut at) = (l, off.min(BLOCK_SIZE));
     while out.len() < len {
         let blk = txn.block(block_of(runs, b, what)?)?;
-        let n = (len - out.len()).min(BLOCK_SIZE);
-        out.extend_from_slice(&blk[..n]);
+        let n = (len - out.len()).min(BLOCK_SIZE - at);
+        out.extend_from_slice(&blk[at..at + n]);
         b += 1;
+        at = 0;
     }
     Ok(Cow::Owned(out))
 }

@@ -31,8 +31,9 @@ pub struct CollectionStats {
     pub avg_degree_level0: f64,
     /// Stored vector payload (dim x element size).
     pub vector_bytes_per_vector: f64,
-    /// Graph bytes per live vector as allocated: level-0 adjacency area,
-    /// node header, and the upper records.
+    /// Graph bytes per live vector as allocated: each slot's record less
+    /// its vector (header, level-0 list area, padding), and the upper
+    /// records.
     pub graph_bytes_per_vector: f64,
     /// Everything but the vectors, per live vector, in the blocks the
     /// slots and upper records occupy: headers, lists, padding and the
@@ -78,11 +79,8 @@ pub fn gather(coll: &Collection, txn: &crate::fs::txn::Txn<'_>) -> Result<Collec
     let count = coll.count().max(1) as f64;
     let (node_bytes, upper_bytes) = super::cache::file_bytes(coll);
     let upper_alloc = u64::from(coll.header.ch_upper_records.get()) * coll.upper_stride() as u64;
-    let per_node_graph = u64::from(coll.geo.adj_capacity) + 32;
-    let slot_blocks = match coll.per_block {
-        None => coll.slots() * u64::from(coll.geo.stride).div_ceil(BLOCK_SIZE_U64),
-        Some(per) => coll.slots().div_ceil(u64::from(per.get())),
-    };
+    let per_node_graph = u64::from(coll.geo.stride).saturating_sub(coll.space.vector_bytes() as u64);
+    let slot_blocks = coll.slots_end(coll.slots()).div_ceil(BLOCK_SIZE_U64).saturating_sub(1);
     let upper_blocks = u64::from(coll.header.ch_upper_records.get())
         .div_ceil((BLOCK_SIZE_U64 / coll.upper_stride().max(1) as u64).max(1));
     // Block 0 of the node file is the collection header.

@@ -8,6 +8,7 @@
 
 use super::direct::{DirectNodes, RunIndex};
 use super::distance::Space;
+pub(crate) use super::slots::SlotMap;
 pub(crate) use super::span::block_of;
 use super::span::{read_span, write_span};
 use crate::error::{Expected, FsError, Result};
@@ -16,7 +17,7 @@ use crate::format::hnsw::{UpperRecord, MAX_LEVEL};
 use crate::format::inode::{FileType, InodeNo};
 use crate::format::vector::{
     node_geometry, parse_collection_header, CollectionHeader, CollectionRecord, ElemType, Metric, NodeGeometry,
-    NodeHeader, NODE_DELETED, NODE_LIVE,
+    NodeHeader, NODE_CSUM_AT, NODE_DELETED, NODE_HEADER_LEN, NODE_LIVE,
 };
 use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::fs::map;
@@ -25,12 +26,9 @@ use crate::layout::Geometry;
 use crate::read::Mapping;
 use std::borrow::Cow;
 use std::sync::OnceLock;
-use strength_reduce::StrengthReducedU32;
 use zerocopy::{FromBytes, IntoBytes};
 
-/// Offset of `n_checksum` in a node record and of `u_checksum` in an
-/// upper record.
-const NODE_CSUM_AT: usize = 16;
+/// Offset of `u_checksum` in an upper record.
 const UPPER_CSUM_AT: usize = 8;
 
 /// A collection opened for searching or changing.
@@ -43,11 +41,8 @@ pub struct Collection {
     pub geo: NodeGeometry,
     /// The header as last read or written (counters, entry point).
     pub header: CollectionHeader,
-    /// Records per block when a record fits in one (§8.5.2), else `None`;
-    /// a multiply-and-shift divisor because a slot's address is computed
-    /// for every node a search scores, and a hardware division costs tens
-    /// of cycles.
-    pub(crate) per_block: Option<StrengthReducedU32>,
+    /// Where a slot's record is (§8.5.2).
+    pub(crate) slot_map: SlotMap,
     pub(crate) node_runs: Vec<Mapping>,
     /// [`RunIndex`] of `node_runs`, built at the first direct walk. Reset
     /// whenever `node_runs` changes ([`Collection::node_runs_changed`]).
@@ -66,7 +61,7 @@ pub struct Node<'a> {
 impl Node<'_> {
     #[inline]
     pub fn header(&self) -> &NodeHeader {
-        // The record is at least 32 bytes (checked when it was read).
+        // The record is at least a header long (the geometry is).
         NodeHeader::ref_from_prefix(&self.bytes).map_or_else(|_| unreachable_header(), |(h, _)| h)
     }
 
@@ -91,24 +86,8 @@ impl Node<'_> {
 }
 
 fn unreachable_header() -> &'static NodeHeader {
-    static ZERO: [u8; 32] = [0; 32];
-    NodeHeader::ref_from_bytes(&ZERO[..]).expect("32 bytes make a NodeHeader")
-}
-
-/// Records per block for this geometry, 0 when a record spans blocks.
-fn records_per_block(geo: NodeGeometry) -> u32 {
-    if geo.stride as usize <= BLOCK_SIZE {
-        BLOCK_SIZE as u32 / geo.stride
-    } else {
-        0
-    }
-}
-
-/// Records per block as a divisor (`None` for records of a block or more).
-pub(crate) fn per_block(geo: NodeGeometry) -> Option<StrengthReducedU32> {
-    Some(records_per_block(geo))
-        .filter(|&p| p > 0)
-        .map(StrengthReducedU32::new)
+    static ZERO: [u8; NODE_HEADER_LEN] = [0; NODE_HEADER_LEN];
+    NodeHeader::ref_from_bytes(&ZERO[..]).expect("NODE_HEADER_LEN bytes make a NodeHeader")
 }
 
 /// The space a collection record describes.
@@ -136,7 +115,7 @@ impl Collection {
         let phys = block_of(&node_runs, 0, "node file")?;
         let blk = txn.block(phys)?;
         let h = parse_collection_header(blk, phys * BLOCK_SIZE_U64, rec.node_ino, g.csum_seed)?.clone();
-        let geo = node_geometry(rec.dim, space.elem, rec.m);
+        let geo = node_geometry(rec.dim, space.elem, rec.m, g.features.node_layout());
         let at = phys * BLOCK_SIZE_U64;
         let mismatch = |off: u64, field, want: u64, got: u64| {
             FsError::corrupt("collection header", at + off, field, Expected::Eq(want), got)
@@ -214,7 +193,7 @@ impl Collection {
             upper_ino,
             geo,
             header: h,
-            per_block: per_block(geo),
+            slot_map: SlotMap::of(geo),
             node_runs,
             node_index: OnceLock::new(),
             upper_runs,
@@ -237,13 +216,17 @@ impl Collection {
     /// (logical block, byte offset) of slot `s` (§8.5.2).
     #[inline]
     fn slot_at(&self, s: u32) -> (u64, usize) {
-        let stride = self.geo.stride as usize;
-        if let Some(per) = self.per_block {
-            let (q, r) = StrengthReducedU32::div_rem(s, per);
-            (1 + u64::from(q), r as usize * stride)
-        } else {
-            (1 + u64::from(s) * (stride / BLOCK_SIZE) as u64, 0)
-        }
+        self.slot_map.place(s, self.geo.stride)
+    }
+
+    /// Byte of the node file where the first `n` slots end (0 for none):
+    /// the least `i_size` that holds them.
+    pub fn slots_end(&self, n: u64) -> u64 {
+        let Some(last) = n.checked_sub(1).and_then(|l| u32::try_from(l).ok()) else {
+            return 0;
+        };
+        let (l, off) = self.slot_at(last);
+        l * BLOCK_SIZE_U64 + off as u64 + u64::from(self.geo.stride)
     }
 
     fn upper_at(&self, r: u32) -> (u64, usize) {
@@ -477,14 +460,14 @@ impl Collection {
         Ok(())
     }
 
-    /// Whether slot `s`'s first block is new (grown, not yet written).
-    pub(crate) fn slot_starts_block(&self, s: u32) -> bool {
-        self.slot_at(s).1 == 0
-    }
-
-    pub(crate) fn slot_blocks(&self, s: u32) -> (u64, u64) {
-        let (l, _) = self.slot_at(s);
-        (l, (self.geo.stride as usize).div_ceil(BLOCK_SIZE) as u64)
+    /// The logical blocks slot `s`'s record touches, and the first of
+    /// them no earlier slot touches (when slots are appended in order,
+    /// those are new: grown, not yet written).
+    pub(crate) fn slot_blocks(&self, s: u32) -> (std::ops::Range<u64>, u64) {
+        let (l, off) = self.slot_at(s);
+        let end = l + (off + self.geo.stride as usize).div_ceil(BLOCK_SIZE) as u64;
+        let first_new = if off == 0 { l } else { l + 1 };
+        (l..end, first_new)
     }
 
     pub(crate) fn upper_blocks(&self, r: u32) -> (u64, bool) {

@@ -126,7 +126,7 @@ fn records_end(n: u64, stride: u64, first: u64) -> u64 {
 fn within_files(env: &Env<'_>, c: &Collection, loc: &str, report: &mut Report) -> bool {
     let size = |ino| ino_io::load(&env.txn, env.g, ino).map_or(0, |b| b.size());
     let (slots, uppers) = (c.slots(), u64::from(c.header.ch_upper_records.get()));
-    let (end, have) = (records_end(slots, c.geo.stride.into(), 1), size(c.node_ino));
+    let (end, have) = (c.slots_end(slots), size(c.node_ino));
     if end > have {
         let msg = format!("ch_slots {slots} end at byte {end} of the node file, past i_size {have}");
         report.add_kind(loc, msg, damage(c));

@@ -29,6 +29,7 @@ pub(super) struct Builder<'a> {
     pub(super) owner: (u32, u32),
     pub(super) next_block: u64,
     pub(super) next_ino: u32,
+    pub(super) node_layout: vector::NodeLayout,
 }
 
 impl Builder<'_> {
@@ -99,7 +100,7 @@ impl Builder<'_> {
     pub(super) fn collection(&mut self, id: u32, spec: &CollectionSpec) -> Result<CollectionRecord> {
         let (node_ino, upper_ino) = (self.next_ino, self.next_ino + 1);
         self.next_ino += 2;
-        let geo = vector::node_geometry(spec.dim, spec.elem, spec.m);
+        let geo = vector::node_geometry(spec.dim, spec.elem, spec.m, self.node_layout);
         let mut h = CollectionHeader::new_zeroed();
         h.ch_magic.set(vector::COLLECTION_MAGIC);
         h.ch_collection_id.set(id);

@@ -135,6 +135,7 @@ pub fn v1(
         owner: opts_owner(opts),
         next_block: plan.first_data_block,
         next_ino: FIRST_INO_V1,
+        node_layout: opts.v1_features().node_layout(),
     };
     b.root_dir()?;
     let mut records = Vec::new();
@@ -171,7 +172,7 @@ pub fn v1(
     );
     journal_superblock(img, plan, uuid, seed);
     event_header(img, plan, seed);
-    let mut sb = v1_superblock(plan, opts, uuid, time, V1_DEFAULT);
+    let mut sb = v1_superblock(plan, opts, uuid, time, opts.v1_features());
     sb.set_free_blocks(free_blocks);
     sb.s_free_inodes.set(free_inodes as u32);
     sb.update_checksum();
@@ -190,7 +191,7 @@ pub fn v1(
         journal_blocks: plan.journal.blocks,
         event_blocks: plan.events.blocks,
         uuid,
-        features: V1_DEFAULT.names(),
+        features: opts.v1_features().names(),
     })
 }
 

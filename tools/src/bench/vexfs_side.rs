@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use vexfs::format::vector::{node_geometry, ElemType, Metric};
+use vexfs::format::vector::{node_geometry, ElemType, Metric, NodeLayout};
 use vexfs::fs::core::Fs;
 use vexfs::fs::namespace::NewNode;
 use vexfs::fs::perm::Ctx;
@@ -23,8 +23,9 @@ pub const COLLECTION: &str = "bench";
 const PER_DIR: usize = 1000;
 /// Fresh opens timed for the first answer.
 const FIRST_ANSWER_RUNS: usize = 5;
-/// Bumped whenever the image layout of the benchmark changes.
-const FORMAT: u32 = 1;
+/// Bumped whenever the image layout of the benchmark changes (2: packed
+/// node records).
+const FORMAT: u32 = 2;
 
 /// What determines a built image.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -77,7 +78,7 @@ impl ImageFiles {
 /// Image size and inode ratio for `n` vectors: n * (node stride + 300) * 1.5 + 256 MiB, grown
 /// (it is a sparse file) until the inode table has room for every file and directory.
 pub fn sizing(n: usize, dim: usize, m: u16) -> (u64, u64) {
-    let stride = u64::from(node_geometry(dim as u32, ElemType::F32, m).stride);
+    let stride = u64::from(node_geometry(dim as u32, ElemType::F32, m, NodeLayout::V1).stride);
     let n = n as u64;
     let inodes = n + n / PER_DIR as u64 + 2000;
     let bytes = (n * (stride + 300) * 3 / 2 + (256 << 20)).max(inodes * 4096);

@@ -27,6 +27,11 @@ struct Args {
     /// Write the kernel module's layout (no feature flags).
     #[arg(long)]
     kernel_layout: bool,
+    /// Lay out vector records as VexFS before the `packed_nodes` feature
+    /// did (32-byte aligned records that never straddle a block; about 60%
+    /// more graph bytes per vector), for images older versions must read.
+    #[arg(long)]
+    v1_nodes: bool,
     /// Create a vector collection NAME:DIM:METRIC[:TYPE]; METRIC is l2,
     /// cosine or ip; TYPE is f32 (default), f16 or int8. Repeatable.
     #[arg(short, long = "collection", value_name = "NAME:DIM:METRIC[:TYPE]")]
@@ -99,6 +104,7 @@ fn options(args: &Args) -> Result<MkfsOptions, String> {
         size: args.size,
         label: args.label.clone(),
         kernel_layout: args.kernel_layout,
+        v1_nodes: args.v1_nodes,
         collections: args.collections.clone(),
         uuid,
         time,
