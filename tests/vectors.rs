@@ -278,6 +278,39 @@ fn recall_at_10_on_20000_clustered_vectors() {
     assert!(r.is_clean(), "fsck after a 20k build: {:#?}", r.problems);
 }
 
+/// Regression: packed lists are short in bytes (12 at M = 4), so the byte
+/// limit often drops ids the neighbour heuristic kept. The reachability
+/// check once ran before that drop and missed what it removed (a 100,000
+/// vector build left 155 live nodes unreachable), and a delete could strand
+/// the nodes only the deleted node reached. With M = 4 and ids spread over
+/// 3,000 slots (2-byte gaps), nearly every list is cut.
+#[test]
+fn lists_cut_by_the_byte_limit_keep_every_node_reachable() {
+    for layout in [NodeLayout::Packed, NodeLayout::V1] {
+        let data = clustered(3000, 8, 30, 5);
+        let mut params = CollectionParams::new("t", 8, Metric::L2, ElemType::F32);
+        params.m = 4;
+        params.ef_construction = 40;
+        let s = load_in(layout, 64 << 20, params, &data);
+        let Setup { _dir, path, fs, .. } = s;
+        fs.close().unwrap();
+        drop(fs);
+        let r = fsck(&path).unwrap();
+        assert!(r.is_clean(), "{layout:?}, after the build: {:#?}", r.problems);
+        // Deletes re-select their neighbours' lists the same way.
+        let fs = Fs::open(&path, false).unwrap();
+        let ctx = Ctx::root();
+        let vdir = fs.lookup(&ctx, ROOT, b"v").unwrap().ino;
+        for i in (0..3000).step_by(7) {
+            fs.unlink(&ctx, vdir.into(), format!("f{i}").as_bytes()).unwrap();
+        }
+        fs.close().unwrap();
+        drop(fs);
+        let r = fsck(&path).unwrap();
+        assert!(r.is_clean(), "{layout:?}, after the deletes: {:#?}", r.problems);
+    }
+}
+
 #[test]
 fn search_insert_and_delete_fit_a_256_kib_stack() {
     let data = clustered(2_000, 16, 8, 5);

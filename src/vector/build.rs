@@ -136,11 +136,32 @@ fn reselect(coll: &Collection, txn: &mut Txn<'_>, v: u32, level: u8, pool: &[u32
         let base = coll.node(t, v)?;
         choose(coll, t, base.vector(), &ids, level)?
     };
+    // What the byte limit would drop is dropped here, before the
+    // reachability check, so that the check sees every id the list loses.
+    keep.truncate(fitting_prefix(coll, level, &keep));
     let old = list_of(coll, txn, v, level)?;
     connect::protect_dropped(coll, txn, v, level, &old, &mut keep)?;
     let written = write_list(coll, txn, v, level, &keep)?;
     keep.truncate(written);
     Ok(keep)
+}
+
+/// Whether `ids` (any order, distinct) encode within the list capacity
+/// at `level` (§9.5).
+pub(super) fn fits(coll: &Collection, level: u8, ids: &[u32]) -> bool {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    let mut probe = vec![0u8; list_capacity(coll, level)];
+    ids.len() <= max_degree(coll, level) && encode_neighbours(&sorted, &mut probe).is_some()
+}
+
+/// How many of `nearest_first` (from the front) fit in a list at `level`.
+fn fitting_prefix(coll: &Collection, level: u8, nearest_first: &[u32]) -> usize {
+    let mut n = nearest_first.len().min(max_degree(coll, level));
+    while n > 0 && !fits(coll, level, &nearest_first[..n]) {
+        n -= 1;
+    }
+    n
 }
 
 /// Add the edge `n -> new` at `level`. While `n`'s list has room (in ids
@@ -161,8 +182,7 @@ fn add_edge(coll: &Collection, txn: &mut Txn<'_>, n: u32, new: u32, level: u8) -
 /// Write exactly `ids` as `s`'s list at `level`; false if they do not fit.
 pub(super) fn write_exact(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, ids: &mut [u32]) -> Result<bool> {
     ids.sort_unstable();
-    let mut probe = vec![0u8; list_capacity(coll, level)];
-    if encode_neighbours(ids, &mut probe).is_none() {
+    if !fits(coll, level, ids) {
         return Ok(false);
     }
     write_list(coll, txn, s, level, ids)?;
@@ -298,6 +318,13 @@ pub fn repair_around(coll: &Collection, txn: &mut Txn<'_>, d: u32) -> Result<()>
             pool.retain(|&x| x != d);
             pool.extend(around.iter().copied().filter(|&x| x != d));
             reselect(coll, txn, v, l, &pool)?;
+        }
+        // `d` may now be listed by no one, and with it the nodes only `d`
+        // reached: each keeps an edge from someone else (§9.2).
+        for &x in &around {
+            if x != d {
+                connect::keep_linked(coll, txn, x, l, d)?;
+            }
         }
     }
     Ok(())

@@ -9,7 +9,7 @@
 //! the node's own out-neighbours (most edges are mutual, §9.2): a false
 //! "no" only costs an extra edge, never a lost one.
 
-use super::build::{list_of, max_degree, write_exact};
+use super::build::{fits, list_of, max_degree, write_exact};
 use super::distance::Scorer;
 use super::search::Dist;
 use super::store::Collection;
@@ -61,9 +61,10 @@ pub fn link_from_neighbour(coll: &Collection, txn: &mut Txn<'_>, x: u32, level: 
 /// `v`'s new list `keep` (nearest first) is about to replace `old`. Every
 /// live id of `old` that `keep` drops and that would be left without an
 /// incoming edge is linked from one of its own neighbours, or else kept
-/// in `v`'s list in place of the farthest kept id that has another
-/// incoming edge. Rescued ids go first, so the byte limit (which drops
-/// from the end) cannot drop them again.
+/// in `v`'s list in place of the farthest kept ids that have another
+/// incoming edge, as many as it takes to fit the degree and byte limits.
+/// `keep` fits those limits on entry and still does on return; rescued
+/// ids go first.
 pub fn protect_dropped(
     coll: &Collection,
     txn: &mut Txn<'_>,
@@ -72,7 +73,6 @@ pub fn protect_dropped(
     old: &[u32],
     keep: &mut Vec<u32>,
 ) -> Result<()> {
-    let max = max_degree(coll, level);
     for &x in old {
         if x == v || keep.contains(&x) || !linkable(coll, txn, x, level)? {
             continue;
@@ -80,17 +80,55 @@ pub fn protect_dropped(
         if has_in_edge(coll, txn, x, level, v)? || link_from_neighbour(coll, txn, x, level, v)? {
             continue;
         }
-        if keep.len() >= max {
-            match evictable(coll, txn, v, level, keep)? {
-                Some(i) => {
-                    keep.remove(i);
-                }
-                None => continue, // every kept id depends on v: nothing can give way
-            }
+        let mut with_x = keep.clone();
+        with_x.insert(0, x);
+        if make_fit(coll, txn, v, level, &mut with_x)? {
+            *keep = with_x;
+            continue;
         }
-        keep.insert(0, x);
+        // Every id `v` keeps depends on `v`: one of x's own neighbours
+        // (not `v`, whose list is being replaced) gives way instead.
+        adopt_elsewhere(coll, txn, x, level, v)?;
     }
     Ok(())
+}
+
+/// `x` is losing its edge from `lost` (deleted, or replacing its list):
+/// make sure another node lists it at `level`, linking it from one of its
+/// own neighbours other than `lost` if none does.
+pub fn keep_linked(coll: &Collection, txn: &mut Txn<'_>, x: u32, level: u8, lost: u32) -> Result<()> {
+    if !linkable(coll, txn, x, level)? || has_in_edge(coll, txn, x, level, lost)? {
+        return Ok(());
+    }
+    if link_from_neighbour(coll, txn, x, level, lost)? {
+        return Ok(());
+    }
+    adopt_elsewhere(coll, txn, x, level, lost)
+}
+
+/// [`adopt_new`] of `x` by its out-neighbours other than `not`.
+fn adopt_elsewhere(coll: &Collection, txn: &mut Txn<'_>, x: u32, level: u8, not: u32) -> Result<()> {
+    let others: Vec<u32> = list_of(coll, txn, x, level)?
+        .into_iter()
+        .filter(|&y| y != not)
+        .collect();
+    adopt_new(coll, txn, x, level, &others)
+}
+
+/// Evict from `ids` (nearest first, the first one protected) the farthest
+/// ids that have an incoming edge besides `v`'s until the list fits the
+/// degree and byte limits at `level`. False when it cannot be made to fit.
+/// Bound: one eviction per id of the list.
+fn make_fit(coll: &Collection, txn: &Txn<'_>, v: u32, level: u8, ids: &mut Vec<u32>) -> Result<bool> {
+    while !fits(coll, level, ids) {
+        match evictable(coll, txn, v, level, &ids[1..])? {
+            Some(i) => {
+                ids.remove(i + 1);
+            }
+            None => return Ok(false),
+        }
+    }
+    Ok(true)
 }
 
 /// The index in `keep` (nearest first) of the farthest id that has an
@@ -114,12 +152,9 @@ pub fn adopt_new(coll: &Collection, txn: &mut Txn<'_>, x: u32, level: u8, linked
     }
     for &y in linked {
         let mut ids = by_distance(coll, txn, y, level)?;
-        if let Some(i) = evictable(coll, txn, y, level, &ids)? {
-            ids.remove(i);
-            ids.insert(0, x);
-            if write_exact(coll, txn, y, level, &mut ids)? {
-                return Ok(());
-            }
+        ids.insert(0, x);
+        if make_fit(coll, txn, y, level, &mut ids)? && write_exact(coll, txn, y, level, &mut ids)? {
+            return Ok(());
         }
     }
     Ok(()) // no neighbour can take it; fsck will say so
