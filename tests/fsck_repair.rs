@@ -579,6 +579,8 @@ fn a_broken_graph_edge_is_repaired_by_a_rebuild() {
     let x = (0..N as u32)
         .find(|&s| s != c.header.ch_entry_slot.get() as u32)
         .unwrap();
+    // Patched as one range of the file: slot x must not straddle a block.
+    assert_eq!(c.record_pieces(x).len(), 1, "slot {x} straddles a block");
     let (off, stride) = (c.record_offset(x), c.geo.stride as usize);
     let (at, cap) = (c.geo.adj_offset as usize, c.geo.adj_capacity as usize);
     patch_bytes(&img.path, off, stride, |rec| {

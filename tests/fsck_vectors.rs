@@ -110,8 +110,14 @@ impl Nodes {
         }
     }
 
+    /// Slot `s`'s record, read piece by piece: a packed record may
+    /// straddle two blocks that are not adjacent in the image.
     fn record(&self, s: u32) -> Vec<u8> {
-        read_at(&self.path, self.coll.record_offset(s), self.coll.geo.stride as usize)
+        let mut rec = Vec::new();
+        for (at, len) in self.coll.record_pieces(s) {
+            rec.extend(read_at(&self.path, at, len));
+        }
+        rec
     }
 
     fn edit(&self, s: u32, f: impl FnOnce(&mut Vec<u8>)) {
@@ -121,7 +127,11 @@ impl Nodes {
             let c = csum_skipping(seed, s.into(), &rec, 16);
             rec[16..20].copy_from_slice(&c.to_le_bytes());
         }
-        write_at(&self.path, self.coll.record_offset(s), &rec);
+        let mut done = 0;
+        for (at, len) in self.coll.record_pieces(s) {
+            write_at(&self.path, at, &rec[done..done + len]);
+            done += len;
+        }
     }
 
     fn flags(&self, s: u32) -> u8 {

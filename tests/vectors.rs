@@ -116,8 +116,9 @@ fn small_sets_match_brute_force_for_every_metric_type_and_layout() {
         .flat_map(|m| [(m, NodeLayout::Packed), (m, NodeLayout::V1)])
     {
         for elem in [ElemType::F32, ElemType::F16] {
-            // 300 packed records of 76 (f16) or 84 bytes: several straddle
-            // a block boundary.
+            // 300 packed records of 96 (f16) or 112 bytes (M = 16): many
+            // straddle a block boundary, and slots 128 and 256 (f16) start
+            // exactly on one.
             let data = clustered(300, 8, 6, 7);
             let s = load_in(layout, 32 << 20, CollectionParams::new("t", 8, metric, elem), &data);
             for q in clustered(20, 8, 6, 99) {

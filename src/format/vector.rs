@@ -5,8 +5,10 @@
 //! (validated on access). Each collection owns a hidden, extent-mapped
 //! *node file*: block 0 is its [`CollectionHeader`] (mutable counters),
 //! then fixed-stride node records, each a [`NodeHeader`], the vector (element
-//! type as declared, 32-byte aligned) and the level-0 compressed adjacency
-//! (format-spec/09-hnsw.md), so a search touches one place per node.
+//! type as declared) and the level-0 compressed adjacency
+//! (format-spec/09-hnsw.md), so a search touches one place per node. The
+//! image's `packed_nodes` feature picks the [`NodeLayout`]: records back to
+//! back across blocks, or the v1 32-byte aligned records within blocks.
 
 use super::{checksum, layout, Layout, Le16, Le32, Le64, BLOCK_SIZE};
 use crate::error::{Expected, FsError, Result};
@@ -260,7 +262,8 @@ pub fn slot_offset(layout: NodeLayout, stride: u64, s: u64) -> Option<u64> {
         NodeLayout::Packed => block.checked_add(s.checked_mul(stride)?),
         NodeLayout::V1 if stride <= block => {
             let per_block = block / stride;
-            Some((1 + s / per_block) * block + (s % per_block) * stride)
+            let first = (1 + s / per_block).checked_mul(block)?;
+            first.checked_add((s % per_block) * stride)
         }
         NodeLayout::V1 => (1 + s.checked_mul(stride.div_ceil(block))?).checked_mul(block),
     }

@@ -254,7 +254,7 @@ pub fn insert(
             linked |= add_edge(coll, txn, n, slot, l)?;
         }
         if !linked {
-            connect::adopt_new(coll, txn, slot, l, &keep)?;
+            connect::adopt_new(coll, txn, slot, l, &keep, slot)?;
         }
     }
     if u32::from(level) > coll.header.ch_max_level.get() {

@@ -112,7 +112,7 @@ fn adopt_elsewhere(coll: &Collection, txn: &mut Txn<'_>, x: u32, level: u8, not:
         .into_iter()
         .filter(|&y| y != not)
         .collect();
-    adopt_new(coll, txn, x, level, &others)
+    adopt_new(coll, txn, x, level, &others, not)
 }
 
 /// Evict from `ids` (nearest first, the first one protected) the farthest
@@ -146,8 +146,8 @@ fn evictable(coll: &Collection, txn: &Txn<'_>, v: u32, level: u8, keep: &[u32]) 
 /// `level` (`linked`, nearest first): link it from one with room, or else
 /// from the nearest, in place of that node's farthest neighbour that has
 /// another incoming edge.
-pub fn adopt_new(coll: &Collection, txn: &mut Txn<'_>, x: u32, level: u8, linked: &[u32]) -> Result<()> {
-    if linked.is_empty() || link_from_neighbour(coll, txn, x, level, x)? {
+pub fn adopt_new(coll: &Collection, txn: &mut Txn<'_>, x: u32, level: u8, linked: &[u32], except: u32) -> Result<()> {
+    if linked.is_empty() || link_from_neighbour(coll, txn, x, level, except)? {
         return Ok(());
     }
     for &y in linked {

@@ -316,6 +316,25 @@ mod tests {
     }
 
     #[test]
+    fn review_straddling_spans_in_a_bucket_refuse_a_copied_second_block() {
+        let runs: Vec<Mapping> = (0..8).map(|i| run(i * 5, (7 - i) * 5, 5, false)).collect();
+        let index = RunIndex::build(&runs).unwrap();
+        assert_eq!(index.shift, 1);
+        let map = map();
+        let mut v = view(&map, &runs, &index);
+        // Logical 0..2 = physical 35, 36: one bucket, one extent.
+        assert_eq!(v.span(0, BLOCK_SIZE - 4, 8).unwrap(), &[35, 35, 35, 35, 36, 36, 36, 36]);
+        // Ending exactly at the block end stays in one block.
+        assert_eq!(v.span(0, BLOCK_SIZE - 8, 8).unwrap(), &[35u8; 8]);
+        v.copied_from = 36;
+        v.copied = vec![0b1];
+        assert!(v.span(0, BLOCK_SIZE - 4, 8).is_none(), "second block has a copy");
+        assert_eq!(v.span(0, BLOCK_SIZE - 8, 8).unwrap(), &[35u8; 8]);
+        v.copied_from = 35;
+        assert!(v.span(0, BLOCK_SIZE - 4, 8).is_none(), "first block has a copy");
+    }
+
+    #[test]
     fn an_index_built_before_the_file_grew_still_answers_right_or_not_at_all() {
         let old = [run(0, 10, 2, false)];
         let index = RunIndex::build(&old).unwrap();

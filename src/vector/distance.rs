@@ -169,8 +169,8 @@ fn between(space: &Space, a: &[u8], b: &[u8], sa: &mut [f32], sb: &mut [f32]) ->
             bytemuck::try_cast_slice::<u8, f32>(b),
         ) {
             (Ok(x), Ok(y)) => metric_f32(space.metric, x, y),
-            // Unaligned input (never from the map, where vectors are
-            // 32-byte aligned): copy once.
+            // Unaligned input (never from the map, where vectors are at
+            // least 4-byte aligned, format-spec/08 §8.5.1): copy once.
             _ => {
                 let (x, y) = (space.decode(a), space.decode(b));
                 metric_f32(space.metric, &x, &y)

@@ -49,6 +49,10 @@ pub struct BuildReport {
     pub set_vector_seconds: f64,
     /// `Fs::close`: the last commit and checkpoint.
     pub close_seconds: f64,
+    /// fsck of the built image (read-only): "clean", or the problem count
+    /// and the first problem.
+    #[serde(default)]
+    pub fsck: String,
     /// True when this run reused an image built earlier.
     #[serde(skip)]
     pub reused: bool,
@@ -197,16 +201,33 @@ pub fn build(
 
     let bytes: Vec<u8> = inodes.iter().flat_map(|i| i.to_le_bytes()).collect();
     std::fs::write(&files.mapping, bytes).map_err(|e| io_err("cannot write", &files.mapping, e))?;
+    let fsck = fsck_summary(&files.image);
+    eprintln!("bench-ann: fsck of the built image: {fsck}");
     let report = BuildReport {
         params,
         mkfs_seconds,
         build_seconds,
         set_vector_seconds: in_set_vector.as_secs_f64(),
         close_seconds,
+        fsck,
         reused: false,
     };
     write_json(&files.report, &report)?;
     Ok(report)
+}
+
+/// fsck (read-only, the library `fsck.vexfs` uses) of the image at `path`,
+/// in one line: a build that strands graph nodes is not a result to report.
+fn fsck_summary(path: &std::path::Path) -> String {
+    let img = match vexfs::image::Image::open(path, vexfs::image::Mode::ReadOnly) {
+        Ok(i) => i,
+        Err(e) => return format!("cannot open: {e}"),
+    };
+    let r = vexfs::check::check(&img, vexfs::check::CheckOptions::default());
+    match r.problems.first() {
+        None => "clean".into(),
+        Some(p) => format!("{} problem(s), first: {}: {}", r.problems.len(), p.location, p.message),
+    }
 }
 
 /// What `collection_stats` says (the fields the report uses).

@@ -149,8 +149,8 @@ fn run(a: &RunArgs) -> Result<bool> {
         a.ef_construction
     );
     println!(
-        "VexFS: {} vectors, simd {}, max level {}, level-0 degree {:.1}; image {} (mkfs {:.2}s, close {:.2}s), \
-         open {:.2} ms",
+        "VexFS: {} vectors, simd {}, max level {}, level-0 degree {:.1}; image {} (mkfs {:.2}s, close {:.2}s, \
+         fsck {}), open {:.2} ms",
         s.count,
         s.simd,
         s.max_level,
@@ -162,6 +162,7 @@ fn run(a: &RunArgs) -> Result<bool> {
         },
         build.mkfs_seconds,
         build.close_seconds,
+        if build.fsck.is_empty() { "not run" } else { &build.fsck },
         search.open_ms
     );
     println!();

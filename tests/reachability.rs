@@ -1,0 +1,77 @@
+//! Keeping every node reachable when a list is re-selected (format-spec/09
+//! §9.2), on hand-made lists. Regression (found in review): the last resort
+//! of `protect_dropped` (adopt `x` from one of its own neighbours) counted
+//! the edge from `v`, whose list is being replaced, as the rescue of `x`.
+mod common;
+
+use common::*;
+use vexfs::format::hnsw::encode_neighbours;
+use vexfs::format::vector::{ElemType, Metric};
+use vexfs::format::ROOT_INO;
+use vexfs::fs::core::Fs;
+use vexfs::fs::namespace::NewNode;
+use vexfs::fs::perm::Ctx;
+use vexfs::vector::build::list_of;
+use vexfs::vector::catalog_io;
+use vexfs::vector::connect::protect_dropped;
+use vexfs::vector::store::Collection;
+use vexfs::vector::CollectionParams;
+
+fn set_list(coll: &Collection, txn: &mut vexfs::fs::txn::Txn<'_>, s: u32, ids: &[u32]) {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    let mut rec = coll.record(txn, s).unwrap().into_owned();
+    let (at, cap) = (coll.geo.adj_offset as usize, coll.geo.adj_capacity as usize);
+    rec[at..at + cap].fill(0);
+    let len = encode_neighbours(&sorted, &mut rec[at..at + cap]).expect("fits");
+    rec[6..8].copy_from_slice(&(len as u16).to_le_bytes());
+    coll.put_record(txn, s, &mut rec).unwrap();
+}
+
+#[test]
+fn last_resort_adoption_does_not_count_the_list_being_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = make_image(dir.path(), "v.img", 32 << 20, false);
+    let fs = Fs::open(&path, false).unwrap();
+    let mut p = CollectionParams::new("t", 2, Metric::L2, ElemType::F32);
+    p.m = 1; // max degree 2 at level 0
+    fs.create_collection(&p).unwrap();
+    let ctx = Ctx::root();
+    for i in 0..6u32 {
+        let f = fs
+            .create(
+                &ctx,
+                u64::from(ROOT_INO),
+                format!("f{i}").as_bytes(),
+                0o644,
+                NewNode::File,
+            )
+            .unwrap();
+        fs.set_vector(&ctx, f.ino.into(), "t", &[i as f32, 0.0]).unwrap();
+    }
+    let (v, x, y) = (0u32, 1u32, 2u32);
+    let rescued = fs
+        .write(|txn, g| {
+            let cat = catalog_io::read(txn, g)?.unwrap();
+            let rec = cat.records.iter().find(|r| r.name == "t").unwrap().clone();
+            let coll = Collection::load(txn, g, &rec)?;
+            assert_eq!(coll.slots(), 6);
+            // x lists v and y; v's old list names x; y's list is full and
+            // does not name x; nobody else names x. 4 and 5 depend on v.
+            set_list(&coll, txn, v, &[x, 3]);
+            set_list(&coll, txn, x, &[v, y]);
+            set_list(&coll, txn, y, &[3, 4]);
+            set_list(&coll, txn, 3, &[v]);
+            set_list(&coll, txn, 4, &[v]);
+            set_list(&coll, txn, 5, &[v]);
+            let old = list_of(&coll, txn, v, 0)?;
+            let mut keep = vec![4, 5]; // v's new list drops x
+            protect_dropped(&coll, txn, v, 0, &old, &mut keep)?;
+            let by_other = (0..6u32)
+                .filter(|&s| s != v && s != x)
+                .any(|s| list_of(&coll, txn, s, 0).unwrap().contains(&x));
+            Ok(keep.contains(&x) || by_other)
+        })
+        .unwrap();
+    assert!(rescued, "x is left with no incoming edge once v's list is written");
+}
