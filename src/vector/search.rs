@@ -184,8 +184,8 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
         match rec {
             Some(r) => self.prefetch(r),
             None => {
-                if let Ok(r) = self.coll.record(self.txn, s) {
-                    self.prefetch(&r);
+                if let Some(r) = self.coll.record_in_one_block(self.txn, s) {
+                    self.prefetch(r);
                 }
             }
         }

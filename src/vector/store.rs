@@ -241,6 +241,19 @@ impl Collection {
         read_span(txn, &self.node_runs, l, off, self.geo.stride as usize, "node file")
     }
 
+    /// The raw bytes of slot `s` through the transaction when they lie in
+    /// one block (borrowed, no copy), else `None`: what a prefetch hint
+    /// wants, which is not worth assembling a straddling record for.
+    pub(crate) fn record_in_one_block<'t>(&self, txn: &'t Txn<'_>, s: u32) -> Option<&'t [u8]> {
+        if u64::from(s) >= self.slots() {
+            return None;
+        }
+        let (l, off) = self.slot_at(s);
+        let end = off + self.geo.stride as usize;
+        let blk = txn.block(block_of(&self.node_runs, l, "node file").ok()?).ok()?;
+        blk.get(off..end)
+    }
+
     /// Slot `s`, validated (§8.8 NodeHeader rules and checksum). Writers
     /// and search results use this.
     pub fn node<'t>(&self, txn: &'t Txn<'_>, s: u32) -> Result<Node<'t>> {
