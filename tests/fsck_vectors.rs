@@ -533,3 +533,27 @@ fn header_counts_must_fit_the_files() {
         "{got:#?}"
     );
 }
+
+/// A packed collection's list bytes come from its header (format-spec/08
+/// §8.5.1): out of range, or not the rounded value the stride implies, the
+/// collection does not load, naming the field.
+#[test]
+fn packed_list_bytes_in_the_header_are_checked() {
+    let b = build(|_, _| {});
+    let n = Nodes::open(&b.path);
+    // dim 4: adj_offset 36; list bytes 92 make the stride 128.
+    assert_eq!(
+        (n.coll.geo.adj_offset, n.coll.geo.adj_capacity, n.coll.geo.stride),
+        (36, 92, 128)
+    );
+    for (cap, field) in [
+        (2u32, "ch_adj_capacity"),
+        (5000, "ch_adj_capacity"),
+        (93, "ch_node_stride"),
+    ] {
+        n.edit_header(|h| h[28..32].copy_from_slice(&cap.to_le_bytes()));
+        let fs = Fs::open(&b.path, true).unwrap();
+        let e = fs.collection_stats("t").unwrap_err().to_string();
+        assert!(e.contains(field), "list bytes {cap}: {e}");
+    }
+}

@@ -920,14 +920,14 @@ fn node_records(c: &mut Corpus) {
         "v1_slot3_level_xor2_resealed.node",
         &[0x1a, 3, 0, 0, 0, 0, 2],
     );
-    // Packed records straddle blocks: slot 85 of the 48-byte records (dim
-    // 4, M 4) runs from byte 4080 of the first record block into the
-    // second; XOR 1 into the second byte of its list (record byte 37, in
-    // the second block), resealed.
-    let mut input = vec![0x0a, 85];
+    // Packed records straddle blocks: slot 73 of the 56-byte records (dim
+    // 4, M 4: 20 list bytes) runs from byte 4088 of the first record block
+    // into the second; XOR 1 into the second byte of its list (record byte
+    // 37, in the second block), resealed.
+    let mut input = vec![0x0a, 73];
     input.extend_from_slice(&[0; 37]);
     input.push(1);
-    c.add("node_record", "slot85_straddling_list_xor1_resealed.node", &input);
+    c.add("node_record", "slot73_straddling_list_xor1_resealed.node", &input);
 }
 
 /// Shrink the last record of a leaf block by the 12-byte tail.

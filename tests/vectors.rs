@@ -170,6 +170,48 @@ fn records_longer_than_a_block_match_brute_force() {
     }
 }
 
+/// A packed collection's list bytes are chosen at creation, stored in its
+/// header, kept by a remount and by a graph rebuild; out of range, or on a
+/// v1 image, they are refused.
+#[test]
+fn list_bytes_are_chosen_at_creation_and_kept() {
+    let data = clustered(300, 8, 6, 21);
+    let mut params = CollectionParams::new("t", 8, Metric::L2, ElemType::F32);
+    params.list_bytes = Some(41); // rounded up to 44: 20 + 32 + 44 = 96 bytes a record
+    let s = load(32 << 20, params.clone(), &data);
+    let stats = s.fs.collection_stats("t").unwrap();
+    assert_eq!((stats.node_layout, stats.list_bytes), ("packed", 44));
+    for bad in [0, 3, 2049] {
+        let mut p = params.clone();
+        (p.name, p.list_bytes) = ("u".into(), Some(bad));
+        let e = s.fs.create_collection(&p).unwrap_err();
+        assert!(e.to_string().contains("list bytes"), "{bad}: {e}");
+    }
+    let Setup { _dir, path, fs, inos } = s;
+    fs.close().unwrap();
+    drop(fs);
+    let fs = Fs::open(&path, false).unwrap();
+    assert_eq!(fs.collection_stats("t").unwrap().list_bytes, 44);
+    fs.rebuild_collection("t", &mut |_, _| {}).unwrap();
+    assert_eq!(fs.collection_stats("t").unwrap().list_bytes, 44, "kept by a rebuild");
+    let q = &data[17];
+    let want: Vec<u32> = brute(Metric::L2, &data, q, 10).into_iter().map(|i| inos[i]).collect();
+    assert_eq!(search(&fs, "t", q, 10, 300), want);
+    drop(fs);
+    let r = fsck(&path).unwrap();
+    assert!(r.is_clean(), "{:#?}", r.problems);
+    // A v1 image has no such choice.
+    let v1 = load_in(
+        NodeLayout::V1,
+        32 << 20,
+        CollectionParams::new("t", 8, Metric::L2, ElemType::F32),
+        &[],
+    );
+    params.name = "w".into();
+    let e = v1.fs.create_collection(&params).unwrap_err();
+    assert!(e.to_string().contains("packed_nodes"), "{e}");
+}
+
 #[test]
 fn vectors_round_trip_delete_and_survive_remount() {
     for layout in [NodeLayout::Packed, NodeLayout::V1] {

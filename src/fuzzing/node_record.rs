@@ -18,7 +18,7 @@ use crate::vector::{catalog_io, control, stats, SearchRequest};
 use std::sync::{Mutex, OnceLock};
 
 /// Files with a vector in the [`node_record`] template's collection: enough
-/// that packed records straddle a block (slot 85 of 48-byte records).
+/// that packed records straddle a block (slot 73 of 56-byte records).
 const TEMPLATE_VECTORS: u32 = 100;
 /// Collection of the [`node_record`] template: 4 f32 dimensions, L2.
 const TEMPLATE_COLLECTION: &str = "t";
@@ -338,8 +338,8 @@ mod tests {
             assert!(n.coll.header.ch_upper_records.get() > 0, "the graph has upper levels");
             assert_eq!(n.coll.geo.layout, layout);
         }
-        // The corpus's straddling input assumes slot 85 of 48-byte records.
+        // The corpus's straddling input assumes slot 73 of 56-byte records.
         let packed = node_template(false).expect("packed template");
-        assert_eq!((packed.coll.geo.stride, packed.coll.slots()), (48, 100));
+        assert_eq!((packed.coll.geo.stride, packed.coll.slots()), (56, 100));
     }
 }

@@ -101,6 +101,8 @@ fn collection_once(data: &[u8], seed: Option<u32>) {
         for layout in LAYOUTS {
             let _ = vector::node_geometry(h.ch_dim.get(), elem, h.ch_m.get(), layout);
         }
+        let cap = h.ch_adj_capacity.get().min(vector::MAX_LIST_BYTES + 3);
+        let _ = vector::packed_geometry(h.ch_dim.get(), elem, cap);
         let _ = elem.name();
     }
     for layout in LAYOUTS {

@@ -2,6 +2,7 @@
 //! it lists the collections with their statistics (one JSON line each);
 //! writing a JSON command creates or drops one:
 //! `{"op":"create","name":"docs","dim":384,"metric":"cosine","type":"f32","m":16,"ef_construction":200}`
+//! (`type`, `m`, `ef_construction`, `int8_scale` and `list_bytes` optional)
 //! or `{"op":"drop","name":"docs"}`. Only root or the owner of the root
 //! directory may change collections.
 
@@ -27,6 +28,8 @@ enum Command {
         ef_construction: Option<u16>,
         #[serde(default)]
         int8_scale: Option<f32>,
+        #[serde(default)]
+        list_bytes: Option<u32>,
     },
     Drop {
         name: String,
@@ -72,11 +75,13 @@ pub fn command(fs: &Fs, ctx: &Ctx, buf: &[u8]) -> Result<Vec<u8>> {
             m,
             ef_construction,
             int8_scale,
+            list_bytes,
         } => {
             let mut p = params(&name, dim, &metric, elem.as_deref())?;
             p.m = m.unwrap_or(p.m);
             p.ef_construction = ef_construction.unwrap_or(p.ef_construction);
             p.int8_scale = int8_scale.unwrap_or(p.int8_scale);
+            p.list_bytes = list_bytes;
             let rec = fs.create_collection(&p)?;
             serde_json::json!({"ok": true, "created": rec.name, "id": rec.id})
         }

@@ -12,7 +12,7 @@ use crate::error::{FsError, Result};
 use crate::events::{Event, Op};
 use crate::format::inode::{FileType, InodeNo};
 use crate::format::vector::{
-    self as fv, node_geometry, CollectionHeader, CollectionRecord, ElemType, Metric, MAX_COLLECTIONS,
+    self as fv, node_geometry, CollectionHeader, CollectionRecord, ElemType, Metric, NodeLayout, MAX_COLLECTIONS,
     MAX_COLLECTION_NAME, MAX_DIM,
 };
 use crate::fs::core::{live, Fs};
@@ -33,6 +33,9 @@ pub struct CollectionParams {
     pub ef_construction: u16,
     /// int8 only: element q means q * scale.
     pub int8_scale: f32,
+    /// Bytes of each node's level-0 list area, images with `packed_nodes`
+    /// only (format-spec/08 §8.5.1); `None`: `default_list_bytes(m)`.
+    pub list_bytes: Option<u32>,
 }
 
 impl CollectionParams {
@@ -45,6 +48,7 @@ impl CollectionParams {
             m: 16,
             ef_construction: 200,
             int8_scale: if elem == ElemType::Int8 { 1.0 / 127.0 } else { 0.0 },
+            list_bytes: None,
         }
     }
 
@@ -66,6 +70,16 @@ impl CollectionParams {
         }
         if self.elem == ElemType::Int8 && !(self.int8_scale.is_finite() && self.int8_scale > 0.0) {
             return Err(FsError::Invalid("the int8 scale must be a finite number > 0".into()));
+        }
+        if let Some(b) = self
+            .list_bytes
+            .filter(|b| !(fv::MIN_LIST_BYTES..=fv::MAX_LIST_BYTES).contains(b))
+        {
+            return Err(FsError::Invalid(format!(
+                "list bytes {b} outside {}..={}",
+                fv::MIN_LIST_BYTES,
+                fv::MAX_LIST_BYTES
+            )));
         }
         Ok(())
     }
@@ -133,7 +147,7 @@ impl Fs {
                 node_ino: node.get(),
                 created: now().sec,
             };
-            write_empty_header(txn, g, &rec, upper.get())?;
+            write_empty_header(txn, g, &rec, upper.get(), p.list_bytes)?;
             let mut records = cat.records.clone();
             records.push(rec.clone());
             catalog_io::write(txn, g, &cat, &records, cat.next_id + 1)?;
@@ -334,9 +348,26 @@ pub fn detach_all(txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<()> {
 }
 
 /// Block 0 of a new node file: the header of an empty collection (§8.4).
-pub(crate) fn write_empty_header(txn: &mut Txn<'_>, g: &Geometry, rec: &CollectionRecord, upper: u32) -> Result<()> {
+/// `list_bytes`: the level-0 list area of a packed collection (§8.5.1),
+/// `None` for the default; an error on an image in the v1 layout, whose
+/// records have no such choice.
+pub(crate) fn write_empty_header(
+    txn: &mut Txn<'_>,
+    g: &Geometry,
+    rec: &CollectionRecord,
+    upper: u32,
+    list_bytes: Option<u32>,
+) -> Result<()> {
     let space = space_of(rec)?;
-    let geo = node_geometry(rec.dim, space.elem, rec.m, g.features.node_layout());
+    let geo = match (g.features.node_layout(), list_bytes) {
+        (NodeLayout::Packed, Some(b)) => fv::packed_geometry(rec.dim, space.elem, b),
+        (NodeLayout::V1, Some(_)) => {
+            return Err(FsError::Invalid(
+                "list bytes can be chosen only on images with packed_nodes (made without --v1-nodes)".into(),
+            ))
+        }
+        (layout, None) => node_geometry(rec.dim, space.elem, rec.m, layout),
+    };
     let mut h = CollectionHeader::new_zeroed();
     h.ch_magic.set(fv::COLLECTION_MAGIC);
     h.ch_collection_id.set(rec.id);

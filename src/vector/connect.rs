@@ -143,21 +143,45 @@ fn evictable(coll: &Collection, txn: &Txn<'_>, v: u32, level: u8, keep: &[u32]) 
 }
 
 /// The new node `x` was kept by none of the neighbours it linked to at
-/// `level` (`linked`, nearest first): link it from one with room, or else
-/// from the nearest, in place of that node's farthest neighbour that has
-/// another incoming edge.
+/// `level` (`linked`, nearest first; never `except`): link it from one with
+/// room, or else from the nearest, in place of that node's farthest
+/// neighbours that have another incoming edge, or else from a neighbour of
+/// theirs with room (short packed lists are often all full and all
+/// depended on).
 pub fn adopt_new(coll: &Collection, txn: &mut Txn<'_>, x: u32, level: u8, linked: &[u32], except: u32) -> Result<()> {
     if linked.is_empty() || link_from_neighbour(coll, txn, x, level, except)? {
         return Ok(());
     }
     for &y in linked {
+        if y == x || y == except || !linkable(coll, txn, y, level)? {
+            continue;
+        }
         let mut ids = by_distance(coll, txn, y, level)?;
         ids.insert(0, x);
         if make_fit(coll, txn, y, level, &mut ids)? && write_exact(coll, txn, y, level, &mut ids)? {
             return Ok(());
         }
     }
-    Ok(()) // no neighbour can take it; fsck will say so
+    // Bound: |linked| lists, each naming at most max_degree nodes.
+    for &y in linked {
+        if y == x || y == except || !linkable(coll, txn, y, level)? {
+            continue;
+        }
+        for z in list_of(coll, txn, y, level)? {
+            if z == x || z == except || !linkable(coll, txn, z, level)? {
+                continue;
+            }
+            let mut ids = list_of(coll, txn, z, level)?;
+            if ids.contains(&x) {
+                return Ok(());
+            }
+            ids.push(x);
+            if write_exact(coll, txn, z, level, &mut ids)? {
+                return Ok(());
+            }
+        }
+    }
+    Ok(()) // nothing near can take it; fsck will say so
 }
 
 /// `y`'s list at `level`, nearest to `y` first.

@@ -14,7 +14,7 @@ use super::files::create_hidden;
 use super::store::Collection;
 use crate::error::{FsError, Result};
 use crate::format::inode::InodeNo;
-use crate::format::vector::CollectionRecord;
+use crate::format::vector::{CollectionRecord, NodeLayout};
 use crate::fs::core::Fs;
 use crate::fs::inode as ino_io;
 use crate::fs::lifecycle::{add_orphan, destroy, remove_orphan};
@@ -89,14 +89,17 @@ impl Fs {
         let (rec, new_rec, new_upper, slots) = self.write(|txn, g| {
             let cat = catalog_io::require(txn, g)?;
             let rec = find(&cat, name)?.clone();
-            let slots = Collection::load(txn, g, &rec)?.slots();
+            let old = Collection::load(txn, g, &rec)?;
+            let slots = old.slots();
+            // A packed collection keeps the list bytes it was created with.
+            let list_bytes = (old.geo.layout == NodeLayout::Packed).then_some(old.geo.adj_capacity);
             let node = orphan_file(txn, g)?;
             let upper = orphan_file(txn, g)?;
             let new_rec = CollectionRecord {
                 node_ino: node.get(),
                 ..rec.clone()
             };
-            write_empty_header(txn, g, &new_rec, upper.get())?;
+            write_empty_header(txn, g, &new_rec, upper.get(), list_bytes)?;
             Ok((rec, new_rec, upper, slots))
         })?;
         let mut report = RebuildReport { live: 0, freed: 0 };

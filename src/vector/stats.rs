@@ -21,6 +21,10 @@ pub struct CollectionStats {
     pub elem_type: &'static str,
     pub m: u16,
     pub ef_construction: u16,
+    /// "packed" or "v1" (format-spec/08 §8.5.1).
+    pub node_layout: &'static str,
+    /// Bytes of each node's level-0 list area.
+    pub list_bytes: u32,
     pub count: u64,
     pub deleted: u64,
     pub free: u64,
@@ -94,6 +98,11 @@ pub fn gather(coll: &Collection, txn: &crate::fs::txn::Txn<'_>) -> Result<Collec
         elem_type: coll.space.elem.name(),
         m: coll.record.m,
         ef_construction: coll.record.ef_construction,
+        node_layout: match coll.geo.layout {
+            crate::format::vector::NodeLayout::Packed => "packed",
+            crate::format::vector::NodeLayout::V1 => "v1",
+        },
+        list_bytes: coll.geo.adj_capacity,
         count: coll.count(),
         deleted,
         free,

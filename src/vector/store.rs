@@ -16,8 +16,9 @@ use crate::format::checksum::csum_skipping;
 use crate::format::hnsw::{UpperRecord, MAX_LEVEL};
 use crate::format::inode::{FileType, InodeNo};
 use crate::format::vector::{
-    node_geometry, parse_collection_header, CollectionHeader, CollectionRecord, ElemType, Metric, NodeGeometry,
-    NodeHeader, NODE_CSUM_AT, NODE_DELETED, NODE_HEADER_LEN, NODE_LIVE,
+    node_geometry, packed_geometry, parse_collection_header, CollectionHeader, CollectionRecord, ElemType, Metric,
+    NodeGeometry, NodeHeader, NodeLayout, MAX_LIST_BYTES, MIN_LIST_BYTES, NODE_CSUM_AT, NODE_DELETED, NODE_HEADER_LEN,
+    NODE_LIVE,
 };
 use crate::format::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::fs::map;
@@ -115,8 +116,8 @@ impl Collection {
         let phys = block_of(&node_runs, 0, "node file")?;
         let blk = txn.block(phys)?;
         let h = parse_collection_header(blk, phys * BLOCK_SIZE_U64, rec.node_ino, g.csum_seed)?.clone();
-        let geo = node_geometry(rec.dim, space.elem, rec.m, g.features.node_layout());
         let at = phys * BLOCK_SIZE_U64;
+        let geo = geometry_of(&h, rec, space.elem, g.features.node_layout(), at)?;
         let mismatch = |off: u64, field, want: u64, got: u64| {
             FsError::corrupt("collection header", at + off, field, Expected::Eq(want), got)
         };
@@ -504,6 +505,35 @@ impl Collection {
         let (l, off) = self.upper_at(r);
         (l, off == 0)
     }
+}
+
+/// The record geometry `h` must have (§8.5.1): v1's is fixed by the record;
+/// a packed collection's list bytes were chosen at its creation and are
+/// read from `ch_adj_capacity` (the caller compares every field).
+fn geometry_of(
+    h: &CollectionHeader,
+    rec: &CollectionRecord,
+    elem: ElemType,
+    layout: NodeLayout,
+    at: u64,
+) -> Result<NodeGeometry> {
+    if layout == NodeLayout::V1 {
+        return Ok(node_geometry(rec.dim, elem, rec.m, layout));
+    }
+    let cap = h.ch_adj_capacity.get();
+    // The stored capacity is the requested one rounded up by at most 3.
+    let range = MIN_LIST_BYTES..=MAX_LIST_BYTES + 3;
+    if !range.contains(&cap) {
+        let exp = Expected::Within((*range.start()).into(), (*range.end()).into());
+        return Err(FsError::corrupt(
+            "collection header",
+            at + 28,
+            "ch_adj_capacity",
+            exp,
+            cap.into(),
+        ));
+    }
+    Ok(packed_geometry(rec.dim, elem, cap))
 }
 
 /// An inode that must be a live regular file used as a hidden collection file.

@@ -36,6 +36,9 @@ pub struct BuildParams {
     pub ef_construction: u16,
     pub image_bytes: u64,
     pub inode_ratio: u64,
+    /// `--list-bytes` (None: VexFS's default).
+    #[serde(default)]
+    pub list_bytes: Option<u32>,
 }
 
 /// The build's timings (saved next to the image, so a re-run reports them without rebuilding).
@@ -68,8 +71,9 @@ pub struct ImageFiles {
 }
 
 impl ImageFiles {
-    pub fn new(data: &DataFiles, m: u16, ef_construction: u16) -> Self {
-        let dir = data.dir.join(format!("vexfs-m{m}-efc{ef_construction}"));
+    pub fn new(data: &DataFiles, m: u16, ef_construction: u16, list_bytes: Option<u32>) -> Self {
+        let lb = list_bytes.map_or_else(String::new, |b| format!("-lb{b}"));
+        let dir = data.dir.join(format!("vexfs-m{m}-efc{ef_construction}{lb}"));
         ImageFiles {
             image: dir.join("image.vexfs"),
             mapping: dir.join("inodes.u32"),
@@ -96,7 +100,7 @@ pub fn sizing(n: usize, dim: usize, m: u16) -> (u64, u64) {
 pub fn build(
     data: &DataFiles,
     files: &ImageFiles,
-    (m, ef_construction): (u16, u16),
+    (m, ef_construction, list_bytes): (u16, u16, Option<u32>),
     rebuild: bool,
     load_base: impl FnOnce() -> Result<Vectors>,
 ) -> Result<BuildReport> {
@@ -109,6 +113,7 @@ pub fn build(
         ef_construction,
         image_bytes,
         inode_ratio,
+        list_bytes,
     };
     if let Some(mut r) = read_json::<BuildReport>(&files.report).filter(|_| !rebuild) {
         if r.params == params && files.image.is_file() && files.mapping.is_file() {
@@ -160,6 +165,7 @@ pub fn build(
         m,
         ef_construction,
         int8_scale: 0.0,
+        list_bytes,
     })?;
     let ctx = Ctx::root();
     let bar = progress(p.n as u64, "VexFS build");

@@ -57,6 +57,12 @@ struct RunArgs {
     /// HNSW ef_construction (both sides).
     #[arg(long, default_value_t = 200)]
     ef_construction: u16,
+    /// VexFS only: bytes of each node's level-0 list area (packed records,
+    /// format-spec/08 §8.5.1); default 5*M+4. Fewer bytes store fewer
+    /// neighbours in large collections (about 2.5 bytes an id at a
+    /// million vectors, 2 at 100,000).
+    #[arg(long)]
+    list_bytes: Option<u32>,
     /// The ef sweep (search beam widths).
     #[arg(long, value_delimiter = ',', default_value = "10,16,24,32,48,64,96,128,192,256")]
     efs: Vec<usize>,
@@ -110,11 +116,17 @@ fn run(a: &RunArgs) -> Result<bool> {
     let params = DataParams::new(a.n, a.dim, a.queries, a.clusters, a.seed);
     let data = DataFiles::new(a.workdir.join(params.dir_name()), params);
     let generated = data::prepare(&data, threads)?;
-    let image = ImageFiles::new(&data, a.m, a.ef_construction);
-    let build = vexfs_side::build(&data, &image, (a.m, a.ef_construction), a.rebuild, || match generated {
-        Some(base) => Ok(base),
-        None => data::read_fvecs(&data.base),
-    })?;
+    let image = ImageFiles::new(&data, a.m, a.ef_construction, a.list_bytes);
+    let build = vexfs_side::build(
+        &data,
+        &image,
+        (a.m, a.ef_construction, a.list_bytes),
+        a.rebuild,
+        || match generated {
+            Some(base) => Ok(base),
+            None => data::read_fvecs(&data.base),
+        },
+    )?;
     // /proc/self/exe still runs this binary when a rebuild replaced the file during the build.
     let exe = match PathBuf::from("/proc/self/exe") {
         p if p.exists() => p,
@@ -137,7 +149,7 @@ fn run(a: &RunArgs) -> Result<bool> {
     let s = &search.stats;
     println!(
         "VexFS offline search vs {}: n={} dim={} queries={} clusters={} seed={}, M={} ef_construction={}, \
-         recall@{K}, one thread each",
+         VexFS list bytes {}, recall@{K}, one thread each",
         peer.as_ref()
             .map_or_else(|| "(hnswlib not run)".into(), |p| format!("hnswlib {}", p.version)),
         a.n,
@@ -146,7 +158,11 @@ fn run(a: &RunArgs) -> Result<bool> {
         a.clusters,
         a.seed,
         a.m,
-        a.ef_construction
+        a.ef_construction,
+        a.list_bytes.map_or_else(
+            || format!("{} (default)", vexfs::format::vector::default_list_bytes(a.m)),
+            |b| b.to_string()
+        )
     );
     println!(
         "VexFS: {} vectors, simd {}, max level {}, level-0 degree {:.1}; image {} (mkfs {:.2}s, close {:.2}s, \
@@ -190,7 +206,7 @@ fn run(a: &RunArgs) -> Result<bool> {
         let summary = serde_json::json!({
             "params": {
                 "n": a.n, "dim": a.dim, "queries": a.queries, "clusters": a.clusters, "seed": a.seed,
-                "m": a.m, "ef_construction": a.ef_construction, "efs": a.efs, "k": K,
+                "m": a.m, "ef_construction": a.ef_construction, "list_bytes": a.list_bytes, "efs": a.efs, "k": K,
                 "target_recall": TARGET_RECALL,
             },
             "data_dir": data.dir,

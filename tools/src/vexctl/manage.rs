@@ -97,7 +97,13 @@ fn mounted_command(m: &std::path::Path, cmd: &serde_json::Value) -> Outcome<()> 
 }
 
 /// `NAME:DIM:METRIC[:TYPE]`.
-pub fn create(t: &Target, spec: &str, m: u16, efc: u16, scale: Option<f32>) -> Outcome<()> {
+pub fn create(
+    t: &Target,
+    spec: &str,
+    (m, efc): (u16, u16),
+    scale: Option<f32>,
+    list_bytes: Option<u32>,
+) -> Outcome<()> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (name, dim, metric, elem) = match parts.as_slice() {
         [n, d, m] => (*n, *d, *m, None),
@@ -115,6 +121,7 @@ pub fn create(t: &Target, spec: &str, m: u16, efc: u16, scale: Option<f32>) -> O
     p.m = m;
     p.ef_construction = efc;
     p.int8_scale = scale.unwrap_or(p.int8_scale);
+    p.list_bytes = list_bytes;
     match t {
         Target::Image(_) => {
             t.open(false)?.create_collection(&p)?;
@@ -122,7 +129,8 @@ pub fn create(t: &Target, spec: &str, m: u16, efc: u16, scale: Option<f32>) -> O
         Target::Mount(mp) => mounted_command(
             mp,
             &serde_json::json!({"op": "create", "name": p.name, "dim": p.dim, "metric": p.metric.name(),
-                "type": p.elem.name(), "m": p.m, "ef_construction": p.ef_construction, "int8_scale": p.int8_scale}),
+                "type": p.elem.name(), "m": p.m, "ef_construction": p.ef_construction, "int8_scale": p.int8_scale,
+                "list_bytes": p.list_bytes}),
         )?,
     }
     println!(
