@@ -116,11 +116,13 @@ fn small_sets_match_brute_force_for_every_metric_type_and_layout() {
         .flat_map(|m| [(m, NodeLayout::Packed), (m, NodeLayout::V1)])
     {
         for elem in [ElemType::F32, ElemType::F16] {
-            // 300 packed records of 96 (f16) or 112 bytes (M = 16): many
-            // straddle a block boundary, and slots 128 and 256 (f16) start
-            // exactly on one.
+            // 300 packed records of 96 (f16) or 112 bytes (60 list bytes):
+            // many straddle a block boundary, and slots 128 and 256 (f16)
+            // start exactly on one.
             let data = clustered(300, 8, 6, 7);
-            let s = load_in(layout, 32 << 20, CollectionParams::new("t", 8, metric, elem), &data);
+            let mut params = CollectionParams::new("t", 8, metric, elem);
+            params.list_bytes = (layout == NodeLayout::Packed).then_some(60);
+            let s = load_in(layout, 32 << 20, params, &data);
             for q in clustered(20, 8, 6, 99) {
                 let want: Vec<u32> = brute(metric, &data, &q, 10).into_iter().map(|i| s.inos[i]).collect();
                 let got = search(&s.fs, "t", &q, 10, 400);
@@ -370,6 +372,8 @@ fn lists_cut_by_the_byte_limit_keep_every_node_reachable() {
         let mut params = CollectionParams::new("t", 8, Metric::L2, ElemType::F32);
         params.m = 4;
         params.ef_construction = 40;
+        // 12 list bytes (the default at M = 4 is 20): about 6 of 8 ids fit.
+        params.list_bytes = (layout == NodeLayout::Packed).then_some(12);
         let s = load_in(layout, 64 << 20, params, &data);
         let Setup { _dir, path, fs, .. } = s;
         fs.close().unwrap();

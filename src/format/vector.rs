@@ -212,10 +212,9 @@ pub struct NodeGeometry {
 /// whole rounded to 32 bytes; records never straddle a block when they fit
 /// in one, and larger ones start on a block boundary.
 ///
-/// Packed: the header, the vector, then `4*m - 4` bytes of adjacency (2*m
-/// ids at two bytes each, the gap size of collections up to about a
-/// million slots, less the header's overhang), rounded up to 4 bytes so
-/// every vector stays aligned for its element type.
+/// Packed: the header, the vector, then [`default_list_bytes`] of
+/// adjacency, rounded up to 4 bytes so every vector stays aligned for its
+/// element type ([`packed_geometry`] for other list bytes).
 pub fn node_geometry(dim: u32, elem: ElemType, m: u16, layout: NodeLayout) -> NodeGeometry {
     let align = |x: usize, a: usize| x.div_ceil(a) * a;
     let vec_bytes = dim as usize * elem.size();

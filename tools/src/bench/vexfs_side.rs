@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use vexfs::format::vector::{node_geometry, ElemType, Metric, NodeLayout};
+use vexfs::format::vector::{default_list_bytes, node_geometry, packed_geometry, ElemType, Metric, NodeLayout};
 use vexfs::fs::core::Fs;
 use vexfs::fs::namespace::NewNode;
 use vexfs::fs::perm::Ctx;
@@ -24,8 +24,8 @@ const PER_DIR: usize = 1000;
 /// Fresh opens timed for the first answer.
 const FIRST_ANSWER_RUNS: usize = 5;
 /// Bumped whenever the image layout of the benchmark changes (2: packed
-/// node records).
-const FORMAT: u32 = 2;
+/// node records; 3: their default list bytes 92).
+const FORMAT: u32 = 3;
 
 /// What determines a built image.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -85,8 +85,10 @@ impl ImageFiles {
 
 /// Image size and inode ratio for `n` vectors: n * (node stride + 300) * 1.5 + 256 MiB, grown
 /// (it is a sparse file) until the inode table has room for every file and directory.
-pub fn sizing(n: usize, dim: usize, m: u16) -> (u64, u64) {
-    let stride = u64::from(node_geometry(dim as u32, ElemType::F32, m, NodeLayout::V1).stride);
+pub fn sizing(n: usize, dim: usize, m: u16, list_bytes: Option<u32>) -> (u64, u64) {
+    let v1 = node_geometry(dim as u32, ElemType::F32, m, NodeLayout::V1).stride;
+    let bytes = list_bytes.unwrap_or_else(|| default_list_bytes(m));
+    let stride = u64::from(v1.max(packed_geometry(dim as u32, ElemType::F32, bytes).stride));
     let n = n as u64;
     let inodes = n + n / PER_DIR as u64 + 2000;
     let bytes = (n * (stride + 300) * 3 / 2 + (256 << 20)).max(inodes * 4096);
@@ -105,7 +107,7 @@ pub fn build(
     load_base: impl FnOnce() -> Result<Vectors>,
 ) -> Result<BuildReport> {
     let p = &data.params;
-    let (image_bytes, inode_ratio) = sizing(p.n, p.dim, m);
+    let (image_bytes, inode_ratio) = sizing(p.n, p.dim, m, list_bytes);
     let params = BuildParams {
         format: FORMAT,
         data: *p,
@@ -250,6 +252,9 @@ pub struct IndexStats {
     pub node_file_bytes: u64,
     pub upper_file_bytes: u64,
     pub simd: String,
+    /// The collection's level-0 list bytes, as its header says.
+    #[serde(default)]
+    pub list_bytes: u32,
 }
 
 /// What the search child prints.
@@ -427,6 +432,7 @@ pub fn child(a: &ChildArgs) -> Result<SearchReport> {
             node_file_bytes: s.node_file_bytes,
             upper_file_bytes: s.upper_file_bytes,
             simd: s.simd.to_string(),
+            list_bytes: s.list_bytes,
         },
     })
 }

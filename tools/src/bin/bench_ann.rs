@@ -58,7 +58,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 200)]
     ef_construction: u16,
     /// VexFS only: bytes of each node's level-0 list area (packed records,
-    /// format-spec/08 §8.5.1); default 5*M+4. Fewer bytes store fewer
+    /// format-spec/08 §8.5.1); default 6*M-4. Fewer bytes store fewer
     /// neighbours in large collections (about 2.5 bytes an id at a
     /// million vectors, 2 at 100,000).
     #[arg(long)]
@@ -159,10 +159,11 @@ fn run(a: &RunArgs) -> Result<bool> {
         a.seed,
         a.m,
         a.ef_construction,
-        a.list_bytes.map_or_else(
-            || format!("{} (default)", vexfs::format::vector::default_list_bytes(a.m)),
-            |b| b.to_string()
-        )
+        if a.list_bytes.is_some() {
+            s.list_bytes.to_string()
+        } else {
+            format!("{} (default)", s.list_bytes)
+        }
     );
     println!(
         "VexFS: {} vectors, simd {}, max level {}, level-0 degree {:.1}; image {} (mkfs {:.2}s, close {:.2}s, \

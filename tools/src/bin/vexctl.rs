@@ -53,7 +53,7 @@ enum Cmd {
         #[arg(long)]
         int8_scale: Option<f32>,
         /// Bytes of each node's level-0 neighbour list (images with
-        /// packed_nodes; default 5*M+4, 84 at M 16, 4-2048): fewer bytes
+        /// packed_nodes; default 6*M-4, 92 at M 16, 4-2048): fewer bytes
         /// keep fewer neighbours in large collections (ids cost about 2
         /// bytes at 100,000 vectors, 2.5 at a million), lowering recall at
         /// equal ef; more cost graph bytes per vector.

@@ -126,12 +126,15 @@ pub fn create(
         Target::Image(_) => {
             t.open(false)?.create_collection(&p)?;
         }
-        Target::Mount(mp) => mounted_command(
-            mp,
-            &serde_json::json!({"op": "create", "name": p.name, "dim": p.dim, "metric": p.metric.name(),
-                "type": p.elem.name(), "m": p.m, "ef_construction": p.ef_construction, "int8_scale": p.int8_scale,
-                "list_bytes": p.list_bytes}),
-        )?,
+        Target::Mount(mp) => {
+            let mut cmd = serde_json::json!({"op": "create", "name": p.name, "dim": p.dim, "metric": p.metric.name(),
+                "type": p.elem.name(), "m": p.m, "ef_construction": p.ef_construction, "int8_scale": p.int8_scale});
+            // Only when chosen: a daemon older than list bytes refuses unknown keys.
+            if let Some(b) = p.list_bytes {
+                cmd["list_bytes"] = b.into();
+            }
+            mounted_command(mp, &cmd)?
+        }
     }
     println!(
         "created collection {name} (dim {dim}, {}, {})",
