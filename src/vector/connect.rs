@@ -157,6 +157,9 @@ pub fn adopt_new(coll: &Collection, txn: &mut Txn<'_>, x: u32, level: u8, linked
             continue;
         }
         let mut ids = by_distance(coll, txn, y, level)?;
+        if ids.contains(&x) {
+            return Ok(());
+        }
         ids.insert(0, x);
         if make_fit(coll, txn, y, level, &mut ids)? && write_exact(coll, txn, y, level, &mut ids)? {
             return Ok(());
