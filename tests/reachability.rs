@@ -75,3 +75,67 @@ fn last_resort_adoption_does_not_count_the_list_being_replaced() {
         .unwrap();
     assert!(rescued, "x is left with no incoming edge once v's list is written");
 }
+
+/// Two nodes that list only each other, named by no one: the whole-graph
+/// pass links one of them from a reachable neighbour with room, which makes
+/// both reachable; `fsck -y` does the same instead of rebuilding the graph.
+#[test]
+fn an_island_is_linked_by_reconnect_and_by_fsck_repair() {
+    use vexfs::check::{self, CheckOptions, RepairMode};
+    let dir = tempfile::tempdir().unwrap();
+    let path = make_image(dir.path(), "v.img", 32 << 20, false);
+    let fs = Fs::open(&path, false).unwrap();
+    let mut p = CollectionParams::new("t", 2, Metric::L2, ElemType::F32);
+    p.m = 2; // max degree 4 at level 0
+    fs.create_collection(&p).unwrap();
+    let ctx = Ctx::root();
+    for i in 0..6u32 {
+        let f = fs
+            .create(
+                &ctx,
+                u64::from(ROOT_INO),
+                format!("f{i}").as_bytes(),
+                0o644,
+                NewNode::File,
+            )
+            .unwrap();
+        fs.set_vector(&ctx, f.ino.into(), "t", &[i as f32, 0.0]).unwrap();
+    }
+    let island = |fs: &Fs| {
+        fs.write(|txn, g| {
+            let cat = catalog_io::read(txn, g)?.unwrap();
+            let rec = cat.records.iter().find(|r| r.name == "t").unwrap().clone();
+            let coll = Collection::load(txn, g, &rec)?;
+            let entry = coll.header.ch_entry_slot.get() as u32;
+            // 4 and 5 list each other and 3; 0..=3 form a ring without them.
+            let ring: Vec<u32> = (0..4).collect();
+            for &s in &ring {
+                let next = ring[(s as usize + 1) % 4];
+                let prev = ring[(s as usize + 3) % 4];
+                set_list(&coll, txn, s, &[next, prev]);
+            }
+            set_list(&coll, txn, 4, &[5, 3]);
+            set_list(&coll, txn, 5, &[4]);
+            assert!(entry < 6);
+            Ok(())
+        })
+        .unwrap()
+    };
+    // The entry point may be 4 or 5; then the ring is the island instead,
+    // and linking it is the same work.
+    island(&fs);
+    let r = fs.reconnect_collection("t").unwrap();
+    assert_eq!((r.linked, r.stranded), (1, 0));
+    island(&fs);
+    fs.close().unwrap();
+    drop(fs);
+    assert!(!fsck(&path).unwrap().is_clean(), "the island is reported");
+    let o = check::repair(&path, RepairMode::Yes, CheckOptions::default()).unwrap();
+    let fixed: Vec<String> = o.fixed.iter().map(|f| f.to_string()).collect();
+    assert_eq!(
+        fixed,
+        ["collection 't': 1 unreachable node(s) linked from reachable neighbours"]
+    );
+    let r = fsck(&path).unwrap();
+    assert!(r.is_clean(), "{:#?}", r.problems);
+}

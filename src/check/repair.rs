@@ -321,6 +321,23 @@ fn rebuild_graphs(fs: &Fs, problems: &[&Problem], out: &mut RepairOutcome) {
         };
     }
     for name in graphs.difference(&damaged) {
+        // Only unreachable nodes: linking them is enough, and far cheaper
+        // than reinserting every vector.
+        let only_stranded = problems.iter().all(|p| match &p.kind {
+            Kind::Graph { collection } if collection == name => p.message.contains("not reachable from ch_entry_slot"),
+            _ => true,
+        });
+        if only_stranded {
+            if let Ok(r) = fs.reconnect_collection(name) {
+                if r.stranded == 0 {
+                    out.fixed.push(Fix::new(
+                        format!("collection '{name}'"),
+                        format!("{} unreachable node(s) linked from reachable neighbours", r.linked),
+                    ));
+                    continue;
+                }
+            }
+        }
         match fs.rebuild_collection(name, &mut |_, _| {}) {
             Ok(r) => out.fixed.push(Fix::new(
                 format!("collection '{name}'"),

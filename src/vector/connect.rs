@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::fs::txn::Txn;
 
 /// True when `y` is a live node with a list at `level`.
-fn linkable(coll: &Collection, txn: &Txn<'_>, y: u32, level: u8) -> Result<bool> {
+pub(super) fn linkable(coll: &Collection, txn: &Txn<'_>, y: u32, level: u8) -> Result<bool> {
     let n = coll.peek(txn, y)?;
     Ok(n.is_live() && n.level() >= level)
 }

@@ -24,6 +24,7 @@ pub mod ioctl;
 pub mod paths;
 pub mod query;
 pub mod rebuild;
+pub mod reconnect;
 pub mod refs;
 pub mod search;
 pub mod slots;

@@ -133,6 +133,9 @@ impl Fs {
                 .collect();
             catalog_io::write(txn, g, &cat, &records, cat.next_id)
         })?;
+        // Reinsertion keeps reachability the writers' local way; one pass
+        // links any island it left (format-spec/09 §9.2).
+        self.reconnect_collection(name)?;
         Ok(report)
     }
 }

@@ -1,0 +1,126 @@
+//! A whole-collection pass that links every live node the entry point
+//! cannot reach (format-spec/09 §9.2). The writers' own check is local (a
+//! node counts as linked when one of its neighbours lists it), so a few
+//! nodes can end up listing only each other; fsck reports them, and its
+//! repair calls this before falling back to rebuilding the graph, as does
+//! a rebuild. A maintenance pass, not a search: it keeps a bit per slot.
+
+use super::build::{list_of, write_exact};
+use super::cache::find;
+use super::catalog_io;
+use super::connect::linkable;
+use super::store::Collection;
+use crate::error::Result;
+use crate::fs::core::Fs;
+use crate::fs::txn::Txn;
+use std::collections::VecDeque;
+
+/// Bit set over the slots.
+struct Reached(Vec<u64>);
+
+impl Reached {
+    fn get(&self, s: u32) -> bool {
+        self.0.get(s as usize / 64).is_some_and(|w| w >> (s % 64) & 1 != 0)
+    }
+    /// Mark `s`; false if it was marked already.
+    fn mark(&mut self, s: u32) -> bool {
+        let Some(w) = self.0.get_mut(s as usize / 64) else {
+            return false;
+        };
+        let had = *w >> (s % 64) & 1 != 0;
+        *w |= 1 << (s % 64);
+        !had
+    }
+}
+
+/// What [`reconnect`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconnected {
+    /// Unreachable nodes given an edge from a reachable one.
+    pub linked: u64,
+    /// Live nodes still unreachable (no reachable neighbour had room).
+    pub stranded: u64,
+}
+
+/// Mark everything `from` reaches along level-0 lists, routing through
+/// deleted nodes as searches do. Bound: each slot is queued at most once.
+fn spread(coll: &Collection, txn: &Txn<'_>, reached: &mut Reached, from: u32) -> Result<()> {
+    let mut queue = VecDeque::from([from]);
+    reached.mark(from);
+    while let Some(s) = queue.pop_front() {
+        for n in list_of(coll, txn, s, 0)? {
+            if reached.mark(n) {
+                queue.push_back(n);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Give every live node the entry point does not reach an edge from a
+/// reached node with room: one of its own out-neighbours, or else one of
+/// theirs. Each link makes the node's whole island reachable.
+pub fn reconnect(coll: &Collection, txn: &mut Txn<'_>) -> Result<Reconnected> {
+    let mut done = Reconnected { linked: 0, stranded: 0 };
+    if coll.count() == 0 {
+        return Ok(done);
+    }
+    let slots = coll.slots() as u32;
+    let mut reached = Reached(vec![0; (slots as usize).div_ceil(64)]);
+    spread(coll, txn, &mut reached, coll.header.ch_entry_slot.get() as u32)?;
+    for x in 0..slots {
+        if reached.get(x) || !coll.peek(txn, x)?.is_live() {
+            continue;
+        }
+        if link_from_reached(coll, txn, &reached, x)? {
+            done.linked += 1;
+            spread(coll, txn, &mut reached, x)?;
+        } else {
+            done.stranded += 1;
+        }
+    }
+    Ok(done)
+}
+
+/// Append `x` to the level-0 list of a reached, live node near it that has
+/// room. Bound: `x`'s list and each of those nodes' lists, at most
+/// max_degree² lists read.
+fn link_from_reached(coll: &Collection, txn: &mut Txn<'_>, reached: &Reached, x: u32) -> Result<bool> {
+    let near = list_of(coll, txn, x, 0)?;
+    let mut second = Vec::new();
+    for round in 0..2 {
+        let candidates = if round == 0 {
+            near.clone()
+        } else {
+            std::mem::take(&mut second)
+        };
+        for y in candidates {
+            if y == x || !linkable(coll, txn, y, 0)? {
+                continue;
+            }
+            let mut ids = list_of(coll, txn, y, 0)?;
+            if round == 0 {
+                second.extend(ids.iter().copied());
+            }
+            if !reached.get(y) {
+                continue;
+            }
+            ids.push(x);
+            if write_exact(coll, txn, y, 0, &mut ids)? {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+impl Fs {
+    /// [`reconnect`] collection `name`, in one transaction.
+    pub fn reconnect_collection(&self, name: &str) -> Result<Reconnected> {
+        self.write(|txn, g| {
+            let cat = catalog_io::require(txn, g)?;
+            let coll = Collection::load(txn, g, find(&cat, name)?)?;
+            reconnect(&coll, txn)
+        })
+    }
+}
