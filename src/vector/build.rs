@@ -60,17 +60,11 @@ pub fn list_of(coll: &Collection, txn: &Txn<'_>, s: u32, level: u8) -> Result<Ve
 fn write_list(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, nearest_first: &[u32]) -> Result<usize> {
     let cap = list_capacity(coll, level);
     let mut buf = vec![0u8; cap];
-    let mut n = nearest_first.len().min(max_degree(coll, level));
-    let len = loop {
-        let mut ids = nearest_first[..n].to_vec();
-        ids.sort_unstable();
-        ids.dedup();
-        buf.fill(0);
-        if let Some(len) = encode_neighbours(&ids, &mut buf) {
-            break len;
-        }
-        n -= 1; // n = 0 always fits
-    };
+    let n = fitting_prefix(coll, level, nearest_first);
+    let mut ids = nearest_first[..n].to_vec();
+    ids.sort_unstable();
+    // `fitting_prefix` encoded these very ids, so this fits.
+    let len = encode_neighbours(&ids, &mut buf).ok_or_else(|| FsError::Invalid("neighbour list".into()))?;
     if level == 0 {
         let mut rec = coll.record(txn, s)?.into_owned();
         let at = coll.geo.adj_offset as usize;
