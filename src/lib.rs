@@ -9,6 +9,7 @@
 //! thin FUSE adapter), [`mkfs`], [`check`] (fsck) and [`catalog`], plus
 //! [`fuzzing`] (the fuzz targets' entry points).
 
+pub mod bitset;
 pub mod catalog;
 pub mod check;
 pub mod error;

@@ -10,28 +10,11 @@ use super::cache::find;
 use super::catalog_io;
 use super::connect::linkable;
 use super::store::Collection;
+use crate::bitset::BitSet;
 use crate::error::Result;
 use crate::fs::core::Fs;
 use crate::fs::txn::Txn;
 use std::collections::VecDeque;
-
-/// Bit set over the slots.
-struct Reached(Vec<u64>);
-
-impl Reached {
-    fn get(&self, s: u32) -> bool {
-        self.0.get(s as usize / 64).is_some_and(|w| w >> (s % 64) & 1 != 0)
-    }
-    /// Mark `s`; false if it was marked already.
-    fn mark(&mut self, s: u32) -> bool {
-        let Some(w) = self.0.get_mut(s as usize / 64) else {
-            return false;
-        };
-        let had = *w >> (s % 64) & 1 != 0;
-        *w |= 1 << (s % 64);
-        !had
-    }
-}
 
 /// What [`reconnect`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,12 +27,12 @@ pub struct Reconnected {
 
 /// Mark everything `from` reaches along level-0 lists, routing through
 /// deleted nodes as searches do. Bound: each slot is queued at most once.
-fn spread(coll: &Collection, txn: &Txn<'_>, reached: &mut Reached, from: u32) -> Result<()> {
+fn spread(coll: &Collection, txn: &Txn<'_>, reached: &mut BitSet, from: u32) -> Result<()> {
     let mut queue = VecDeque::from([from]);
-    reached.mark(from);
+    reached.set(from.into());
     while let Some(s) = queue.pop_front() {
         for n in list_of(coll, txn, s, 0)? {
-            if reached.mark(n) {
+            if !reached.set(n.into()) {
                 queue.push_back(n);
             }
         }
@@ -66,10 +49,10 @@ pub fn reconnect(coll: &Collection, txn: &mut Txn<'_>) -> Result<Reconnected> {
         return Ok(done);
     }
     let slots = coll.slots() as u32;
-    let mut reached = Reached(vec![0; (slots as usize).div_ceil(64)]);
+    let mut reached = BitSet::new(slots.into());
     spread(coll, txn, &mut reached, coll.header.ch_entry_slot.get() as u32)?;
     for x in 0..slots {
-        if reached.get(x) || !coll.peek(txn, x)?.is_live() {
+        if reached.get(x.into()) || !coll.peek(txn, x)?.is_live() {
             continue;
         }
         if link_from_reached(coll, txn, &reached, x)? {
@@ -85,7 +68,7 @@ pub fn reconnect(coll: &Collection, txn: &mut Txn<'_>) -> Result<Reconnected> {
 /// Append `x` to the level-0 list of a reached, live node near it that has
 /// room. Bound: `x`'s list and each of those nodes' lists, at most
 /// max_degree² lists read.
-fn link_from_reached(coll: &Collection, txn: &mut Txn<'_>, reached: &Reached, x: u32) -> Result<bool> {
+fn link_from_reached(coll: &Collection, txn: &mut Txn<'_>, reached: &BitSet, x: u32) -> Result<bool> {
     let near = list_of(coll, txn, x, 0)?;
     let mut second = Vec::new();
     for round in 0..2 {
@@ -102,7 +85,7 @@ fn link_from_reached(coll: &Collection, txn: &mut Txn<'_>, reached: &Reached, x:
             if round == 0 {
                 second.extend(ids.iter().copied());
             }
-            if !reached.get(y) {
+            if !reached.get(y.into()) {
                 continue;
             }
             ids.push(x);

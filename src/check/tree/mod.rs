@@ -15,26 +15,8 @@ use crate::format::inode::InodeNo;
 use crate::format::{CATALOG_INO, ROOT_INO};
 use crate::image::Image;
 
-/// A plain bitset (fsck may use memory proportional to the image).
-pub struct BitSet(Vec<u64>);
-
-impl BitSet {
-    pub fn new(n: u64) -> Self {
-        BitSet(vec![0; n.div_ceil(64) as usize])
-    }
-    pub fn get(&self, i: u64) -> bool {
-        self.0.get((i / 64) as usize).is_some_and(|w| w & (1 << (i % 64)) != 0)
-    }
-    /// Set bit `i`; returns whether it was already set.
-    pub fn set(&mut self, i: u64) -> bool {
-        let Some(w) = self.0.get_mut((i / 64) as usize) else {
-            return true;
-        };
-        let old = *w & (1 << (i % 64)) != 0;
-        *w |= 1 << (i % 64);
-        old
-    }
-}
+/// fsck may use memory proportional to the image.
+pub use crate::bitset::BitSet;
 
 /// What the scan learned, indexed by inode number - 1 or block number.
 pub struct State<'a> {
