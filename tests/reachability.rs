@@ -28,27 +28,29 @@ fn set_list(coll: &Collection, txn: &mut vexfs::fs::txn::Txn<'_>, s: u32, ids: &
     coll.put_record(txn, s, &mut rec).unwrap();
 }
 
-#[test]
-fn last_resort_adoption_does_not_count_the_list_being_replaced() {
+/// An image with collection "t" (2 f32 dimensions, M = `m`) and six files
+/// /f0../f5 whose vectors take slots 0..=5.
+fn six_nodes(m: u16) -> (tempfile::TempDir, std::path::PathBuf, Fs) {
     let dir = tempfile::tempdir().unwrap();
     let path = make_image(dir.path(), "v.img", 32 << 20, false);
     let fs = Fs::open(&path, false).unwrap();
     let mut p = CollectionParams::new("t", 2, Metric::L2, ElemType::F32);
-    p.m = 1; // max degree 2 at level 0
+    p.m = m;
     fs.create_collection(&p).unwrap();
     let ctx = Ctx::root();
     for i in 0..6u32 {
+        let name = format!("f{i}");
         let f = fs
-            .create(
-                &ctx,
-                u64::from(ROOT_INO),
-                format!("f{i}").as_bytes(),
-                0o644,
-                NewNode::File,
-            )
+            .create(&ctx, u64::from(ROOT_INO), name.as_bytes(), 0o644, NewNode::File)
             .unwrap();
         fs.set_vector(&ctx, f.ino.into(), "t", &[i as f32, 0.0]).unwrap();
     }
+    (dir, path, fs)
+}
+
+#[test]
+fn last_resort_adoption_does_not_count_the_list_being_replaced() {
+    let (_dir, _path, fs) = six_nodes(1); // max degree 2 at level 0
     let (v, x, y) = (0u32, 1u32, 2u32);
     let rescued = fs
         .write(|txn, g| {
@@ -82,25 +84,7 @@ fn last_resort_adoption_does_not_count_the_list_being_replaced() {
 #[test]
 fn an_island_is_linked_by_reconnect_and_by_fsck_repair() {
     use vexfs::check::{self, CheckOptions, RepairMode};
-    let dir = tempfile::tempdir().unwrap();
-    let path = make_image(dir.path(), "v.img", 32 << 20, false);
-    let fs = Fs::open(&path, false).unwrap();
-    let mut p = CollectionParams::new("t", 2, Metric::L2, ElemType::F32);
-    p.m = 2; // max degree 4 at level 0
-    fs.create_collection(&p).unwrap();
-    let ctx = Ctx::root();
-    for i in 0..6u32 {
-        let f = fs
-            .create(
-                &ctx,
-                u64::from(ROOT_INO),
-                format!("f{i}").as_bytes(),
-                0o644,
-                NewNode::File,
-            )
-            .unwrap();
-        fs.set_vector(&ctx, f.ino.into(), "t", &[i as f32, 0.0]).unwrap();
-    }
+    let (_dir, path, fs) = six_nodes(2); // max degree 4 at level 0
     let island = |fs: &Fs| {
         fs.write(|txn, g| {
             let cat = catalog_io::read(txn, g)?.unwrap();
