@@ -50,16 +50,7 @@ impl VexFuse {
         }
     }
 
-    pub(super) fn set_attr(&self, req: &Request, ino: INodeNo, r: SetAttrRequest, reply: ReplyAttr) {
-        let SetAttrRequest {
-            mode,
-            uid,
-            gid,
-            size,
-            atime,
-            mtime,
-            fh,
-        } = r;
+    pub(super) fn set_attr(&self, req: &Request, ino: INodeNo, want: SetAttrRequest, reply: ReplyAttr) {
         if let Some(a) = self.control.attr(ino.0) {
             // `> /.vexfs/search` truncates: there is nothing to change.
             return reply.attr(&TTL, &a);
@@ -70,17 +61,17 @@ impl VexFuse {
             TimeOrNow::SpecificTime(st) => TimeSet::At(convert::timestamp_from_kernel(st)),
         };
         let s = SetAttr {
-            mode: mode.map(|m| (m & 0o7777) as u16),
-            uid,
-            gid,
-            size,
-            atime: atime.map(time),
-            mtime: mtime.map(time),
+            mode: want.mode.map(|m| (m & 0o7777) as u16),
+            uid: want.uid,
+            gid: want.gid,
+            size: want.size,
+            atime: want.atime.map(time),
+            mtime: want.mtime.map(time),
         };
         // ftruncate(2) and open(O_TRUNC) come with a handle whose open
         // already checked write permission; truncate(2) by path comes
         // without one, so it is checked here.
-        let r = match (size, fh) {
+        let r = match (want.size, want.fh) {
             (Some(_), None) => self.fs.access(&c, ino.0, MAY_WRITE),
             _ => Ok(()),
         }
