@@ -16,6 +16,22 @@ pub fn block_of(runs: &[Mapping], l: u64, what: &'static str) -> Result<u64> {
         .ok_or_else(|| FsError::corrupt(what, 0, "logical block", Expected::Known, l))
 }
 
+/// The parts of the `len` bytes from byte `off` of logical block `l`:
+/// (logical block, offset in it, length), in order. Bound: one part per
+/// block the span touches.
+pub fn pieces(l: u64, off: usize, len: usize) -> impl Iterator<Item = (u64, usize, usize)> {
+    let (mut b, mut at, mut left) = (l, off.min(BLOCK_SIZE), len);
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        let n = left.min(BLOCK_SIZE - at);
+        let part = (b, at, n);
+        (b, at, left) = (b + 1, 0, left - n);
+        Some(part)
+    })
+}
+
 pub fn read_span<'t>(
     txn: &'t Txn<'_>,
     runs: &[Mapping],
@@ -32,13 +48,9 @@ pub fn read_span<'t>(
     // format-spec/08 §8.5.2): assembled from the tail of the first block
     // and the heads of the next ones.
     let mut out = Vec::with_capacity(len);
-    let (mut b, mut at) = (l, off.min(BLOCK_SIZE));
-    while out.len() < len {
+    for (b, at, n) in pieces(l, off, len) {
         let blk = txn.block(block_of(runs, b, what)?)?;
-        let n = (len - out.len()).min(BLOCK_SIZE - at);
         out.extend_from_slice(&blk[at..at + n]);
-        b += 1;
-        at = 0;
     }
     Ok(Cow::Owned(out))
 }
@@ -52,14 +64,25 @@ pub fn write_span(
     what: &'static str,
 ) -> Result<()> {
     let mut done = 0;
-    let (mut b, mut at) = (l, off);
-    while done < bytes.len() {
-        let n = (bytes.len() - done).min(BLOCK_SIZE - at);
+    for (b, at, n) in pieces(l, off, bytes.len()) {
         let blk = txn.block_mut(block_of(runs, b, what)?)?;
         blk[at..at + n].copy_from_slice(&bytes[done..done + n]);
         done += n;
-        b += 1;
-        at = 0;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pieces;
+
+    #[test]
+    fn pieces_split_a_span_at_block_boundaries() {
+        let all = |l, off, len| pieces(l, off, len).collect::<Vec<_>>();
+        assert_eq!(all(1, 4088, 56), [(1, 4088, 8), (2, 0, 48)]);
+        assert_eq!(all(0, 0, 8192), [(0, 0, 4096), (1, 0, 4096)]);
+        assert_eq!(all(3, 100, 50), [(3, 100, 50)]);
+        assert_eq!(all(3, 4000, 96), [(3, 4000, 96)], "ending exactly at the block's end");
+        assert!(all(3, 10, 0).is_empty());
+    }
 }

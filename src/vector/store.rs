@@ -388,16 +388,13 @@ impl Collection {
     /// the node file does not map). For tools and tests that patch records
     /// in an image file; a packed record's two blocks need not be adjacent.
     pub fn record_pieces(&self, s: u32) -> Vec<(u64, usize)> {
-        let (mut l, mut at) = self.slot_at(s);
-        let mut left = self.geo.stride as usize;
-        let mut out = Vec::with_capacity(left / BLOCK_SIZE + 2);
-        while left > 0 {
-            let n = left.min(BLOCK_SIZE - at);
-            let phys = map::lookup(&self.node_runs, l).map_or(0, |(p, _)| p * BLOCK_SIZE_U64 + at as u64);
-            out.push((phys, n));
-            (left, l, at) = (left - n, l + 1, 0);
-        }
-        out
+        let (l, off) = self.slot_at(s);
+        super::span::pieces(l, off, self.geo.stride as usize)
+            .map(|(b, at, n)| {
+                let phys = map::lookup(&self.node_runs, b).map_or(0, |(p, _)| p * BLOCK_SIZE_U64 + at as u64);
+                (phys, n)
+            })
+            .collect()
     }
 
     /// Image byte offset of slot `s` (for error reports; 0 if unmapped).
