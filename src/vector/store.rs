@@ -437,8 +437,12 @@ impl Collection {
         let u = UpperRecord::ref_from_prefix(&bytes)
             .map_err(|_| FsError::Invalid("short upper record".into()))?
             .0;
-        let at = map::lookup(&self.upper_runs, l).map_or(0, |(p, _)| p * BLOCK_SIZE_U64 + off as u64);
-        let bad = |o: u64, field, exp, act: u64| FsError::corrupt("upper record", at + o, field, exp, act);
+        // The record's image offset costs an extent search: only an error
+        // report needs it.
+        let bad = |o: u64, field, exp, act: u64| {
+            let at = map::lookup(&self.upper_runs, l).map_or(0, |(p, _)| p * BLOCK_SIZE_U64 + off as u64);
+            FsError::corrupt("upper record", at + o, field, exp, act)
+        };
         if let Some(seed) = self.seed {
             let want = csum_skipping(seed, r.into(), &bytes, UPPER_CSUM_AT);
             if u.u_checksum.get() != want {

@@ -57,12 +57,16 @@ pub fn run(t: &Target, o: &Options<'_>) -> Outcome<()> {
     let reader = VecReader::open(o.file, fmt).map_err(|e| Failure::new(e.to_string()))?;
     let bar = progress(reader.progress().1, o.quiet);
     let started = Instant::now();
-    let mut sink: Box<Sink<'_>> = match t {
-        Target::Image(_) => {
-            let fs = t.open(false)?;
-            Box::new(move |path: &str, v: &[f32]| offline_attach(&fs, path, o.collection, v))
-        }
-        Target::Mount(m) => {
+    // Offline, the image stays open after the last vector for the
+    // reconnect pass below.
+    let offline = match t {
+        Target::Image(_) => Some(t.open(false)?),
+        Target::Mount(_) => None,
+    };
+    let mut sink: Box<Sink<'_>> = match (&offline, t) {
+        (Some(fs), _) => Box::new(move |path: &str, v: &[f32]| offline_attach(fs, path, o.collection, v)),
+        // Only a mount point is left without an open image.
+        (None, Target::Mount(m) | Target::Image(m)) => {
             let m = m.clone();
             Box::new(move |path: &str, v: &[f32]| mounted_attach(&m, path, o.collection, v))
         }
@@ -79,14 +83,38 @@ pub fn run(t: &Target, o: &Options<'_>) -> Outcome<()> {
             bar.set_message(format!("{n} vectors"));
         }
     }
-    drop(sink); // closes the image: commit, checkpoint, clean unmount
+    drop(sink);
     bar.finish_and_clear();
+    if let (Some(fs), true) = (&offline, n > 0) {
+        reconnect(fs, o.collection, o.quiet)?;
+    }
+    drop(offline); // closes the image: commit, checkpoint, clean unmount
     let secs = started.elapsed().as_secs_f64();
     println!(
         "imported {n} vectors into {} in {secs:.1} s ({:.0} vectors/s)",
         o.collection,
         n as f64 / secs.max(1e-9)
     );
+    Ok(())
+}
+
+/// After a bulk insert, link the nodes the inserts' local checks left
+/// reachable only from each other (format-spec/09 §9.2), as fsck -y
+/// would. Why here: an import is the one writer that knows a batch has
+/// ended; a pass over the collection costs about as much as a few hundred
+/// inserts (a second at a million vectors), once.
+fn reconnect(fs: &Fs, collection: &str, quiet: bool) -> Outcome<()> {
+    let r = fs.reconnect_collection(collection)?;
+    if r.linked > 0 && !quiet {
+        eprintln!("vexctl: linked {} unreachable graph node(s) of {collection}", r.linked);
+    }
+    if r.stranded > 0 {
+        eprintln!(
+            "vexctl: warning: {} node(s) of {collection} stay unreachable from the entry point; \
+             run `vexctl rebuild` on the unmounted image",
+            r.stranded
+        );
+    }
     Ok(())
 }
 

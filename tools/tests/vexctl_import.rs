@@ -1,0 +1,126 @@
+//! `vexctl import` into an unmounted image: every row lands on its file,
+//! the summary counts them, the graph passes fsck (the import ends with the
+//! reconnect pass), and a search for a row finds that row's file first.
+
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use vexfs::mkfs::{mkfs, MkfsOptions};
+
+const ROWS: usize = 600;
+const DIM: usize = 8;
+
+/// Row `i` of the data set: deterministic, distinct, spread out.
+fn row(i: usize) -> Vec<f32> {
+    let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (0..DIM)
+        .map(|_| {
+            x ^= x >> 29;
+            x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            (x >> 40) as f32 / (1u64 << 24) as f32 * 20.0 - 10.0
+        })
+        .collect()
+}
+
+fn fvecs(dir: &Path) -> PathBuf {
+    let path = dir.join("rows.fvecs");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    for i in 0..ROWS {
+        f.write_all(&(DIM as u32).to_le_bytes()).unwrap();
+        for v in row(i) {
+            f.write_all(&v.to_le_bytes()).unwrap();
+        }
+    }
+    f.flush().unwrap();
+    path
+}
+
+fn image(dir: &Path) -> PathBuf {
+    let path = dir.join("import.img");
+    let opts = MkfsOptions {
+        size: Some(64 << 20),
+        time: Some(1_700_000_000),
+        collections: vec!["emb:8:l2".parse().unwrap()],
+        ..Default::default()
+    };
+    mkfs(&path, &opts, &mut |_, _| {}).unwrap();
+    path
+}
+
+/// The tests run one at a time: a child spawned by one test holds copies
+/// of the other test's descriptors (and their locks) until it execs.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Run a tool; (exit code, stdout, stderr).
+fn run(exe: &str, args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(exe).args(args).output().unwrap();
+    (
+        o.status.code().expect("killed by a signal"),
+        String::from_utf8(o.stdout).unwrap(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn vexctl(args: &[&str]) -> (i32, String, String) {
+    run(env!("CARGO_BIN_EXE_vexctl"), args)
+}
+
+#[test]
+fn an_offline_import_attaches_every_row_and_leaves_a_sound_graph() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path());
+    let data = fvecs(dir.path());
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+
+    let (code, out, err) = vexctl(&["import", &s(&img), "emb", &s(&data), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(&format!("imported {ROWS} vectors into emb")), "{out}");
+
+    let (code, out, err) = vexctl(&["stats", &s(&img), "emb", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let stats: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stats["count"], ROWS as u64);
+
+    let (code, out, err) = run(env!("CARGO_BIN_EXE_fsck-vexfs"), &["-n", &s(&img)]);
+    assert_eq!(code, 0, "fsck: {out}{err}");
+
+    // Row 417 is stored at /imported/0000/00000417 (the default --dir is /imported).
+    let query: Vec<String> = row(417).iter().map(|v| v.to_string()).collect();
+    let args = [
+        "search",
+        &s(&img),
+        "emb",
+        "--vector",
+        &query.join(","),
+        "-k",
+        "3",
+        "--json",
+    ];
+    let (code, out, err) = vexctl(&args);
+    assert_eq!(code, 0, "{err}");
+    let hits: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(hits["hits"][0]["path"], "/imported/0000/00000417", "{out}");
+    assert_eq!(hits["hits"][0]["distance"], 0.0);
+}
+
+#[test]
+fn an_import_into_a_missing_collection_says_so() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path());
+    let data = fvecs(dir.path());
+    let (code, _, err) = vexctl(&[
+        "import",
+        img.to_str().unwrap(),
+        "nope",
+        data.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no collection named \"nope\""), "{err}");
+}
