@@ -560,3 +560,41 @@ fn packed_list_bytes_in_the_header_are_checked() {
         assert!(e.contains(field), "list bytes {cap}: {e}");
     }
 }
+
+/// A search scores and expands every node here (ef > N), so it meets the
+/// damaged record: a structurally bad header is an error naming the field.
+/// Guards the walk's fast path (records it scores are read without
+/// building a `Node`): damage must still surface, here when the node is
+/// expanded, and never be routed through silently.
+#[test]
+fn a_search_through_a_damaged_record_names_the_field() {
+    let b = build(|_, _| {});
+    let nodes = Nodes::open(&b.path);
+    let entry = nodes.coll.header.ch_entry_slot.get() as u32;
+    let x = (0..N as u32).find(|&s| s != entry).unwrap();
+    let cap = nodes.coll.geo.adj_capacity as u16;
+    let damage: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 3] = [
+        ("n_flags", Box::new(|r| r[5] = 0x7)),
+        ("n_level", Box::new(|r| r[4] = 17)),
+        (
+            "n_adj_len",
+            Box::new(move |r| r[6..8].copy_from_slice(&(cap + 1).to_le_bytes())),
+        ),
+    ];
+    for (field, f) in damage {
+        let saved = nodes.record(x);
+        nodes.edit(x, |r| f(r));
+        let fs = Fs::open(&b.path, true).unwrap();
+        let mut req = vexfs::vector::SearchRequest::new("t", vector(3), 5);
+        req.ef = Some(2 * N);
+        req.with_paths = false;
+        let e = fs
+            .search(&req)
+            .err()
+            .unwrap_or_else(|| panic!("{field}: the search did not fail"));
+        assert_eq!(e.corruption().map(|c| c.field), Some(field), "{e}");
+        drop(fs);
+        nodes.edit(x, |r| r.copy_from_slice(&saved));
+    }
+    assert_reports(&b.path, &[], true);
+}

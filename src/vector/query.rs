@@ -5,10 +5,10 @@
 use super::distance::Scorer;
 use super::paths::{path_of, Subtree};
 use super::search::{knn, Accept, Budget};
-use super::store::Node;
 use crate::error::{FsError, Result};
 use crate::events::{Event, Op};
 use crate::format::inode::{FileType, InodeNo};
+use crate::format::vector::{NodeHeader, NODE_LIVE};
 use crate::format::ROOT_INO;
 use crate::fs::core::{live, Fs};
 use crate::fs::dir;
@@ -73,11 +73,11 @@ struct InSubtree<'t, 'a> {
 }
 
 impl Accept for InSubtree<'_, '_> {
-    fn accept(&mut self, _: u32, node: &Node<'_>) -> Result<bool> {
-        if !node.is_live() {
+    fn accept(&mut self, _: u32, node: &NodeHeader) -> Result<bool> {
+        if node.n_flags != NODE_LIVE {
             return Ok(false);
         }
-        match self.g.inode_no(node.header().n_owner_ino.get()) {
+        match self.g.inode_no(node.n_owner_ino.get()) {
             // A file whose inode or parent chain is damaged cannot be
             // placed in the subtree: left out, so the rest still answers.
             Some(ino) => self.tree.contains(self.txn, self.g, ino).or_else(damage_is_no),

@@ -9,6 +9,7 @@ use super::store::{Collection, Node};
 use super::visited::Visited;
 use crate::error::Result;
 use crate::format::hnsw::{decode_all, NeighbourIter, UpperRecord, MAX_LEVEL};
+use crate::format::vector::{NodeHeader, NODE_LIVE};
 use crate::fs::txn::Txn;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -69,15 +70,15 @@ impl Ord for Dist {
 
 /// Which nodes may be results (all nodes route).
 pub trait Accept {
-    fn accept(&mut self, slot: u32, node: &Node<'_>) -> Result<bool>;
+    fn accept(&mut self, slot: u32, node: &NodeHeader) -> Result<bool>;
 }
 
 /// Live nodes only (the default, and what graph construction links to).
 pub struct LiveOnly;
 
 impl Accept for LiveOnly {
-    fn accept(&mut self, _: u32, node: &Node<'_>) -> Result<bool> {
-        Ok(node.is_live())
+    fn accept(&mut self, _: u32, node: &NodeHeader) -> Result<bool> {
+        Ok(node.n_flags == NODE_LIVE)
     }
 }
 
@@ -287,7 +288,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             }
             let node = self.peek(s)?;
             candidates.push(Reverse((d, s)));
-            if node.header().n_flags != 0 && accept.accept(s, &node)? {
+            if node.header().n_flags != 0 && accept.accept(s, node.header())? {
                 results.push((d, s));
             }
         }
@@ -311,15 +312,22 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             self.mark_fresh(s, &ids, &mut fresh);
             for (i, &(n, rec)) in fresh.iter().enumerate() {
                 self.prefetch_ahead(&fresh, i);
-                let nb = self.peek_found(n, rec)?;
-                if nb.header().n_flags == 0 || (level > 0 && nb.level() < level) {
+                let slow;
+                let (h, vector) = match rec.and_then(|r| self.coll.quick(r)) {
+                    Some(q) => q,
+                    None => {
+                        slow = self.peek_found(n, rec)?;
+                        (slow.header(), slow.vector())
+                    }
+                };
+                if h.n_flags == 0 || (level > 0 && h.n_level < level) {
                     continue; // a dangling edge (§9.7): skip it
                 }
-                let dn = Dist(scorer.to(nb.vector()));
+                let dn = Dist(scorer.to(vector));
                 let worst = results.peek().map(|w| w.0);
                 if results.len() < ef || worst.is_some_and(|w| dn < w) {
                     candidates.push(Reverse((dn, n)));
-                    if accept.accept(n, &nb)? {
+                    if accept.accept(n, h)? {
                         results.push((dn, n));
                         if results.len() > ef {
                             results.pop();
@@ -368,11 +376,18 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
                 let mut moved = false;
                 for (i, &(n, rec)) in fresh.iter().enumerate() {
                     self.prefetch_ahead(&fresh, i);
-                    let nb = self.peek_found(n, rec)?;
-                    if nb.header().n_flags == 0 || nb.level() < level {
+                    let slow;
+                    let (h, vector) = match rec.and_then(|r| self.coll.quick(r)) {
+                        Some(q) => q,
+                        None => {
+                            slow = self.peek_found(n, rec)?;
+                            (slow.header(), slow.vector())
+                        }
+                    };
+                    if h.n_flags == 0 || h.n_level < level {
                         continue;
                     }
-                    let d = Dist(scorer.to(nb.vector()));
+                    let d = Dist(scorer.to(vector));
                     if d < best.0 {
                         best = (d, n);
                         moved = true;
