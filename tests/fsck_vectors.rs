@@ -573,17 +573,16 @@ fn a_search_through_a_damaged_record_names_the_field() {
     let entry = nodes.coll.header.ch_entry_slot.get() as u32;
     let x = (0..N as u32).find(|&s| s != entry).unwrap();
     let cap = nodes.coll.geo.adj_capacity as u16;
-    let damage: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 3] = [
-        ("n_flags", Box::new(|r| r[5] = 0x7)),
-        ("n_level", Box::new(|r| r[4] = 17)),
-        (
-            "n_adj_len",
-            Box::new(move |r| r[6..8].copy_from_slice(&(cap + 1).to_le_bytes())),
-        ),
+    // (field, byte offset in the header, new bytes)
+    let bad_len = (cap + 1).to_le_bytes();
+    let damage: [(&str, usize, &[u8]); 3] = [
+        ("n_flags", 5, &[0x7]),
+        ("n_level", 4, &[17]),
+        ("n_adj_len", 6, &bad_len),
     ];
-    for (field, f) in damage {
+    for (field, at, bytes) in damage {
         let saved = nodes.record(x);
-        nodes.edit(x, |r| f(r));
+        nodes.edit(x, |r| r[at..at + bytes.len()].copy_from_slice(bytes));
         let fs = Fs::open(&b.path, true).unwrap();
         let mut req = vexfs::vector::SearchRequest::new("t", vector(3), 5);
         req.ef = Some(2 * N);
