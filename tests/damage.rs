@@ -91,12 +91,12 @@ fn bad_superblock_checksum_in_both_copies_refuses_the_mount() {
 fn unknown_incompat_feature_refuses_the_mount() {
     let Some((_s, img)) = setup() else { return };
     img.edit(0, 1024, |sb| {
-        sb[92] |= 0x80;
+        sb[93] |= 0x01;
         let c = vexfs::format::checksum::superblock_csum(&sb[..1020]);
         sb[1020..].copy_from_slice(&c.to_le_bytes());
     });
     img.assert_refused(FsError::Unsupported(
-        "unknown incompatible feature bits 0x80 in s_feature_incompat; this VexFS cannot read the image".into(),
+        "unknown incompatible feature bits 0x100 in s_feature_incompat; this VexFS cannot read the image".into(),
     ));
 }
 

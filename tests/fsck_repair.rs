@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use vexfs::check::{self, CheckOptions, Kind, RepairMode, RepairOutcome};
-use vexfs::format::hnsw::{encode_neighbours, NeighbourIter};
 use vexfs::format::inode::InodeNo;
 use vexfs::format::vector::{ElemType, Metric};
 use vexfs::format::BLOCK_SIZE_U64;
@@ -585,13 +584,15 @@ fn a_broken_graph_edge_is_repaired_by_a_rebuild() {
     let (at, cap) = (c.geo.adj_offset as usize, c.geo.adj_capacity as usize);
     patch_bytes(&img.path, off, stride, |rec| {
         let len = usize::from(u16::from_le_bytes([rec[6], rec[7]]));
-        let mut ids: Vec<u32> = NeighbourIter::new(&rec[at..at + len], c.slots(), 0)
+        let mut ids: Vec<u32> = c
+            .coding
+            .iter(&rec[at..at + len], c.slots(), 0)
             .map(|r| r.unwrap())
             .collect();
         ids.push(x);
         ids.sort_unstable();
         rec[at..at + cap].fill(0);
-        let len = encode_neighbours(&ids, &mut rec[at..at + cap]).unwrap();
+        let len = c.coding.encode(&ids, &mut rec[at..at + cap]).unwrap();
         rec[6..8].copy_from_slice(&(len as u16).to_le_bytes());
         if let Some(seed) = Image::open(&img.path, Mode::ReadOnly).unwrap().geometry().csum_seed {
             let sum = vexfs::format::checksum::csum_skipping(seed, x.into(), rec, 16);

@@ -9,7 +9,6 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use vexfs::check::Report;
 use vexfs::format::checksum::csum_skipping;
-use vexfs::format::hnsw::{encode_neighbours, NeighbourIter};
 use vexfs::format::inode::{seal_inode, InodeBase, InodeExt, InodeNo, VECTOR_FL};
 use vexfs::format::vector::{collection_header_checksum, ElemType, Metric, NODE_DELETED};
 use vexfs::fs::core::Fs;
@@ -153,7 +152,9 @@ impl Nodes {
         let rec = self.record(s);
         let at = self.coll.geo.adj_offset as usize;
         let len = usize::from(u16::from_le_bytes([rec[6], rec[7]]));
-        NeighbourIter::new(&rec[at..at + len], self.coll.slots(), 0)
+        self.coll
+            .coding
+            .iter(&rec[at..at + len], self.coll.slots(), 0)
             .map(|r| r.unwrap())
             .collect()
     }
@@ -164,7 +165,11 @@ impl Nodes {
         sorted.sort_unstable();
         self.edit(s, |rec| {
             rec[at..at + cap].fill(0);
-            let len = encode_neighbours(&sorted, &mut rec[at..at + cap]).expect("list fits");
+            let len = self
+                .coll
+                .coding
+                .encode(&sorted, &mut rec[at..at + cap])
+                .expect("list fits");
             rec[6..8].copy_from_slice(&(len as u16).to_le_bytes());
         });
     }
@@ -485,16 +490,14 @@ fn upper_lists_are_checked_against_levels_and_owners() {
     let n = Nodes::open(&b.path);
     let a = (0..N as u32).find(|&s| n.level(s) >= 1).unwrap();
     let z = (0..N as u32).find(|&s| n.level(s) == 0).unwrap();
-    let slots = n.coll.slots();
+    let (slots, coding) = (n.coll.slots(), n.coll.coding);
     n.edit_upper(a, 1, |rec| {
         let len = usize::from(u16::from_le_bytes([rec[6], rec[7]]));
-        let mut ids: Vec<u32> = NeighbourIter::new(&rec[16..16 + len], slots, 0)
-            .map(|r| r.unwrap())
-            .collect();
+        let mut ids: Vec<u32> = coding.iter(&rec[16..16 + len], slots, 0).map(|r| r.unwrap()).collect();
         ids.push(z);
         ids.sort_unstable();
         rec[16..].fill(0);
-        let len = encode_neighbours(&ids, &mut rec[16..]).unwrap();
+        let len = coding.encode(&ids, &mut rec[16..]).unwrap();
         rec[6..8].copy_from_slice(&(len as u16).to_le_bytes());
     });
     let want = [format!(

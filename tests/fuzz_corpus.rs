@@ -516,17 +516,22 @@ fn extent_block(depth: u16, entries: &[&[u8]]) -> Vec<u8> {
     b
 }
 
-fn encoded(ids: &[u32]) -> Vec<u8> {
-    let mut buf = vec![0u8; ids.len() * hnsw::MAX_VARINT];
-    let n = hnsw::encode_neighbours(ids, &mut buf).unwrap();
+/// `ids` as a neighbour list in `coding` (format-spec/09 §9.5).
+fn encoded_as(coding: hnsw::ListCoding, ids: &[u32]) -> Vec<u8> {
+    let mut buf = vec![0u8; 1 + ids.len() * 12];
+    let n = coding.encode(ids, &mut buf).unwrap();
     buf.truncate(n);
     buf
+}
+
+fn encoded(ids: &[u32]) -> Vec<u8> {
+    encoded_as(hnsw::ListCoding::Varint, ids)
 }
 
 /// A node file: sealed header (node inode FUZZ_INO) and `slots` live
 /// records, each linked to the others at level 0.
 fn node_file(slots: u32) -> Vec<u8> {
-    let geo = vector::node_geometry(8, ElemType::F32, 16, vector::NodeLayout::V1);
+    let geo = vector::node_geometry(8, ElemType::F32, 16, vector::NodeLayout::V1, hnsw::ListCoding::Varint);
     let mut h = CollectionHeader::new_zeroed();
     h.ch_magic.set(COLLECTION_MAGIC);
     h.ch_collection_id.set(1);
@@ -700,6 +705,19 @@ fn hand_built(c: &mut Corpus) {
         "max_512_neighbours.adj",
         &encoded(&(0..512).collect::<Vec<_>>()),
     );
+    // Rice-coded lists (format-spec/09 §9.5.2): the spec's example, ids
+    // spread over a million slots, and a code whose remainder is cut off.
+    let rice = |ids: &[u32]| encoded_as(hnsw::ListCoding::Rice, ids);
+    c.add(
+        "adjacency",
+        "rice_spec_example.adj",
+        &rice(&[3, 4, 200, 70_000, 1_000_000]),
+    );
+    let spread: Vec<u32> = (0..30).map(|i| i * 33_331 + (i * i * 97) % 1000).collect();
+    c.add("adjacency", "rice_30_ids_over_a_million.adj", &rice(&spread));
+    let mut cut = rice(&spread);
+    cut.truncate(cut.len() - 2);
+    c.add("adjacency", "rice_truncated_remainder.adj", &cut);
     let mut up = UpperRecord::new_zeroed();
     let list = encoded(&[1, 9, 40]);
     up.u_slot.set(5);
@@ -883,9 +901,10 @@ fn node_records(c: &mut Corpus) {
     stale.push(0x40);
     c.add("node_record", "slot1_vector_flipped_checksum_stale.node", &stale);
     // A new live record over slot 0: level 0, neighbours itself, slot 39,
-    // one past the last slot and a huge id.
-    let geo = vector::node_geometry(4, ElemType::F32, 4, vector::NodeLayout::Packed);
-    let adj = encoded(&[0, 39, 40, 4_000_000_000]);
+    // one past the last slot and a huge id (Rice-coded, as the packed
+    // template's image codes lists: 11 of its 16 list bytes).
+    let geo = vector::node_geometry(4, ElemType::F32, 4, vector::NodeLayout::Packed, hnsw::ListCoding::Rice);
+    let adj = encoded_as(hnsw::ListCoding::Rice, &[0, 39, 40, 1_000_000]);
     let mut rec = vec![0u8; geo.stride as usize];
     let mut n = NodeHeader::new_zeroed();
     n.n_owner_ino.set(12);
@@ -920,14 +939,14 @@ fn node_records(c: &mut Corpus) {
         "v1_slot3_level_xor2_resealed.node",
         &[0x1a, 3, 0, 0, 0, 0, 2],
     );
-    // Packed records straddle blocks: slot 73 of the 56-byte records (dim
-    // 4, M 4: 20 list bytes) runs from byte 4088 of the first record block
-    // into the second; XOR 1 into the second byte of its list (record byte
-    // 37, in the second block), resealed.
-    let mut input = vec![0x0a, 73];
-    input.extend_from_slice(&[0; 37]);
+    // Packed records straddle blocks: slot 78 of the 52-byte records (dim
+    // 4, M 4: 16 list bytes, Rice) runs from byte 4056 of the first record
+    // block into the second; XOR 1 into the fifth byte of its list area
+    // (record byte 40, the first in the second block), resealed.
+    let mut input = vec![0x0a, 78];
+    input.extend_from_slice(&[0; 40]);
     input.push(1);
-    c.add("node_record", "slot73_straddling_list_xor1_resealed.node", &input);
+    c.add("node_record", "slot78_straddling_list_xor1_resealed.node", &input);
 }
 
 /// Shrink the last record of a leaf block by the 12-byte tail.

@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use vexfs::format::hnsw::encode_neighbours;
 use vexfs::format::vector::{ElemType, Metric};
 use vexfs::format::ROOT_INO;
 use vexfs::fs::core::Fs;
@@ -23,7 +22,7 @@ fn set_list(coll: &Collection, txn: &mut vexfs::fs::txn::Txn<'_>, s: u32, ids: &
     let mut rec = coll.record(txn, s).unwrap().into_owned();
     let (at, cap) = (coll.geo.adj_offset as usize, coll.geo.adj_capacity as usize);
     rec[at..at + cap].fill(0);
-    let len = encode_neighbours(&sorted, &mut rec[at..at + cap]).expect("fits");
+    let len = coll.coding.encode(&sorted, &mut rec[at..at + cap]).expect("fits");
     rec[6..8].copy_from_slice(&(len as u16).to_le_bytes());
     coll.put_record(txn, s, &mut rec).unwrap();
 }

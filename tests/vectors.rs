@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use vexfs::error::FsError;
+use vexfs::format::hnsw::ListCoding;
 use vexfs::format::vector::{ElemType, Metric, NodeLayout};
 use vexfs::fs::core::Fs;
 use vexfs::fs::namespace::NewNode;
@@ -70,17 +71,30 @@ struct Setup {
     inos: Vec<u32>,
 }
 
+/// How an image lays out node records and codes neighbour lists
+/// (format-spec/08 §8.5.1, 09 §9.5).
+type Format = (NodeLayout, ListCoding);
+
+/// mkfs's default; packed records with varint lists (`--varint-lists`,
+/// the previous default); and images as VexFS made them before both.
+const FORMATS: [Format; 3] = [
+    (NodeLayout::Packed, ListCoding::Rice),
+    (NodeLayout::Packed, ListCoding::Varint),
+    (NodeLayout::V1, ListCoding::Varint),
+];
+
 /// An image with collection `c` and one file per vector under /v.
 fn load(size: u64, params: CollectionParams, data: &[Vec<f32>]) -> Setup {
-    load_in(NodeLayout::Packed, size, params, data)
+    load_in(FORMATS[0], size, params, data)
 }
 
-/// [`load`] with node records in `layout` (format-spec/08 §8.5.1).
-fn load_in(layout: NodeLayout, size: u64, params: CollectionParams, data: &[Vec<f32>]) -> Setup {
+/// [`load`] in image format `format`.
+fn load_in(format: Format, size: u64, params: CollectionParams, data: &[Vec<f32>]) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v.img");
     let mut opts = options(size, false);
-    opts.v1_nodes = layout == NodeLayout::V1;
+    opts.v1_nodes = format.0 == NodeLayout::V1;
+    opts.varint_lists = format.1 == ListCoding::Varint;
     vexfs::mkfs::mkfs(&path, &opts, &mut |_, _| {}).unwrap();
     let fs = Fs::open(&path, false).unwrap();
     fs.create_collection(&params).unwrap();
@@ -111,10 +125,11 @@ fn search(fs: &Fs, c: &str, q: &[f32], k: usize, ef: usize) -> Vec<u32> {
 
 #[test]
 fn small_sets_match_brute_force_for_every_metric_type_and_layout() {
-    for (metric, layout) in [Metric::L2, Metric::Cosine, Metric::InnerProduct]
+    for (metric, format) in [Metric::L2, Metric::Cosine, Metric::InnerProduct]
         .into_iter()
-        .flat_map(|m| [(m, NodeLayout::Packed), (m, NodeLayout::V1)])
+        .flat_map(|m| FORMATS.map(|f| (m, f)))
     {
+        let layout = format.0;
         for elem in [ElemType::F32, ElemType::F16] {
             // 300 packed records of 96 (f16) or 112 bytes (60 list bytes):
             // many straddle a block boundary, and slots 128 and 256 (f16)
@@ -122,14 +137,14 @@ fn small_sets_match_brute_force_for_every_metric_type_and_layout() {
             let data = clustered(300, 8, 6, 7);
             let mut params = CollectionParams::new("t", 8, metric, elem);
             params.list_bytes = (layout == NodeLayout::Packed).then_some(60);
-            let s = load_in(layout, 32 << 20, params, &data);
+            let s = load_in(format, 32 << 20, params, &data);
             for q in clustered(20, 8, 6, 99) {
                 let want: Vec<u32> = brute(metric, &data, &q, 10).into_iter().map(|i| s.inos[i]).collect();
                 let got = search(&s.fs, "t", &q, 10, 400);
                 let same = got.iter().filter(|g| want.contains(g)).count();
-                assert!(same >= 9, "{metric:?}/{elem:?}/{layout:?}: {got:?} vs {want:?}");
+                assert!(same >= 9, "{metric:?}/{elem:?}/{format:?}: {got:?} vs {want:?}");
                 if elem == ElemType::F32 {
-                    assert_eq!(got, want, "{metric:?}/{layout:?} exact with ef >= n");
+                    assert_eq!(got, want, "{metric:?}/{format:?} exact with ef >= n");
                 }
             }
         }
@@ -142,7 +157,7 @@ fn small_sets_match_brute_force_for_every_metric_type_and_layout() {
 /// clean after a remount, in both layouts.
 #[test]
 fn records_longer_than_a_block_match_brute_force() {
-    for layout in [NodeLayout::Packed, NodeLayout::V1] {
+    for layout in FORMATS {
         let data = clustered(80, 1500, 4, 13);
         let s = load_in(
             layout,
@@ -204,7 +219,7 @@ fn list_bytes_are_chosen_at_creation_and_kept() {
     assert!(r.is_clean(), "{:#?}", r.problems);
     // A v1 image has no such choice.
     let v1 = load_in(
-        NodeLayout::V1,
+        (NodeLayout::V1, ListCoding::Varint),
         32 << 20,
         CollectionParams::new("t", 8, Metric::L2, ElemType::F32),
         &[],
@@ -216,12 +231,12 @@ fn list_bytes_are_chosen_at_creation_and_kept() {
 
 #[test]
 fn vectors_round_trip_delete_and_survive_remount() {
-    for layout in [NodeLayout::Packed, NodeLayout::V1] {
-        round_trip_delete_and_remount(layout);
+    for format in FORMATS {
+        round_trip_delete_and_remount(format);
     }
 }
 
-fn round_trip_delete_and_remount(layout: NodeLayout) {
+fn round_trip_delete_and_remount(layout: Format) {
     let data = clustered(200, 8, 4, 3);
     let s = load_in(
         layout,
@@ -367,13 +382,20 @@ fn recall_at_10_on_20000_clustered_vectors() {
 /// 3,000 slots (2-byte gaps), nearly every list is cut.
 #[test]
 fn lists_cut_by_the_byte_limit_keep_every_node_reachable() {
-    for layout in [NodeLayout::Packed, NodeLayout::V1] {
+    for layout in FORMATS {
         let data = clustered(3000, 8, 30, 5);
         let mut params = CollectionParams::new("t", 8, Metric::L2, ElemType::F32);
         params.m = 4;
         params.ef_construction = 40;
-        // 12 list bytes (the default at M = 4 is 20): about 6 of 8 ids fit.
-        params.list_bytes = (layout == NodeLayout::Packed).then_some(12);
+        // About 6 of 8 ids fit: 12 bytes of varints (2 bytes an id; the
+        // default at M = 4 is 20), 9 of Rice codes (k, then about 10 bits
+        // an id). At 8 Rice bytes (5 ids) the writers' local checks left a
+        // few nodes unreachable (format-spec/09 §9.2: fsck reports them).
+        params.list_bytes = match layout {
+            (NodeLayout::V1, _) => None,
+            (_, ListCoding::Varint) => Some(12),
+            (_, ListCoding::Rice) => Some(9),
+        };
         let s = load_in(layout, 64 << 20, params, &data);
         let Setup { _dir, path, fs, .. } = s;
         fs.close().unwrap();

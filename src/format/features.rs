@@ -30,6 +30,9 @@ pub const INCOMPAT_RECOVER: u32 = 0x0020;
 /// `s_feature_incompat`: collections' node records use the packed
 /// geometry (format-spec/08 §8.5.1), back to back across blocks.
 pub const INCOMPAT_PACKED_NODES: u32 = 0x0040;
+/// `s_feature_incompat`: neighbour lists are Rice-coded (format-spec/09
+/// §9.5.2) instead of varint-coded.
+pub const INCOMPAT_RICE_LISTS: u32 = 0x0080;
 /// Every incompat bit this implementation knows.
 pub const INCOMPAT_KNOWN: u32 = INCOMPAT_REGIONS
     | INCOMPAT_64BIT
@@ -37,7 +40,8 @@ pub const INCOMPAT_KNOWN: u32 = INCOMPAT_REGIONS
     | INCOMPAT_LARGE_INODE
     | INCOMPAT_DIR_HASH
     | INCOMPAT_RECOVER
-    | INCOMPAT_PACKED_NODES;
+    | INCOMPAT_PACKED_NODES
+    | INCOMPAT_RICE_LISTS;
 
 /// `s_feature_ro_compat`: CRC-32 checksums on all metadata.
 pub const RO_COMPAT_METADATA_CSUM: u32 = 0x0001;
@@ -77,6 +81,7 @@ pub const NAMES: &[(&str, u32, &str)] = &[
     ("incompat", INCOMPAT_DIR_HASH, "dir_hash"),
     ("incompat", INCOMPAT_RECOVER, "needs_recovery"),
     ("incompat", INCOMPAT_PACKED_NODES, "packed_nodes"),
+    ("incompat", INCOMPAT_RICE_LISTS, "rice_lists"),
     ("ro_compat", RO_COMPAT_METADATA_CSUM, "metadata_csum"),
     ("ro_compat", RO_COMPAT_VECTORS, "vectors"),
     ("ro_compat", RO_COMPAT_HNSW, "hnsw"),
@@ -91,7 +96,8 @@ pub const V1_DEFAULT: Features = Features {
         | INCOMPAT_EXTENTS
         | INCOMPAT_LARGE_INODE
         | INCOMPAT_DIR_HASH
-        | INCOMPAT_PACKED_NODES,
+        | INCOMPAT_PACKED_NODES
+        | INCOMPAT_RICE_LISTS,
     ro_compat: RO_COMPAT_METADATA_CSUM | RO_COMPAT_VECTORS | RO_COMPAT_HNSW | RO_COMPAT_EVENTS,
 };
 
@@ -102,6 +108,15 @@ impl Features {
             crate::format::vector::NodeLayout::Packed
         } else {
             crate::format::vector::NodeLayout::V1
+        }
+    }
+
+    /// How the image's neighbour lists are coded (format-spec/09 §9.5).
+    pub fn list_coding(&self) -> crate::format::hnsw::ListCoding {
+        if self.has_incompat(INCOMPAT_RICE_LISTS) {
+            crate::format::hnsw::ListCoding::Rice
+        } else {
+            crate::format::hnsw::ListCoding::Varint
         }
     }
 
@@ -160,6 +175,11 @@ impl Features {
                 self.has_incompat(INCOMPAT_PACKED_NODES),
                 self.has_ro_compat(RO_COMPAT_VECTORS),
                 "packed_nodes requires vectors",
+            ),
+            (
+                self.has_incompat(INCOMPAT_RICE_LISTS),
+                self.has_ro_compat(RO_COMPAT_HNSW),
+                "rice_lists requires hnsw",
             ),
             (
                 self.has_ro_compat(RO_COMPAT_VECTORS),
@@ -252,6 +272,22 @@ mod tests {
         assert_eq!(Features::default().check().unwrap(), Access::ReadWrite);
         assert!(Features::default().is_kernel_layout());
         assert_eq!(V1_DEFAULT.check().unwrap(), Access::ReadWrite);
+    }
+
+    #[test]
+    fn rice_lists_need_hnsw_and_pick_the_coding() {
+        use crate::format::hnsw::ListCoding;
+        assert_eq!(V1_DEFAULT.list_coding(), ListCoding::Rice);
+        let mut f = V1_DEFAULT;
+        f.incompat &= !INCOMPAT_RICE_LISTS;
+        assert_eq!(
+            (f.check().unwrap(), f.list_coding()),
+            (Access::ReadWrite, ListCoding::Varint)
+        );
+        let mut f = V1_DEFAULT;
+        f.ro_compat &= !RO_COMPAT_HNSW;
+        let e = f.check().unwrap_err().to_string();
+        assert!(e.contains("rice_lists requires hnsw"), "{e}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! image's `packed_nodes` feature picks the [`NodeLayout`]: records back to
 //! back across blocks, or the v1 32-byte aligned records within blocks.
 
+use super::hnsw::ListCoding;
 use super::{checksum, layout, Layout, Le16, Le32, Le64, BLOCK_SIZE};
 use crate::error::{Expected, FsError, Result};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
@@ -213,9 +214,10 @@ pub struct NodeGeometry {
 /// in one, and larger ones start on a block boundary.
 ///
 /// Packed: the header, the vector, then [`default_list_bytes`] of
-/// adjacency, rounded up to 4 bytes so every vector stays aligned for its
-/// element type ([`packed_geometry`] for other list bytes).
-pub fn node_geometry(dim: u32, elem: ElemType, m: u16, layout: NodeLayout) -> NodeGeometry {
+/// adjacency for lists coded as `coding`, rounded up to 4 bytes so every
+/// vector stays aligned for its element type ([`packed_geometry`] for
+/// other list bytes). The v1 geometry does not depend on the coding.
+pub fn node_geometry(dim: u32, elem: ElemType, m: u16, layout: NodeLayout, coding: ListCoding) -> NodeGeometry {
     let align = |x: usize, a: usize| x.div_ceil(a) * a;
     let vec_bytes = dim as usize * elem.size();
     match layout {
@@ -235,7 +237,7 @@ pub fn node_geometry(dim: u32, elem: ElemType, m: u16, layout: NodeLayout) -> No
                 layout,
             }
         }
-        NodeLayout::Packed => packed_geometry(dim, elem, default_list_bytes(m)),
+        NodeLayout::Packed => packed_geometry(dim, elem, default_list_bytes(m, coding)),
     }
 }
 
@@ -246,14 +248,20 @@ pub const MIN_LIST_BYTES: u32 = 4;
 pub const MAX_LIST_BYTES: u32 = 2048;
 
 /// The level-0 list bytes a packed collection gets unless its creator
-/// chooses (format-spec/08 §8.5.1): `6·M − 4`, 92 at M = 16, room for
-/// 2·M ids at about 2.9 bytes, the varint length of ids in collections of
-/// a few million vectors. Measured: 60 bytes keep recall at 100,000
-/// vectors but lose 6 points at ef 192 at a million; 92 keep it there.
-pub fn default_list_bytes(m: u16) -> u32 {
-    (6 * u32::from(m))
-        .saturating_sub(4)
-        .clamp(MIN_LIST_BYTES, MAX_LIST_BYTES)
+/// chooses (format-spec/08 §8.5.1). Varint lists: `6·M − 4`, 92 at M =
+/// 16, room for 2·M ids at about 2.9 bytes, the varint length of ids in
+/// collections of a few million vectors (measured: 60 bytes keep recall
+/// at 100,000 vectors but lose 6 points at ef 192 at a million). Rice
+/// lists: `4·M`, 64 at M = 16, room for 2·M ids at 16 bits (a 100,000-slot
+/// collection's full lists take about 14, a million-slot one's about 17,
+/// so there a full list keeps 30 of its 32 ids).
+pub fn default_list_bytes(m: u16, coding: ListCoding) -> u32 {
+    let m = u32::from(m);
+    let bytes = match coding {
+        ListCoding::Varint => (6 * m).saturating_sub(4),
+        ListCoding::Rice => 4 * m,
+    };
+    bytes.clamp(MIN_LIST_BYTES, MAX_LIST_BYTES)
 }
 
 /// The packed geometry with at least `list_bytes` of level-0 list area
@@ -419,7 +427,8 @@ mod tests {
     fn geometry_keeps_vectors_aligned_and_records_within_blocks() {
         for dim in [1u32, 3, 128, 384, 1000, 65_536] {
             for elem in [ElemType::F32, ElemType::F16, ElemType::Int8] {
-                let g = node_geometry(dim, elem, 16, NodeLayout::V1);
+                let g = node_geometry(dim, elem, 16, NodeLayout::V1, ListCoding::Rice);
+                assert_eq!(g, node_geometry(dim, elem, 16, NodeLayout::V1, ListCoding::Varint));
                 assert_eq!(g.vector_offset as usize % VECTOR_ALIGN, 0);
                 assert_eq!(g.stride as usize % VECTOR_ALIGN, 0);
                 assert!(g.adj_offset as usize >= g.vector_offset as usize + dim as usize * elem.size());
@@ -433,25 +442,32 @@ mod tests {
     fn packed_geometry_is_header_vector_and_list_bytes() {
         for m in [1u16, 2, 4, 16, 48, 256] {
             for dim in [1u32, 3, 128, 384, 1000, 65_536] {
-                for elem in [ElemType::F32, ElemType::F16, ElemType::Int8] {
-                    let g = node_geometry(dim, elem, m, NodeLayout::Packed);
+                for (elem, coding) in [ElemType::F32, ElemType::F16, ElemType::Int8]
+                    .into_iter()
+                    .flat_map(|e| [(e, ListCoding::Varint), (e, ListCoding::Rice)])
+                {
+                    let g = node_geometry(dim, elem, m, NodeLayout::Packed, coding);
                     let vec_bytes = dim * elem.size() as u32;
                     assert_eq!(g.vector_offset, 20);
                     assert_eq!(g.adj_offset, 20 + vec_bytes);
                     assert_eq!(g.stride % 4, 0, "every record, so every vector, 4-byte aligned");
                     assert_eq!(g.adj_capacity, g.stride - g.adj_offset);
-                    let want = default_list_bytes(m);
+                    let want = default_list_bytes(m, coding);
                     assert!((want..want + 4).contains(&g.adj_capacity), "m {m} dim {dim}");
                     // A stored capacity reproduces its geometry.
                     assert_eq!(packed_geometry(dim, elem, g.adj_capacity), g);
                 }
             }
         }
-        assert_eq!((default_list_bytes(1), default_list_bytes(16)), (4, 92));
+        let varint = |m| default_list_bytes(m, ListCoding::Varint);
+        let rice = |m| default_list_bytes(m, ListCoding::Rice);
+        assert_eq!((varint(1), varint(16), rice(1), rice(16)), (4, 92, 4, 64));
         // The figures format-spec/08 §8.5.1 quotes.
-        let g = node_geometry(128, ElemType::F32, 16, NodeLayout::Packed);
+        let g = node_geometry(128, ElemType::F32, 16, NodeLayout::Packed, ListCoding::Varint);
         assert_eq!((g.adj_offset, g.adj_capacity, g.stride), (532, 92, 624));
-        let g = node_geometry(3, ElemType::F16, 16, NodeLayout::Packed);
+        let g = node_geometry(128, ElemType::F32, 16, NodeLayout::Packed, ListCoding::Rice);
+        assert_eq!((g.adj_offset, g.adj_capacity, g.stride), (532, 64, 596));
+        let g = node_geometry(3, ElemType::F16, 16, NodeLayout::Packed, ListCoding::Varint);
         assert_eq!((g.adj_offset, g.adj_capacity, g.stride), (26, 94, 120));
         let g = packed_geometry(128, ElemType::F32, 60);
         assert_eq!((g.adj_capacity, g.stride), (60, 592));

@@ -71,8 +71,9 @@ fn file_blocks(runs: &[crate::read::Mapping], from: u64) -> Vec<u64> {
         .collect()
 }
 
-/// The template in the packed node layout (`v1` false, mkfs's default) or
-/// in the v1 layout (format-spec/08 §8.5.1).
+/// The template in the packed node layout with Rice-coded lists (`v1`
+/// false, mkfs's default) or as older VexFS made images: the v1 layout
+/// and varint lists (format-spec/08 §8.5.1, 09 §9.5).
 fn node_template(v1: bool) -> Option<&'static NodeTemplate> {
     static T: [OnceLock<Option<NodeTemplate>>; 2] = [OnceLock::new(), OnceLock::new()];
     T[usize::from(v1)].get_or_init(|| build_node_template(v1)).as_ref()
@@ -82,6 +83,7 @@ fn build_node_template(v1: bool) -> Option<NodeTemplate> {
     let tmp = TempImage(temp_image_path());
     let mut opts = template_options(&["t:4:l2"], Sizing::default())?;
     opts.v1_nodes = v1;
+    opts.varint_lists = v1;
     // M = 4 instead of 16: about a quarter of the nodes get upper levels,
     // so the template's graph has several levels and upper records.
     opts.collections[0].m = TEMPLATE_M;
@@ -230,7 +232,7 @@ const QUERIES: [[f32; 4]; 4] = [
 /// dimensions, 100 vectors; built once per process).
 ///
 /// The input is a control byte (bit 4: the template in the v1 node layout
-/// instead of the packed one), a record index, then (control bit 2) 52
+/// with varint lists instead of the packed one with Rice lists), a record index, then (control bit 2) 52
 /// bytes XORed into the collection header's counters (bytes 32..84:
 /// `ch_count` to `ch_int8_scale`; its checksum is then recomputed), then a
 /// payload written over the slot records of the node file (control bit 0:
@@ -338,8 +340,11 @@ mod tests {
             assert!(n.coll.header.ch_upper_records.get() > 0, "the graph has upper levels");
             assert_eq!(n.coll.geo.layout, layout);
         }
-        // The corpus's straddling input assumes slot 73 of 56-byte records.
+        // The corpus's straddling input assumes slot 78 of 52-byte records.
         let packed = node_template(false).expect("packed template");
-        assert_eq!((packed.coll.geo.stride, packed.coll.slots()), (56, 100));
+        assert_eq!((packed.coll.geo.stride, packed.coll.slots()), (52, 100));
+        assert_eq!(packed.coll.coding, crate::format::hnsw::ListCoding::Rice);
+        let old = node_template(true).expect("v1 template");
+        assert_eq!(old.coll.coding, crate::format::hnsw::ListCoding::Varint);
     }
 }

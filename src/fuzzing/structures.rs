@@ -8,7 +8,7 @@ use crate::format::bitmap::{self, BITS_PER_KERNEL_BLOCK, BITS_PER_TAILED_BLOCK, 
 use crate::format::dir::{self, DirBlockIter, DIR_TAIL_SIZE};
 use crate::format::events::{self, EventRecord};
 use crate::format::extent::{self, ExtentNode, BLOCK_MAX_ENTRIES, ROOT_MAX_ENTRIES, TAIL_OFFSET};
-use crate::format::hnsw::{self, NeighbourIter, UpperRecord};
+use crate::format::hnsw::{self, UpperRecord};
 use crate::format::inode::{self, FileType, InodeView, EXTENTS_FL, I_BLOCK_BYTES, LARGE_INODE_SIZE};
 use crate::format::journal::{self, JournalHeader};
 use crate::format::superblock::{Superblock, CHECKSUM_OFFSET};
@@ -259,34 +259,44 @@ pub fn bitmap_block(data: &[u8]) {
     }
 }
 
-/// Encoded HNSW neighbour list bytes: every id of [`NeighbourIter`] for
-/// several `ch_slots` values, re-encoded with
-/// [`hnsw::encode_neighbours`] and decoded again; then the same bytes read as
-/// an [`UpperRecord`] followed by its list.
+/// Encoded HNSW neighbour list bytes, in each coding (format-spec/09
+/// §9.5): every id the checked iterator yields for several `ch_slots`
+/// values; the search's fast decoder must agree with it exactly; the ids
+/// re-encoded must decode to themselves; then the same bytes read as an
+/// [`UpperRecord`] followed by its list.
 pub fn adjacency(data: &[u8]) {
+    for coding in hnsw::CODINGS {
+        adjacency_in(coding, data);
+    }
+}
+
+fn adjacency_in(coding: hnsw::ListCoding, data: &[u8]) {
     let slots = [u64::MAX, 1 << 32, 1 << 20, data.len() as u64];
     for s in slots {
-        let ids: Vec<u32> = NeighbourIter::new(data, s, 0).map_while(Result::ok).collect();
-        // The search's fast decoder must agree with the iterator exactly.
+        let ids: Vec<u32> = coding.iter(data, s, 0).map_while(Result::ok).collect();
         let mut fast = Vec::new();
-        let whole = hnsw::decode_all(data, s, &mut fast);
+        let whole = coding.decode_all(data, s, &mut fast);
         assert_eq!(
             whole,
-            NeighbourIter::new(data, s, 0).all(|r| r.is_ok()),
-            "decode_all's verdict"
+            coding.iter(data, s, 0).all(|r| r.is_ok()),
+            "{coding:?}: decode_all's verdict"
         );
         if whole {
-            assert_eq!(fast, ids, "decode_all's ids");
+            assert_eq!(fast, ids, "{coding:?}: decode_all's ids");
         }
-        let mut buf = vec![0u8; ids.len() * hnsw::MAX_VARINT];
-        if let Some(n) = hnsw::encode_neighbours(&ids, &mut buf) {
-            NeighbourIter::new(&buf[..n], s, 0).for_each(drop);
-        }
+        // Room for any coding of these ids: 5 varint bytes, or 1 + 57 + 31
+        // bits of Rice code, an id.
+        let mut buf = vec![0u8; 1 + ids.len() * 12];
+        let n = coding
+            .encode(&ids, &mut buf)
+            .expect("sorted distinct ids always encode");
+        let again: Vec<u32> = coding.iter(&buf[..n], s, 0).map(|r| r.expect("own encoding")).collect();
+        assert_eq!(again, ids, "{coding:?}: re-encoded ids");
     }
     if let Ok((rec, rest)) = UpperRecord::ref_from_prefix(data) {
         let _ = (rec.u_slot.get(), rec.u_level, rec.u_flags, rec.u_checksum.get());
         let len = usize::from(rec.u_adj_len.get()).min(rest.len());
-        NeighbourIter::new(&rest[..len], u64::from(u32::MAX), 16).for_each(drop);
+        coding.iter(&rest[..len], u64::from(u32::MAX), 16).for_each(drop);
     }
 }
 

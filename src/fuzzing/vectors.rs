@@ -3,7 +3,7 @@
 //! replies of `/.vexfs/search`.
 
 use super::{sealed, FUZZ_INO, FUZZ_SEED, SEEDS};
-use crate::format::hnsw::NeighbourIter;
+use crate::format::hnsw::CODINGS;
 use crate::format::vector::{self, CollectionHeader, ElemType, Metric, NodeHeader, NodeLayout, MAX_DIM};
 use crate::vector::{control, Hit, SearchResponse};
 use zerocopy::FromBytes;
@@ -63,8 +63,8 @@ pub(super) fn collection_records(records: &[vector::CollectionRecord]) {
         let _ = Metric::from_code(r.metric).map(Metric::name);
         if let Some(elem) = ElemType::from_code(r.elem_type) {
             if (1..=MAX_DIM).contains(&r.dim) {
-                for layout in LAYOUTS {
-                    let _ = vector::node_geometry(r.dim, elem, r.m, layout);
+                for (layout, coding) in LAYOUTS.into_iter().zip(CODINGS) {
+                    let _ = vector::node_geometry(r.dim, elem, r.m, layout, coding);
                 }
             }
         }
@@ -76,7 +76,7 @@ pub(super) fn collection_records(records: &[vector::CollectionRecord]) {
 /// checksums and on a copy with `ch_checksum` recomputed for node inode
 /// [`FUZZ_INO`]; the header's codes and geometry; then up to 64 node records
 /// placed as format-spec/08 §8.5.2 says, each record's level-0 list decoded
-/// with [`NeighbourIter`].
+/// in both codings (format-spec/09 §9.5).
 pub fn collection_header(data: &[u8]) {
     for seed in SEEDS {
         collection_once(data, seed);
@@ -98,8 +98,8 @@ fn collection_once(data: &[u8], seed: Option<u32>) {
     };
     let _ = Metric::from_code(h.ch_metric).map(Metric::name);
     if let Some(elem) = ElemType::from_code(h.ch_elem_type) {
-        for layout in LAYOUTS {
-            let _ = vector::node_geometry(h.ch_dim.get(), elem, h.ch_m.get(), layout);
+        for (layout, coding) in LAYOUTS.into_iter().zip(CODINGS) {
+            let _ = vector::node_geometry(h.ch_dim.get(), elem, h.ch_m.get(), layout, coding);
         }
         let cap = h.ch_adj_capacity.get().min(vector::MAX_LIST_BYTES + 3);
         let _ = vector::packed_geometry(h.ch_dim.get(), elem, cap);
@@ -137,7 +137,9 @@ fn node_records(h: &CollectionHeader, data: &[u8], layout: NodeLayout) {
         );
         let len = usize::from(n.n_adj_len.get()).min(adj_cap);
         if let Some(list) = record.get(adj_off..).and_then(|r| r.get(..len)) {
-            NeighbourIter::new(list, slots, at as u64 + adj_off as u64).for_each(drop);
+            for coding in CODINGS {
+                coding.iter(list, slots, at as u64 + adj_off as u64).for_each(drop);
+            }
         }
     }
 }

@@ -82,6 +82,9 @@ pub struct MkfsOptions {
     /// Node records in the v1 geometry (no `packed_nodes` feature), for
     /// images older VexFS versions can read.
     pub v1_nodes: bool,
+    /// Varint-coded neighbour lists (no `rice_lists` feature), for images
+    /// older VexFS versions can read.
+    pub varint_lists: bool,
     pub collections: Vec<CollectionSpec>,
     /// Fixed UUID (tests, reproducible images); random otherwise.
     pub uuid: Option<[u8; 16]>,
@@ -115,6 +118,9 @@ impl MkfsOptions {
         let mut f = crate::format::features::V1_DEFAULT;
         if self.v1_nodes {
             f.incompat &= !crate::format::features::INCOMPAT_PACKED_NODES;
+        }
+        if self.varint_lists {
+            f.incompat &= !crate::format::features::INCOMPAT_RICE_LISTS;
         }
         f
     }

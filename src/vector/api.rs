@@ -366,7 +366,7 @@ pub(crate) fn write_empty_header(
                 "list bytes can be chosen only on images with packed_nodes (made without --v1-nodes)".into(),
             ))
         }
-        (layout, None) => node_geometry(rec.dim, space.elem, rec.m, layout),
+        (layout, None) => node_geometry(rec.dim, space.elem, rec.m, layout, g.features.list_coding()),
     };
     let mut h = CollectionHeader::new_zeroed();
     h.ch_magic.set(fv::COLLECTION_MAGIC);
@@ -392,6 +392,7 @@ pub(crate) fn write_empty_header(
         node_ino: node,
         upper_ino: g.inode_no(upper),
         geo,
+        coding: g.features.list_coding(),
         header: h,
         slot_map: super::store::SlotMap::of(geo),
         node_runs: runs,

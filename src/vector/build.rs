@@ -8,7 +8,7 @@ use super::distance::Scorer;
 use super::search::{Budget, Dist, LiveOnly, Walk};
 use super::store::Collection;
 use crate::error::{FsError, Result};
-use crate::format::hnsw::{encode_neighbours, UpperRecord, MAX_LEVEL};
+use crate::format::hnsw::{UpperRecord, MAX_LEVEL};
 use crate::format::vector::{NodeHeader, NODE_DELETED, NODE_HEADER_LEN, NODE_LIVE};
 use crate::fs::txn::Txn;
 use crate::layout::Geometry;
@@ -64,7 +64,10 @@ fn write_list(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, nearest_f
     let mut ids = nearest_first[..n].to_vec();
     ids.sort_unstable();
     // `fitting_prefix` encoded these very ids, so this fits.
-    let len = encode_neighbours(&ids, &mut buf).ok_or_else(|| FsError::Invalid("neighbour list".into()))?;
+    let len = coll
+        .coding
+        .encode(&ids, &mut buf)
+        .ok_or_else(|| FsError::Invalid("neighbour list".into()))?;
     if level == 0 {
         let mut rec = coll.record(txn, s)?.into_owned();
         let at = coll.geo.adj_offset as usize;
@@ -146,7 +149,7 @@ pub(super) fn fits(coll: &Collection, level: u8, ids: &[u32]) -> bool {
     let mut sorted = ids.to_vec();
     sorted.sort_unstable();
     let mut probe = vec![0u8; list_capacity(coll, level)];
-    ids.len() <= max_degree(coll, level) && encode_neighbours(&sorted, &mut probe).is_some()
+    ids.len() <= max_degree(coll, level) && coll.coding.encode(&sorted, &mut probe).is_some()
 }
 
 /// How many of `nearest_first` (from the front) fit in a list at `level`.

@@ -8,7 +8,7 @@ use super::distance::Scorer;
 use super::store::{Collection, Node};
 use super::visited::Visited;
 use crate::error::Result;
-use crate::format::hnsw::{decode_all, NeighbourIter, UpperRecord, MAX_LEVEL};
+use crate::format::hnsw::{UpperRecord, MAX_LEVEL};
 use crate::format::vector::{NodeHeader, NODE_LIVE};
 use crate::fs::txn::Txn;
 use std::cmp::{Ordering, Reverse};
@@ -234,7 +234,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
         if level == 0 {
             // Decoded without the record's image offset, which only an
             // error report needs (and which costs an extent lookup).
-            if !decode_all(node.adjacency(), slots, out) {
+            if !self.coll.coding.decode_all(node.adjacency(), slots, out) {
                 return Err(self.adjacency_error(s, node));
             }
             return Ok(());
@@ -246,9 +246,9 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
         let rec = self.coll.upper(self.txn, r, s, level)?;
         let len = UpperRecord::ref_from_prefix(&rec).map_or(0, |(u, _)| usize::from(u.u_adj_len.get()));
         let list = &rec[16..16 + len];
-        if !decode_all(list, slots, out) {
+        if !self.coll.coding.decode_all(list, slots, out) {
             out.clear();
-            for id in NeighbourIter::new(list, slots, 0) {
+            for id in self.coll.coding.iter(list, slots, 0) {
                 out.push(id?);
             }
         }
@@ -259,7 +259,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
     #[cold]
     fn adjacency_error(&self, s: u32, node: &Node<'_>) -> crate::error::FsError {
         let base = self.coll.record_offset(s) + u64::from(self.coll.geo.adj_offset);
-        NeighbourIter::new(node.adjacency(), self.coll.slots(), base)
+        (self.coll.coding.iter(node.adjacency(), self.coll.slots(), base))
             .find_map(|r| r.err())
             .unwrap_or_else(|| crate::error::FsError::Invalid("adjacency list".into()))
     }

@@ -54,6 +54,7 @@ impl SlotMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::hnsw::ListCoding;
     use crate::format::vector::{node_geometry, slot_offset, ElemType};
 
     #[test]
@@ -65,7 +66,7 @@ mod tests {
                 (384, ElemType::F32),
                 (1024, ElemType::F32),
             ] {
-                let geo = node_geometry(dim, elem, 16, layout);
+                let geo = node_geometry(dim, elem, 16, layout, ListCoding::Varint);
                 let map = SlotMap::of(geo);
                 for s in (0..5000).chain([u32::MAX / 2, u32::MAX - 1]) {
                     let (l, off) = map.place(s, geo.stride);

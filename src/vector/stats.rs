@@ -25,6 +25,8 @@ pub struct CollectionStats {
     pub node_layout: &'static str,
     /// Bytes of each node's level-0 list area.
     pub list_bytes: u32,
+    /// "rice" or "varint" (format-spec/09 §9.5).
+    pub list_coding: &'static str,
     pub count: u64,
     pub deleted: u64,
     pub free: u64,
@@ -103,6 +105,10 @@ pub fn gather(coll: &Collection, txn: &crate::fs::txn::Txn<'_>) -> Result<Collec
             crate::format::vector::NodeLayout::V1 => "v1",
         },
         list_bytes: coll.geo.adj_capacity,
+        list_coding: match coll.coding {
+            crate::format::hnsw::ListCoding::Rice => "rice",
+            crate::format::hnsw::ListCoding::Varint => "varint",
+        },
         count: coll.count(),
         deleted,
         free,

@@ -13,7 +13,7 @@ pub(crate) use super::span::block_of;
 use super::span::{read_span, write_span};
 use crate::error::{Expected, FsError, Result};
 use crate::format::checksum::csum_skipping;
-use crate::format::hnsw::{UpperRecord, MAX_LEVEL};
+use crate::format::hnsw::{ListCoding, UpperRecord, MAX_LEVEL};
 use crate::format::inode::{FileType, InodeNo};
 use crate::format::vector::{
     node_geometry, packed_geometry, parse_collection_header, CollectionHeader, CollectionRecord, ElemType, Metric,
@@ -40,6 +40,8 @@ pub struct Collection {
     pub node_ino: InodeNo,
     pub upper_ino: Option<InodeNo>,
     pub geo: NodeGeometry,
+    /// How the image codes neighbour lists (format-spec/09 §9.5).
+    pub coding: ListCoding,
     /// The header as last read or written (counters, entry point).
     pub header: CollectionHeader,
     /// Where a slot's record is (§8.5.2).
@@ -193,6 +195,7 @@ impl Collection {
             node_ino,
             upper_ino,
             geo,
+            coding: g.features.list_coding(),
             header: h,
             slot_map: SlotMap::of(geo),
             node_runs,
@@ -536,7 +539,8 @@ fn geometry_of(
     at: u64,
 ) -> Result<NodeGeometry> {
     if layout == NodeLayout::V1 {
-        return Ok(node_geometry(rec.dim, elem, rec.m, layout));
+        // The v1 geometry does not depend on the list coding.
+        return Ok(node_geometry(rec.dim, elem, rec.m, layout, ListCoding::Varint));
     }
     let cap = h.ch_adj_capacity.get();
     // The stored capacity is the requested one rounded up by at most 3.

@@ -30,6 +30,7 @@ pub(super) struct Builder<'a> {
     pub(super) next_block: u64,
     pub(super) next_ino: u32,
     pub(super) node_layout: vector::NodeLayout,
+    pub(super) list_coding: crate::format::hnsw::ListCoding,
 }
 
 impl Builder<'_> {
@@ -100,7 +101,7 @@ impl Builder<'_> {
     pub(super) fn collection(&mut self, id: u32, spec: &CollectionSpec) -> Result<CollectionRecord> {
         let (node_ino, upper_ino) = (self.next_ino, self.next_ino + 1);
         self.next_ino += 2;
-        let geo = vector::node_geometry(spec.dim, spec.elem, spec.m, self.node_layout);
+        let geo = vector::node_geometry(spec.dim, spec.elem, spec.m, self.node_layout, self.list_coding);
         let mut h = CollectionHeader::new_zeroed();
         h.ch_magic.set(vector::COLLECTION_MAGIC);
         h.ch_collection_id.set(id);

@@ -136,6 +136,7 @@ pub fn v1(
         next_block: plan.first_data_block,
         next_ino: FIRST_INO_V1,
         node_layout: opts.v1_features().node_layout(),
+        list_coding: opts.v1_features().list_coding(),
     };
     b.root_dir()?;
     let mut records = Vec::new();

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use vexfs::format::hnsw::ListCoding;
 use vexfs::format::vector::{default_list_bytes, node_geometry, packed_geometry, ElemType, Metric, NodeLayout};
 use vexfs::fs::core::Fs;
 use vexfs::fs::namespace::NewNode;
@@ -25,7 +26,7 @@ const PER_DIR: usize = 1000;
 const FIRST_ANSWER_RUNS: usize = 5;
 /// Bumped whenever the image layout of the benchmark changes (2: packed
 /// node records; 3: their default list bytes 92).
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// What determines a built image.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -86,8 +87,9 @@ impl ImageFiles {
 /// Image size and inode ratio for `n` vectors: n * (node stride + 300) * 1.5 + 256 MiB, grown
 /// (it is a sparse file) until the inode table has room for every file and directory.
 pub fn sizing(n: usize, dim: usize, m: u16, list_bytes: Option<u32>) -> (u64, u64) {
-    let v1 = node_geometry(dim as u32, ElemType::F32, m, NodeLayout::V1).stride;
-    let bytes = list_bytes.unwrap_or_else(|| default_list_bytes(m));
+    // The larger of the codings' defaults: enough room whichever mkfs made.
+    let v1 = node_geometry(dim as u32, ElemType::F32, m, NodeLayout::V1, ListCoding::Varint).stride;
+    let bytes = list_bytes.unwrap_or_else(|| default_list_bytes(m, ListCoding::Varint));
     let stride = u64::from(v1.max(packed_geometry(dim as u32, ElemType::F32, bytes).stride));
     let n = n as u64;
     let inodes = n + n / PER_DIR as u64 + 2000;

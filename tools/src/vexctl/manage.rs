@@ -55,6 +55,9 @@ pub fn list(t: &Target, only: Option<&str>, json: bool) -> Outcome<()> {
         if only.is_some() {
             for key in [
                 "slots",
+                "node_layout",
+                "list_bytes",
+                "list_coding",
                 "max_level",
                 "nodes_per_level",
                 "avg_degree_level0",

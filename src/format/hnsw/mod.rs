@@ -1,7 +1,8 @@
 //! The HNSW graph's compressed adjacency (format-spec/09-hnsw.md).
 //!
 //! A neighbour list is the sorted slot ids, written as a LEB128 varint of
-//! the first id then varint deltas. Level-0 lists live in the node record
+//! the first id then varint deltas, or, in images with the `rice_lists`
+//! feature, Rice-coded ([`rice`]; [`ListCoding`] picks). Level-0 lists live in the node record
 //! (`n_adj_len` bytes at `ch_adj_offset`); upper-level lists live in the
 //! collection's upper file in fixed-size [`UpperRecord`]s. Decoding reads
 //! straight from the map, is bounded by [`MAX_NEIGHBOURS`] and by the byte
@@ -10,6 +11,50 @@
 use super::{layout, Layout, Le16, Le32};
 use crate::error::{Expected, FsError, Result};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+pub mod rice;
+
+/// How an image's neighbour lists are coded (format-spec/09 §9.5): chosen
+/// for the whole image by the `rice_lists` incompat feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListCoding {
+    /// LEB128 varints of the first id and the gaps (§9.5.1).
+    Varint,
+    /// A Rice code of the same values (§9.5.2).
+    Rice,
+}
+
+/// Both codings, for tools and fuzzers that read lists without an image.
+pub const CODINGS: [ListCoding; 2] = [ListCoding::Varint, ListCoding::Rice];
+
+impl ListCoding {
+    /// Encode sorted, distinct ids into `out`: the bytes written, or
+    /// `None` if they are not strictly increasing or do not fit.
+    pub fn encode(self, sorted: &[u32], out: &mut [u8]) -> Option<usize> {
+        match self {
+            ListCoding::Varint => encode_neighbours(sorted, out),
+            ListCoding::Rice => rice::encode(sorted, out),
+        }
+    }
+
+    /// Every id of `bytes` into `out`, or `false` where [`ListCoding::iter`]
+    /// would yield an error.
+    #[inline]
+    pub fn decode_all(self, bytes: &[u8], slots: u64, out: &mut Vec<u32>) -> bool {
+        match self {
+            ListCoding::Varint => decode_all(bytes, slots, out),
+            ListCoding::Rice => rice::decode_all(bytes, slots, out),
+        }
+    }
+
+    /// The ids of `bytes` (found at image offset `base`), each checked.
+    pub fn iter(self, bytes: &[u8], slots: u64, base: u64) -> Box<dyn Iterator<Item = Result<u32>> + '_> {
+        match self {
+            ListCoding::Varint => Box::new(NeighbourIter::new(bytes, slots, base)),
+            ListCoding::Rice => Box::new(rice::RiceIter::new(bytes, slots, base)),
+        }
+    }
+}
 
 /// Most neighbours a list may hold (2 * the largest M, 256).
 pub const MAX_NEIGHBOURS: usize = 512;
