@@ -53,10 +53,12 @@ enum Cmd {
         #[arg(long)]
         int8_scale: Option<f32>,
         /// Bytes of each node's level-0 neighbour list (images with
-        /// packed_nodes; default 6*M-4, 92 at M 16, 4-2048): fewer bytes
-        /// keep fewer neighbours in large collections (ids cost about 2
-        /// bytes at 100,000 vectors, 2.5 at a million), lowering recall at
-        /// equal ef; more cost graph bytes per vector.
+        /// packed_nodes, 4-2048; default 4*M, 64 at M 16, with rice_lists,
+        /// else 6*M-4, 92): fewer bytes keep fewer neighbours in large
+        /// collections (a Rice-coded id costs about 14 bits at 100,000
+        /// vectors and 17 at a million, a varint one 2 and 2.6 bytes),
+        /// lowering recall at equal ef; more cost graph bytes per vector.
+        /// For a million vectors or more, 80 has room for full lists (32 ids at 17 bits take about 69 bytes).
         #[arg(long)]
         list_bytes: Option<u32>,
     },
