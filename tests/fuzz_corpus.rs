@@ -903,19 +903,7 @@ fn node_records(c: &mut Corpus) {
     // A new live record over slot 0: level 0, neighbours itself, slot 39,
     // one past the last slot and a huge id (Rice-coded, as the packed
     // template's image codes lists: 11 of its 16 list bytes).
-    let geo = vector::node_geometry(4, ElemType::F32, 4, vector::NodeLayout::Packed, hnsw::ListCoding::Rice);
-    let adj = encoded_as(hnsw::ListCoding::Rice, &[0, 39, 40, 1_000_000]);
-    let mut rec = vec![0u8; geo.stride as usize];
-    let mut n = NodeHeader::new_zeroed();
-    n.n_owner_ino.set(12);
-    n.n_flags = NODE_LIVE;
-    n.n_adj_len.set(adj.len() as u16);
-    rec[..vector::NODE_HEADER_LEN].copy_from_slice(n.as_bytes());
-    for (i, x) in [1.0f32, 2.0, 0.5, 1.2].iter().enumerate() {
-        let at = geo.vector_offset as usize + 4 * i;
-        rec[at..at + 4].copy_from_slice(&x.to_le_bytes());
-    }
-    rec[geo.adj_offset as usize..geo.adj_offset as usize + adj.len()].copy_from_slice(&adj);
+    let rec = live_record(12, &[0, 39, 40, 1_000_000]);
     let mut input = vec![0x02, 0];
     input.extend_from_slice(&rec);
     c.add("node_record", "slot0_live_self_loop_out_of_range_ids.node", &input);
@@ -941,12 +929,36 @@ fn node_records(c: &mut Corpus) {
     );
     // Packed records straddle blocks: slot 78 of the 52-byte records (dim
     // 4, M 4: 16 list bytes, Rice) runs from byte 4056 of the first record
-    // block into the second; XOR 1 into the fifth byte of its list area
-    // (record byte 40, the first in the second block), resealed.
-    let mut input = vec![0x0a, 78];
-    input.extend_from_slice(&[0; 40]);
-    input.push(1);
-    c.add("node_record", "slot78_straddling_list_xor1_resealed.node", &input);
+    // block into the second, its list from byte 4092. Written over with a
+    // 6-byte list, which crosses into the second block, and resealed.
+    let rec = live_record(30, &[3, 17, 40, 61, 77, 99]);
+    let list_len = usize::from(u16::from_le_bytes([rec[6], rec[7]]));
+    assert!(
+        78 * rec.len() + 36 + list_len > 4096,
+        "the list crosses the block boundary"
+    );
+    let mut input = vec![0x02, 78];
+    input.extend_from_slice(&rec);
+    c.add("node_record", "slot78_straddling_list_resealed.node", &input);
+}
+
+/// A live level-0 record of the packed node template (dim 4 f32, M 4,
+/// Rice lists: 52 bytes) owned by inode `owner`, listing `ids`.
+fn live_record(owner: u32, ids: &[u32]) -> Vec<u8> {
+    let geo = vector::node_geometry(4, ElemType::F32, 4, vector::NodeLayout::Packed, hnsw::ListCoding::Rice);
+    let adj = encoded_as(hnsw::ListCoding::Rice, ids);
+    let mut rec = vec![0u8; geo.stride as usize];
+    let mut n = NodeHeader::new_zeroed();
+    n.n_owner_ino.set(owner);
+    n.n_flags = NODE_LIVE;
+    n.n_adj_len.set(adj.len() as u16);
+    rec[..vector::NODE_HEADER_LEN].copy_from_slice(n.as_bytes());
+    for (i, x) in [1.0f32, 2.0, 0.5, 1.2].iter().enumerate() {
+        let at = geo.vector_offset as usize + 4 * i;
+        rec[at..at + 4].copy_from_slice(&x.to_le_bytes());
+    }
+    rec[geo.adj_offset as usize..geo.adj_offset as usize + adj.len()].copy_from_slice(&adj);
+    rec
 }
 
 /// Shrink the last record of a leaf block by the 12-byte tail.

@@ -252,7 +252,7 @@ pub const MAX_LIST_BYTES: u32 = 2048;
 /// 16, room for 2·M ids at about 2.9 bytes, the varint length of ids in
 /// collections of a few million vectors (measured: 60 bytes keep recall
 /// at 100,000 vectors but lose 6 points at ef 192 at a million). Rice
-/// lists: `4·M`, 64 at M = 16, room for 2·M ids at 16 bits (a 100,000-slot
+/// lists: `4·M`, 64 at M = 16, room for 2·M ids at up to 15.75 bits (a 100,000-slot
 /// collection's full lists take about 14, a million-slot one's about 17,
 /// so there a full list keeps 30 of its 32 ids).
 pub fn default_list_bytes(m: u16, coding: ListCoding) -> u32 {

@@ -80,7 +80,7 @@ pub struct MkfsOptions {
     pub label: String,
     pub kernel_layout: bool,
     /// Node records in the v1 geometry (no `packed_nodes` feature), for
-    /// images older VexFS versions can read.
+    /// images older VexFS versions can read; implies `varint_lists`.
     pub v1_nodes: bool,
     /// Varint-coded neighbour lists (no `rice_lists` feature), for images
     /// older VexFS versions can read.
@@ -119,7 +119,9 @@ impl MkfsOptions {
         if self.v1_nodes {
             f.incompat &= !crate::format::features::INCOMPAT_PACKED_NODES;
         }
-        if self.varint_lists {
+        // v1 records are for readers older than packed_nodes, which know
+        // no Rice lists either.
+        if self.varint_lists || self.v1_nodes {
             f.incompat &= !crate::format::features::INCOMPAT_RICE_LISTS;
         }
         f
@@ -266,6 +268,27 @@ mod tests {
         ] {
             assert!(bad.parse::<CollectionSpec>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn v1_nodes_and_varint_lists_pick_the_features() {
+        use crate::format::features::{INCOMPAT_PACKED_NODES, INCOMPAT_RICE_LISTS};
+        let f = |v1_nodes, varint_lists| {
+            let o = MkfsOptions {
+                v1_nodes,
+                varint_lists,
+                ..Default::default()
+            };
+            let f = o.v1_features();
+            (
+                f.has_incompat(INCOMPAT_PACKED_NODES),
+                f.has_incompat(INCOMPAT_RICE_LISTS),
+            )
+        };
+        assert_eq!(f(false, false), (true, true));
+        assert_eq!(f(false, true), (true, false));
+        // v1 records are for older readers, which know no Rice lists.
+        assert_eq!(f(true, false), (false, false));
     }
 
     #[test]

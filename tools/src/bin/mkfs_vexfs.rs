@@ -29,7 +29,8 @@ struct Args {
     kernel_layout: bool,
     /// Lay out vector records as VexFS before the `packed_nodes` feature
     /// did (32-byte aligned records that never straddle a block; about 60%
-    /// more graph bytes per vector), for images older versions must read.
+    /// more graph bytes per vector), for images older versions must read;
+    /// implies --varint-lists.
     #[arg(long)]
     v1_nodes: bool,
     /// Code neighbour lists as LEB128 varints, as VexFS before the

@@ -86,7 +86,7 @@ pub fn run(t: &Target, o: &Options<'_>) -> Outcome<()> {
     drop(sink);
     bar.finish_and_clear();
     if let (Some(fs), true) = (&offline, n > 0) {
-        reconnect(fs, o.collection, o.quiet)?;
+        reconnect(fs, o.collection, o.quiet);
     }
     drop(offline); // closes the image: commit, checkpoint, clean unmount
     let secs = started.elapsed().as_secs_f64();
@@ -103,8 +103,19 @@ pub fn run(t: &Target, o: &Options<'_>) -> Outcome<()> {
 /// would. Why here: an import is the one writer that knows a batch has
 /// ended; a pass over the collection costs about as much as a few hundred
 /// inserts (a second at a million vectors), once.
-fn reconnect(fs: &Fs, collection: &str, quiet: bool) -> Outcome<()> {
-    let r = fs.reconnect_collection(collection)?;
+/// The vectors are committed by then, so a failure here is a warning, not
+/// a failed import.
+fn reconnect(fs: &Fs, collection: &str, quiet: bool) {
+    let r = match fs.reconnect_collection(collection) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "vexctl: warning: the vectors are imported, but the pass linking unreachable graph nodes \
+                 failed: {e}; run `fsck.vexfs -y` on the unmounted image"
+            );
+            return;
+        }
+    };
     if r.linked > 0 && !quiet {
         eprintln!("vexctl: linked {} unreachable graph node(s) of {collection}", r.linked);
     }
@@ -115,7 +126,6 @@ fn reconnect(fs: &Fs, collection: &str, quiet: bool) -> Outcome<()> {
             r.stranded
         );
     }
-    Ok(())
 }
 
 /// Find or create `path` (and its parent directories) in the image.
