@@ -259,7 +259,9 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
     #[cold]
     fn adjacency_error(&self, s: u32, node: &Node<'_>) -> crate::error::FsError {
         let base = self.coll.record_offset(s) + u64::from(self.coll.geo.adj_offset);
-        (self.coll.coding.iter(node.adjacency(), self.coll.slots(), base))
+        self.coll
+            .coding
+            .iter(node.adjacency(), self.coll.slots(), base)
             .find_map(|r| r.err())
             .unwrap_or_else(|| crate::error::FsError::Invalid("adjacency list".into()))
     }

@@ -298,12 +298,22 @@ impl Collection {
     /// record (26% of a search's time in its own profile).
     #[inline]
     pub fn quick<'t>(&self, rec: &'t [u8]) -> Option<(&'t NodeHeader, &'t [u8])> {
+        let h = self.sound_header(rec)?;
+        let at = self.geo.vector_offset as usize;
+        Some((h, rec.get(at..at + self.space.vector_bytes())?))
+    }
+
+    /// The record's header when it passes the structural checks of §8.8
+    /// (flags, level, list length; not the checksum), else `None`: the one
+    /// place a walk's fast paths check a header (the full check with its
+    /// error reports is [`Collection::validated_fully`]).
+    #[inline]
+    fn sound_header<'b>(&self, rec: &'b [u8]) -> Option<&'b NodeHeader> {
         let (h, _) = NodeHeader::ref_from_prefix(rec).ok()?;
         let sound = matches!(h.n_flags, 0 | NODE_LIVE | NODE_DELETED)
             && h.n_level <= MAX_LEVEL
             && u32::from(h.n_adj_len.get()) <= self.geo.adj_capacity;
-        let at = self.geo.vector_offset as usize;
-        Some((h, rec.get(at..at + self.space.vector_bytes())?)).filter(|_| sound)
+        sound.then_some(h)
     }
 
     /// The raw bytes of slot `s` in `direct`, if it is a slot and the
@@ -354,19 +364,12 @@ impl Collection {
     fn validated<'t>(&self, bytes: Cow<'t, [u8]>, s: u32, verify: bool) -> Result<Node<'t>> {
         // The walk's case (no checksum, a sound header) without the
         // error paths; anything else takes the full check below.
-        if !verify || self.seed.is_none() {
-            if let Ok((h, _)) = NodeHeader::ref_from_prefix(&bytes) {
-                if matches!(h.n_flags, 0 | NODE_LIVE | NODE_DELETED)
-                    && h.n_level <= MAX_LEVEL
-                    && u32::from(h.n_adj_len.get()) <= self.geo.adj_capacity
-                {
-                    return Ok(Node {
-                        bytes,
-                        geo: self.geo,
-                        vec_len: self.space.vector_bytes(),
-                    });
-                }
-            }
+        if (!verify || self.seed.is_none()) && self.sound_header(&bytes).is_some() {
+            return Ok(Node {
+                bytes,
+                geo: self.geo,
+                vec_len: self.space.vector_bytes(),
+            });
         }
         self.validated_fully(bytes, s, verify)
     }

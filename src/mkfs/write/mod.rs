@@ -126,6 +126,7 @@ pub fn v1(
     progress: Progress<'_>,
 ) -> Result<MkfsSummary> {
     let seed = checksum::image_seed(&uuid);
+    let features = opts.v1_features();
     img[..BLOCK_SIZE].fill(0);
     let mut b = Builder {
         img,
@@ -135,8 +136,8 @@ pub fn v1(
         owner: opts_owner(opts),
         next_block: plan.first_data_block,
         next_ino: FIRST_INO_V1,
-        node_layout: opts.v1_features().node_layout(),
-        list_coding: opts.v1_features().list_coding(),
+        node_layout: features.node_layout(),
+        list_coding: features.list_coding(),
     };
     b.root_dir()?;
     let mut records = Vec::new();
@@ -173,7 +174,7 @@ pub fn v1(
     );
     journal_superblock(img, plan, uuid, seed);
     event_header(img, plan, seed);
-    let mut sb = v1_superblock(plan, opts, uuid, time, opts.v1_features());
+    let mut sb = v1_superblock(plan, opts, uuid, time, features);
     sb.set_free_blocks(free_blocks);
     sb.s_free_inodes.set(free_inodes as u32);
     sb.update_checksum();
@@ -192,7 +193,7 @@ pub fn v1(
         journal_blocks: plan.journal.blocks,
         event_blocks: plan.events.blocks,
         uuid,
-        features: opts.v1_features().names(),
+        features: features.names(),
     })
 }
 

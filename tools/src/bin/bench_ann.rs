@@ -58,9 +58,9 @@ struct RunArgs {
     #[arg(long, default_value_t = 200)]
     ef_construction: u16,
     /// VexFS only: bytes of each node's level-0 list area (packed records,
-    /// format-spec/08 §8.5.1); default 6*M-4. Fewer bytes store fewer
-    /// neighbours in large collections (about 2.5 bytes an id at a
-    /// million vectors, 2 at 100,000).
+    /// format-spec/08 §8.5.1); default 4*M (Rice-coded lists, mkfs's
+    /// default). Fewer bytes store fewer neighbours in large collections
+    /// (about 17 bits an id at a million vectors, 14 at 100,000).
     #[arg(long)]
     list_bytes: Option<u32>,
     /// The ef sweep (search beam widths).
