@@ -519,6 +519,12 @@ impl Fs {
             if let Err(e) = self.forget_all() {
                 eprintln!("vexfs: freeing unlinked inodes at unmount: {e}");
             }
+            // After vector changes, link any graph island the writers'
+            // local checks left (format-spec/09 §9.2), so the image leaves
+            // the mount as fsck wants it.
+            if !self.failed.load(Ordering::Relaxed) {
+                self.reconnect_changed();
+            }
             self.mark_mounted(false)?;
         }
         self.sync()?;

@@ -150,7 +150,7 @@ impl Fs {
                 let b = ino_io::load(txn, g, ino)?;
                 cur = b.ext().map_or(0, |e| e.i_next_orphan.get());
                 if !b.base().is_free() && b.links() == 0 {
-                    destroy(txn, g, &b)?;
+                    self.destroy_inode(txn, g, &b)?;
                 }
             }
             with_superblock(txn, |sb| sb.s_last_orphan.set(0))
@@ -226,7 +226,16 @@ impl Fs {
             return Ok(());
         }
         remove_orphan(txn, g, ino)?;
-        destroy(txn, g, &b)
+        self.destroy_inode(txn, g, &b)
+    }
+
+    /// [`destroy`], noting a detached vector for the unmount's
+    /// reconnect pass (a delete repairs its neighbours locally only).
+    pub(crate) fn destroy_inode(&self, txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<()> {
+        if b.base().flags() & crate::format::inode::VECTOR_FL != 0 {
+            self.vectors.mark_changed(None);
+        }
+        destroy(txn, g, b)
     }
 
     /// A handle was closed: the last close of an unlinked inode frees it

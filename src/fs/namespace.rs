@@ -212,7 +212,7 @@ impl Fs {
             ino_io::store(txn, g, b)?;
             return lifecycle::add_orphan(txn, g, b);
         }
-        lifecycle::destroy(txn, g, b)
+        self.destroy_inode(txn, g, b)
     }
 }
 

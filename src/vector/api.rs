@@ -197,6 +197,7 @@ impl Fs {
     /// Attach (or replace) the vector of file `n` in collection `name`.
     pub fn set_vector(&self, ctx: &Ctx, n: u64, name: &str, v: &[f32]) -> Result<()> {
         let ino = self.ino(n)?;
+        self.vectors.mark_changed(Some(name));
         self.write(|txn, g| {
             let (mut b, mut coll) = open_for_change(txn, g, ctx, ino, name)?;
             let rec = coll.record.clone();
@@ -239,6 +240,7 @@ impl Fs {
     /// Detach the vector of file `n` from `name` (ENODATA if none).
     pub fn remove_vector(&self, ctx: &Ctx, n: u64, name: &str) -> Result<()> {
         let ino = self.ino(n)?;
+        self.vectors.mark_changed(Some(name));
         self.write(|txn, g| {
             let (mut b, mut coll) = open_for_change(txn, g, ctx, ino, name)?;
             let rec = coll.record.clone();

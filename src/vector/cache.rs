@@ -12,7 +12,7 @@ use crate::fs::txn::Txn;
 use crate::fs::{inode as ino_io, map};
 use crate::layout::Geometry;
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use zerocopy::IntoBytes;
 
@@ -33,6 +33,18 @@ pub struct Cache {
     /// shared lock that keeps writers out): a cached collection is used
     /// without re-reading the catalogue and file sizes on every query.
     frozen: bool,
+    /// Graphs changed since the image was opened and not reconnected
+    /// since: the unmount runs the reconnect pass over them.
+    changed: Mutex<Changed>,
+}
+
+/// Which graphs changed. Bounded by the catalogue's collections.
+#[derive(Default)]
+struct Changed {
+    /// A vector was detached without its collection being named (its
+    /// file was freed): every collection counts as changed.
+    all: bool,
+    names: BTreeSet<String>,
 }
 
 /// The catalogue's generation, read from its first block only.
@@ -70,6 +82,29 @@ impl Cache {
             frozen: true,
             ..Cache::default()
         }
+    }
+
+    /// A vector of collection `name` (`None`: of any) was attached,
+    /// replaced or detached.
+    pub fn mark_changed(&self, name: Option<&str>) {
+        let mut c = self.changed.lock();
+        match name {
+            Some(n) => {
+                c.names.insert(n.to_string());
+            }
+            None => c.all = true,
+        }
+    }
+
+    /// Forget that `name` changed (its reconnect pass is starting).
+    pub fn clear_changed(&self, name: &str) {
+        self.changed.lock().names.remove(name);
+    }
+
+    /// Which collections changed, and forget it: `None` for every one.
+    pub fn take_changed(&self) -> Option<Vec<String>> {
+        let c = std::mem::take(&mut *self.changed.lock());
+        (!c.all).then(|| c.names.into_iter().collect())
     }
 
     /// The collection named `name`, from the cache when still current.

@@ -98,12 +98,56 @@ fn link_from_reached(coll: &Collection, txn: &mut Txn<'_>, reached: &BitSet, x: 
 }
 
 impl Fs {
+    /// At unmount, after vectors changed: [`reconnect`] every collection,
+    /// so that an image leaves the mount (or a bulk build) with every live
+    /// node reachable, which fsck checks. A failure is reported, not
+    /// returned: the changes themselves are committed, and fsck -y (or a
+    /// rebuild) can still link what stays stranded.
+    pub(crate) fn reconnect_changed(&self) {
+        let listed = match self.read(catalog_io::read) {
+            Ok(cat) => cat.map_or_else(Vec::new, |c| c.records.into_iter().map(|r| r.name).collect()),
+            Err(e) => {
+                eprintln!("vexfs: unmount: reading the collection catalogue for the reconnect pass: {e}");
+                return;
+            }
+        };
+        // Every collection after a freed file's vectors were detached;
+        // else those named as changed that still exist.
+        let names: Vec<String> = match self.vectors.take_changed() {
+            None => listed,
+            Some(changed) => changed.into_iter().filter(|n| listed.contains(n)).collect(),
+        };
+        for name in names {
+            match self.reconnect_collection(&name) {
+                Ok(r) if r.stranded > 0 => eprintln!(
+                    "vexfs: unmount: collection {name}: linked {} unreachable graph node(s); {} stay unreachable \
+                     (fsck.vexfs -y or vexctl rebuild links them)",
+                    r.linked, r.stranded
+                ),
+                Ok(r) if r.linked > 0 => {
+                    eprintln!(
+                        "vexfs: unmount: collection {name}: linked {} unreachable graph node(s)",
+                        r.linked
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("vexfs: unmount: collection {name}: reconnect pass failed: {e}"),
+            }
+        }
+    }
+
     /// [`reconnect`] collection `name`, in one transaction.
+    /// Changes to it after the pass starts are marked for the unmount's.
     pub fn reconnect_collection(&self, name: &str) -> Result<Reconnected> {
-        self.write(|txn, g| {
+        self.vectors.clear_changed(name);
+        let r = self.write(|txn, g| {
             let cat = catalog_io::require(txn, g)?;
             let coll = Collection::load(txn, g, find(&cat, name)?)?;
             reconnect(&coll, txn)
-        })
+        });
+        if r.is_err() {
+            self.vectors.mark_changed(Some(name));
+        }
+        r
     }
 }
