@@ -41,6 +41,9 @@ pub struct BuildParams {
     /// `--list-bytes` (None: VexFS's default).
     #[serde(default)]
     pub list_bytes: Option<u32>,
+    /// `--journal-mib`, in blocks (None: mkfs's default for the size).
+    #[serde(default)]
+    pub journal_blocks: Option<u64>,
 }
 
 /// The build's timings (saved next to the image, so a re-run reports them without rebuilding).
@@ -52,7 +55,7 @@ pub struct BuildReport {
     pub build_seconds: f64,
     /// The part of `build_seconds` spent inside `Fs::set_vector` (HNSW insertion).
     pub set_vector_seconds: f64,
-    /// `Fs::close`: the last commit and checkpoint.
+    /// `Fs::close`: the reconnect pass over the graph, the last commit and checkpoint.
     pub close_seconds: f64,
     /// fsck of the built image (read-only): "clean", or the problem count
     /// and the first problem.
@@ -105,7 +108,7 @@ pub fn sizing(n: usize, dim: usize, m: u16, list_bytes: Option<u32>) -> (u64, u6
 pub fn build(
     data: &DataFiles,
     files: &ImageFiles,
-    (m, ef_construction, list_bytes): (u16, u16, Option<u32>),
+    (m, ef_construction, list_bytes, journal_blocks): (u16, u16, Option<u32>, Option<u64>),
     rebuild: bool,
     load_base: impl FnOnce() -> Result<Vectors>,
 ) -> Result<BuildReport> {
@@ -119,6 +122,7 @@ pub fn build(
         image_bytes,
         inode_ratio,
         list_bytes,
+        journal_blocks,
     };
     if let Some(mut r) = read_json::<BuildReport>(&files.report).filter(|_| !rebuild) {
         if r.params == params && files.image.is_file() && files.mapping.is_file() {
@@ -144,6 +148,7 @@ pub fn build(
         collections: vec![],
         sizing: Sizing {
             inode_ratio: Some(inode_ratio),
+            journal_blocks,
             ..Default::default()
         },
         ..Default::default()
@@ -155,10 +160,11 @@ pub fn build(
         return Err(format!("mkfs made only {} free inodes for {} files", summary.free_inodes, p.n).into());
     }
     eprintln!(
-        "bench-ann: mkfs {} ({} MiB sparse, {} inodes) in {mkfs_seconds:.2}s",
+        "bench-ann: mkfs {} ({} MiB sparse, {} inodes, journal {} MiB) in {mkfs_seconds:.2}s",
         files.image.display(),
         image_bytes >> 20,
-        summary.inodes
+        summary.inodes,
+        summary.journal_blocks >> 8
     );
 
     let fs = Fs::open(&files.image, false).map_err(|e| format!("open {}: {e}", files.image.display()))?;
