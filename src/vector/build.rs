@@ -58,31 +58,46 @@ pub fn list_of(coll: &Collection, txn: &Txn<'_>, s: u32, level: u8) -> Result<Ve
 /// dropping the farthest until the encoding fits (§9.5). Returns how many
 /// of `nearest_first` (from the front) were written.
 fn write_list(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, nearest_first: &[u32]) -> Result<usize> {
-    let cap = list_capacity(coll, level);
-    let mut buf = vec![0u8; cap];
-    let n = fitting_prefix(coll, level, nearest_first);
-    let mut ids = nearest_first[..n].to_vec();
-    ids.sort_unstable();
-    // `fitting_prefix` encoded these very ids, so this fits.
-    let len = coll
-        .coding
-        .encode(&ids, &mut buf)
-        .ok_or_else(|| FsError::Invalid("neighbour list".into()))?;
+    let mut buf = vec![0u8; list_capacity(coll, level)];
+    let mut sorted = Vec::with_capacity(nearest_first.len());
+    // Bound: one attempt per id dropped; the empty list always encodes.
+    for n in (0..=nearest_first.len().min(max_degree(coll, level))).rev() {
+        sorted.clear();
+        sorted.extend_from_slice(&nearest_first[..n]);
+        sorted.sort_unstable();
+        if let Some(len) = encode_into(coll, &sorted, &mut buf) {
+            store_list(coll, txn, s, level, &buf, len)?;
+            return Ok(n);
+        }
+    }
+    Err(FsError::Invalid("neighbour list".into()))
+}
+
+/// Encode sorted, distinct `ids` into `buf` (zeroed first, so the bytes
+/// after the encoding are zero as §9.5 wants); the encoded length, or
+/// `None` if they do not fit.
+fn encode_into(coll: &Collection, ids: &[u32], buf: &mut [u8]) -> Option<usize> {
+    buf.fill(0);
+    coll.coding.encode(ids, buf)
+}
+
+/// Store an encoded list (`buf`, the whole list area, of which `len`
+/// bytes are the encoding) as `s`'s list at `level`.
+fn store_list(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, buf: &[u8], len: usize) -> Result<()> {
+    let cap = buf.len();
     if level == 0 {
         let mut rec = coll.record(txn, s)?.into_owned();
         let at = coll.geo.adj_offset as usize;
-        rec[at..at + cap].copy_from_slice(&buf);
+        rec[at..at + cap].copy_from_slice(buf);
         rec[6..8].copy_from_slice(&(len as u16).to_le_bytes());
-        coll.put_record(txn, s, &mut rec)?;
-        return Ok(n);
+        return coll.put_record(txn, s, &mut rec);
     }
     let node = coll.node(txn, s)?;
     let r = coll.upper_index(s, &node, level)?;
     let mut rec = coll.upper(txn, r, s, level)?.into_owned();
     rec[6..8].copy_from_slice(&(len as u16).to_le_bytes());
-    rec[16..16 + cap].copy_from_slice(&buf);
-    coll.put_upper(txn, r, &mut rec)?;
-    Ok(n)
+    rec[16..16 + cap].copy_from_slice(buf);
+    coll.put_upper(txn, r, &mut rec)
 }
 
 /// The HNSW heuristic: keep a candidate (nearest first) only if it is
@@ -179,11 +194,14 @@ fn add_edge(coll: &Collection, txn: &mut Txn<'_>, n: u32, new: u32, level: u8) -
 /// Write exactly `ids` as `s`'s list at `level`; false if they do not fit.
 pub(super) fn write_exact(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, ids: &mut [u32]) -> Result<bool> {
     ids.sort_unstable();
-    if !fits(coll, level, ids) {
+    if ids.len() > max_degree(coll, level) {
         return Ok(false);
     }
-    write_list(coll, txn, s, level, ids)?;
-    Ok(true)
+    let mut buf = vec![0u8; list_capacity(coll, level)];
+    match encode_into(coll, ids, &mut buf) {
+        Some(len) => store_list(coll, txn, s, level, &buf, len).map(|()| true),
+        None => Ok(false),
+    }
 }
 
 /// Bytes a list at `level` may take (§9.5).
@@ -284,7 +302,9 @@ fn plan_links(coll: &Collection, txn: &Txn<'_>, slot: u32, level: u8, stored: &[
         found.retain(|c| c.1 != slot);
         let mut nodes = Vec::with_capacity(found.len());
         for c in &found {
-            nodes.push(coll.peek(txn, c.1)?);
+            // Through the walk's view: straight from the map unless the
+            // record's block has a private copy.
+            nodes.push(walk.peek(c.1)?);
         }
         let vectors: Vec<&[u8]> = nodes.iter().map(|n| n.vector()).collect();
         // A new node picks M neighbours at every level, as hnswlib does;
