@@ -84,32 +84,12 @@ fn last_resort_adoption_does_not_count_the_list_being_replaced() {
 fn an_island_is_linked_by_reconnect_and_by_fsck_repair() {
     use vexfs::check::{self, CheckOptions, RepairMode};
     let (_dir, path, fs) = six_nodes(2); // max degree 4 at level 0
-    let island = |fs: &Fs| {
-        fs.write(|txn, g| {
-            let cat = catalog_io::read(txn, g)?.unwrap();
-            let rec = cat.records.iter().find(|r| r.name == "t").unwrap().clone();
-            let coll = Collection::load(txn, g, &rec)?;
-            let entry = coll.header.ch_entry_slot.get() as u32;
-            // 4 and 5 list each other and 3; 0..=3 form a ring without them.
-            let ring: Vec<u32> = (0..4).collect();
-            for &s in &ring {
-                let next = ring[(s as usize + 1) % 4];
-                let prev = ring[(s as usize + 3) % 4];
-                set_list(&coll, txn, s, &[next, prev]);
-            }
-            set_list(&coll, txn, 4, &[5, 3]);
-            set_list(&coll, txn, 5, &[4]);
-            assert!(entry < 6);
-            Ok(())
-        })
-        .unwrap()
-    };
-    // The entry point may be 4 or 5; then the ring is the island instead,
-    // and linking it is the same work.
-    island(&fs);
+                                         // The entry point may be 4 or 5; then the ring is the island instead,
+                                         // and linking it is the same work.
+    make_island(&fs);
     let r = fs.reconnect_collection("t").unwrap();
     assert_eq!((r.linked, r.stranded), (1, 0));
-    island(&fs);
+    make_island(&fs);
     fs.close().unwrap();
     drop(fs);
     assert!(!fsck(&path).unwrap().is_clean(), "the island is reported");
@@ -123,9 +103,9 @@ fn an_island_is_linked_by_reconnect_and_by_fsck_repair() {
     assert!(r.is_clean(), "{:#?}", r.problems);
 }
 
-/// Makes 4 and 5 list only each other and 3, with 0..=3 a ring, as
-/// `an_island_is_linked_by_reconnect_and_by_fsck_repair` does (the entry
-/// point may be in either part; either way one part is an island).
+/// Makes 4 and 5 list only each other and 3, with 0..=3 a ring without
+/// them (the entry point may be in either part; either way one part is an
+/// island).
 fn make_island(fs: &Fs) {
     fs.write(|txn, g| {
         let cat = catalog_io::read(txn, g)?.unwrap();
