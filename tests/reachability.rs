@@ -84,8 +84,6 @@ fn last_resort_adoption_does_not_count_the_list_being_replaced() {
 fn an_island_is_linked_by_reconnect_and_by_fsck_repair() {
     use vexfs::check::{self, CheckOptions, RepairMode};
     let (_dir, path, fs) = six_nodes(2); // max degree 4 at level 0
-                                         // The entry point may be 4 or 5; then the ring is the island instead,
-                                         // and linking it is the same work.
     make_island(&fs);
     let r = fs.reconnect_collection("t").unwrap();
     assert_eq!((r.linked, r.stranded), (1, 0));

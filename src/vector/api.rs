@@ -197,7 +197,6 @@ impl Fs {
     /// Attach (or replace) the vector of file `n` in collection `name`.
     pub fn set_vector(&self, ctx: &Ctx, n: u64, name: &str, v: &[f32]) -> Result<()> {
         let ino = self.ino(n)?;
-        self.vectors.mark_changed(Some(name));
         self.write(|txn, g| {
             let (mut b, mut coll) = open_for_change(txn, g, ctx, ino, name)?;
             let rec = coll.record.clone();
@@ -224,6 +223,10 @@ impl Fs {
             };
             self.finish_change(txn, g, ctx, &mut b, vector_event(Op::VectorAttach, ino, name, slot))
         })
+        // Marked once the change is made: a failed call (an unknown
+        // collection name) adds nothing, and a change made after a
+        // reconnect pass started is marked after it.
+        .inspect(|()| self.vectors.mark_changed(Some(name)))
     }
 
     /// The vector of file `n` in `name`, as f32 (ENODATA if none).
@@ -240,7 +243,6 @@ impl Fs {
     /// Detach the vector of file `n` from `name` (ENODATA if none).
     pub fn remove_vector(&self, ctx: &Ctx, n: u64, name: &str) -> Result<()> {
         let ino = self.ino(n)?;
-        self.vectors.mark_changed(Some(name));
         self.write(|txn, g| {
             let (mut b, mut coll) = open_for_change(txn, g, ctx, ino, name)?;
             let rec = coll.record.clone();
@@ -249,6 +251,7 @@ impl Fs {
             refs::clear(txn, g, &mut b, &rec)?;
             self.finish_change(txn, g, ctx, &mut b, vector_event(Op::VectorDetach, ino, name, slot))
         })
+        .inspect(|()| self.vectors.mark_changed(Some(name)))
     }
 
     /// After a vector change of file `b`: its ctime, the inode, the event.

@@ -60,7 +60,8 @@ pub fn list_of(coll: &Collection, txn: &Txn<'_>, s: u32, level: u8) -> Result<Ve
 fn write_list(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, nearest_first: &[u32]) -> Result<usize> {
     let mut buf = vec![0u8; list_capacity(coll, level)];
     let mut sorted = Vec::with_capacity(nearest_first.len());
-    // Bound: one attempt per id dropped; the empty list always encodes.
+    // Bound: one attempt per id dropped; the empty list should always
+    // encode (the error below is for a coder that cannot).
     for n in (0..=nearest_first.len().min(max_degree(coll, level))).rev() {
         sorted.clear();
         sorted.extend_from_slice(&nearest_first[..n]);

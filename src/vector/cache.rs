@@ -38,7 +38,8 @@ pub struct Cache {
     changed: Mutex<Changed>,
 }
 
-/// Which graphs changed. Bounded by the catalogue's collections.
+/// Which graphs changed. Bounded by the collections the image had: a
+/// name is added only after a vector of it was changed.
 #[derive(Default)]
 struct Changed {
     /// A vector was detached without its collection being named (its

@@ -2,8 +2,10 @@
 //! cannot reach (format-spec/09 §9.2). The writers' own check is local (a
 //! node counts as linked when one of its neighbours lists it), so a few
 //! nodes can end up listing only each other; fsck reports them, and its
-//! repair calls this before falling back to rebuilding the graph, as does
-//! a rebuild. A maintenance pass, not a search: it keeps a bit per slot.
+//! repair calls this before falling back to rebuilding the graph, as do a
+//! rebuild, an offline import and closing an image whose vectors changed
+//! (`Fs::close`). A maintenance pass, not a search: it keeps a bit per
+//! slot.
 
 use super::build::{list_of, write_exact};
 use super::cache::find;
@@ -136,8 +138,9 @@ impl Fs {
         }
     }
 
-    /// [`reconnect`] collection `name`, in one transaction.
-    /// Changes to it after the pass starts are marked for the unmount's.
+    /// [`reconnect`] collection `name`, in one transaction. A change to
+    /// it committed after the pass is marked again (writers mark theirs
+    /// once made), so the close's pass covers it.
     pub fn reconnect_collection(&self, name: &str) -> Result<Reconnected> {
         self.vectors.clear_changed(name);
         let r = self.write(|txn, g| {

@@ -64,11 +64,12 @@ struct RunArgs {
     #[arg(long)]
     list_bytes: Option<u32>,
     /// VexFS only: the image's journal, in MiB (mkfs.vexfs --journal-blocks 256 per MiB); 0 takes mkfs's
-    /// default for the image's size (1/64 of it, at least 16 MiB: 16 MiB here up to a million
-    /// vectors). Why 64 by default: a build commits every 2,048 changed metadata blocks and
-    /// checkpoints whenever the ring fills; a larger ring checkpoints less often, so a node block
-    /// rewritten by many commits is written back once per checkpoint (100,000 vectors: 35.8 s
-    /// with 16 MiB, 30.1 s with 64 MiB). ext4 gives 64 MiB to filesystems of 2 to 16 GiB.
+    /// default for the image's size (1/64 of it, at least 16 MiB: 16 MiB for images up to 1 GiB,
+    /// about 500,000 vectors of dimension 128; 26 MiB at a million). Why 64 by default: a build
+    /// commits every 2,048 changed metadata blocks and checkpoints whenever the ring fills; a
+    /// larger ring checkpoints less often, so a node block rewritten by many commits is written
+    /// back once per checkpoint (100,000 vectors, files + vectors + close: 36.2 s with 16 MiB,
+    /// 31.8 s with 64 MiB). ext4 gives 64 MiB to filesystems of 2 to 16 GiB.
     #[arg(long, default_value_t = 64)]
     journal_mib: u64,
     /// The ef sweep (search beam widths).

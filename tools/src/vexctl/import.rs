@@ -100,9 +100,9 @@ pub fn run(t: &Target, o: &Options<'_>) -> Outcome<()> {
 
 /// After a bulk insert, link the nodes the inserts' local checks left
 /// reachable only from each other (format-spec/09 §9.2), as fsck -y
-/// would. Why here: an import is the one writer that knows a batch has
-/// ended; a pass over the collection costs about as much as a few hundred
-/// inserts (a second at a million vectors), once.
+/// would. Why here and not only at close (which runs the pass too, for
+/// collections changed since): the import reports what it linked; the
+/// close then finds this collection done.
 /// The vectors are committed by then, so a failure here is a warning, not
 /// a failed import.
 fn reconnect(fs: &Fs, collection: &str, quiet: bool) {
