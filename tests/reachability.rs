@@ -133,8 +133,8 @@ fn unmount_after_vector_changes_links_islands() {
     assert!(r.is_clean(), "{:#?}", r.problems);
 }
 
-/// The same after a file with a vector was freed (the unlink does not
-/// name the collection: every collection gets the pass).
+/// The same after a file with a vector was freed (the unlink names the
+/// collections the file's vectors were in).
 #[test]
 fn unmount_after_a_vector_file_is_freed_links_islands() {
     let (_dir, path, fs) = six_nodes(2);
@@ -151,4 +151,33 @@ fn unmount_after_a_vector_file_is_freed_links_islands() {
     drop(fs);
     let r = fsck(&path).unwrap();
     assert!(r.is_clean(), "{:#?}", r.problems);
+}
+
+/// Freeing a file marks only the collections it had vectors in: an
+/// island left in another collection after its last pass stays for fsck
+/// (no pass over a collection whose vectors did not change).
+#[test]
+fn freeing_a_vector_file_marks_only_its_collections() {
+    let (_dir, path, fs) = six_nodes(2);
+    let ctx = Ctx::root();
+    fs.create_collection(&CollectionParams::new("u", 2, Metric::L2, ElemType::F32))
+        .unwrap();
+    let extra = fs
+        .create(&ctx, u64::from(ROOT_INO), b"extra", 0o644, NewNode::File)
+        .unwrap();
+    fs.set_vector(&ctx, extra.ino.into(), "u", &[9.0, 9.0]).unwrap();
+    assert_eq!(fs.reconnect_collection("t").unwrap().stranded, 0);
+    make_island(&fs);
+    fs.unlink(&ctx, u64::from(ROOT_INO), b"extra").unwrap();
+    fs.close().unwrap();
+    drop(fs);
+    let r = fsck(&path).unwrap();
+    assert!(
+        !r.is_clean()
+            && r.problems
+                .iter()
+                .all(|p| p.location.starts_with("collection 't'") && p.message.contains("not reachable")),
+        "only t's island, left for fsck: {:#?}",
+        r.problems
+    );
 }

@@ -61,9 +61,11 @@ impl Forgets {
     }
 }
 
-/// Release everything an inode owns and the inode itself.
-pub fn destroy(txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<()> {
-    crate::vector::detach_all(txn, g, b)?;
+/// Release everything an inode owns and the inode itself; returns the
+/// names of the collections it had vectors in (see
+/// [`crate::vector::detach_all`]).
+pub fn destroy(txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<Vec<String>> {
+    let detached = crate::vector::detach_all(txn, g, b)?;
     let fm = map::load(txn, g, b)?;
     for m in &fm.runs {
         alloc::free_blocks(txn, g, m.physical, m.len)?;
@@ -76,7 +78,8 @@ pub fn destroy(txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<()> {
         alloc::free_blocks(txn, g, xattr, 1)?;
     }
     ino_io::clear(txn, g, b.ino)?;
-    alloc::free_inode(txn, g, b.ino.get())
+    alloc::free_inode(txn, g, b.ino.get())?;
+    Ok(detached)
 }
 
 fn last_orphan(txn: &Txn<'_>) -> Result<u32> {
@@ -229,13 +232,14 @@ impl Fs {
         self.destroy_inode(txn, g, &b)
     }
 
-    /// [`destroy`], noting a detached vector for the unmount's
-    /// reconnect pass (a delete repairs its neighbours locally only).
+    /// [`destroy`], noting the collections that lost a vector for the
+    /// unmount's reconnect pass (a delete repairs its neighbours locally
+    /// only).
     pub(crate) fn destroy_inode(&self, txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<()> {
-        if b.base().flags() & crate::format::inode::VECTOR_FL != 0 {
-            self.vectors.mark_changed(None);
+        for name in destroy(txn, g, b)? {
+            self.vectors.mark_changed(&name);
         }
-        destroy(txn, g, b)
+        Ok(())
     }
 
     /// A handle was closed: the last close of an unlinked inode frees it

@@ -226,7 +226,7 @@ impl Fs {
         // Marked once the change is made: a failed call (an unknown
         // collection name) adds nothing, and a change made after a
         // reconnect pass started is marked after it.
-        .inspect(|()| self.vectors.mark_changed(Some(name)))
+        .inspect(|()| self.vectors.mark_changed(name))
     }
 
     /// The vector of file `n` in `name`, as f32 (ENODATA if none).
@@ -251,7 +251,7 @@ impl Fs {
             refs::clear(txn, g, &mut b, &rec)?;
             self.finish_change(txn, g, ctx, &mut b, vector_event(Op::VectorDetach, ino, name, slot))
         })
-        .inspect(|()| self.vectors.mark_changed(Some(name)))
+        .inspect(|()| self.vectors.mark_changed(name))
     }
 
     /// After a vector change of file `b`: its ctime, the inode, the event.
@@ -332,13 +332,16 @@ fn detach_slot(txn: &mut Txn<'_>, g: &Geometry, coll: &mut Collection, s: u32) -
     Ok(())
 }
 
-/// Detach every vector of an inode that is being freed (same transaction).
-pub fn detach_all(txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<()> {
+/// Detach every vector of an inode that is being freed (same transaction);
+/// returns the names of the collections whose graphs lost a node (what
+/// the unmount's reconnect pass must visit).
+pub fn detach_all(txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<Vec<String>> {
+    let mut changed = Vec::new();
     if b.base().flags() & crate::format::inode::VECTOR_FL == 0 {
-        return Ok(());
+        return Ok(changed);
     }
     let Some(cat) = catalog_io::read(txn, g)? else {
-        return Ok(());
+        return Ok(changed);
     };
     for (id, slot) in refs::all(txn, g, b, &cat.records)? {
         let Some(rec) = cat.records.iter().find(|r| r.id == id) else {
@@ -347,9 +350,10 @@ pub fn detach_all(txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<()> {
         let mut coll = Collection::load(txn, g, rec)?;
         if owned_by(txn, &coll, slot, b.ino.get())? {
             build::delete(&mut coll, txn, slot)?;
+            changed.push(rec.name.clone());
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Block 0 of a new node file: the header of an empty collection (§8.4).

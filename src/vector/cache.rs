@@ -35,17 +35,7 @@ pub struct Cache {
     frozen: bool,
     /// Graphs changed since the image was opened and not reconnected
     /// since: the unmount runs the reconnect pass over them.
-    changed: Mutex<Changed>,
-}
-
-/// Which graphs changed. Bounded by the collections the image had: a
-/// name is added only after a vector of it was changed.
-#[derive(Default)]
-struct Changed {
-    /// A vector was detached without its collection being named (its
-    /// file was freed): every collection counts as changed.
-    all: bool,
-    names: BTreeSet<String>,
+    changed: Mutex<BTreeSet<String>>,
 }
 
 /// The catalogue's generation, read from its first block only.
@@ -85,27 +75,21 @@ impl Cache {
         }
     }
 
-    /// A vector of collection `name` (`None`: of any) was attached,
-    /// replaced or detached.
-    pub fn mark_changed(&self, name: Option<&str>) {
-        let mut c = self.changed.lock();
-        match name {
-            Some(n) => {
-                c.names.insert(n.to_string());
-            }
-            None => c.all = true,
-        }
+    /// A vector of collection `name` was attached, replaced or detached.
+    /// Bounded by the collections the image has: a name is added only
+    /// after a vector of it changed.
+    pub fn mark_changed(&self, name: &str) {
+        self.changed.lock().insert(name.to_string());
     }
 
     /// Forget that `name` changed (its reconnect pass is starting).
     pub fn clear_changed(&self, name: &str) {
-        self.changed.lock().names.remove(name);
+        self.changed.lock().remove(name);
     }
 
-    /// Which collections changed, and forget it: `None` for every one.
-    pub fn take_changed(&self) -> Option<Vec<String>> {
-        let c = std::mem::take(&mut *self.changed.lock());
-        (!c.all).then(|| c.names.into_iter().collect())
+    /// Which collections changed, and forget it.
+    pub fn take_changed(&self) -> Vec<String> {
+        std::mem::take(&mut *self.changed.lock()).into_iter().collect()
     }
 
     /// The collection named `name`, from the cache when still current.

@@ -100,12 +100,16 @@ fn link_from_reached(coll: &Collection, txn: &mut Txn<'_>, reached: &BitSet, x: 
 }
 
 impl Fs {
-    /// At unmount, after vectors changed: [`reconnect`] every collection,
-    /// so that an image leaves the mount (or a bulk build) with every live
+    /// At unmount, after vectors changed: [`reconnect`] every collection
+    /// whose vectors changed since open (or since its last pass), so that an image leaves the mount (or a bulk build) with every live
     /// node reachable, which fsck checks. A failure is reported, not
     /// returned: the changes themselves are committed, and fsck -y (or a
     /// rebuild) can still link what stays stranded.
     pub(crate) fn reconnect_changed(&self) {
+        let changed = self.vectors.take_changed();
+        if changed.is_empty() {
+            return;
+        }
         let listed = match self.read(catalog_io::read) {
             Ok(cat) => cat.map_or_else(Vec::new, |c| c.records.into_iter().map(|r| r.name).collect()),
             Err(e) => {
@@ -113,13 +117,8 @@ impl Fs {
                 return;
             }
         };
-        // Every collection after a freed file's vectors were detached;
-        // else those named as changed that still exist.
-        let names: Vec<String> = match self.vectors.take_changed() {
-            None => listed,
-            Some(changed) => changed.into_iter().filter(|n| listed.contains(n)).collect(),
-        };
-        for name in names {
+        // Those named as changed that still exist.
+        for name in changed.into_iter().filter(|n| listed.contains(n)) {
             match self.reconnect_collection(&name) {
                 Ok(r) if r.stranded > 0 => eprintln!(
                     "vexfs: unmount: collection {name}: linked {} unreachable graph node(s); {} stay unreachable \
@@ -149,7 +148,7 @@ impl Fs {
             reconnect(&coll, txn)
         });
         if r.is_err() {
-            self.vectors.mark_changed(Some(name));
+            self.vectors.mark_changed(name);
         }
         r
     }
