@@ -38,7 +38,7 @@ mod session;
 mod virtual_files;
 
 pub use invalidate::Invalidator;
-pub use session::{spawn_commit_timer, TICK};
+pub use session::{negotiate_session, spawn_commit_timer, TICK};
 
 use crate::fs::core::Fs;
 use std::sync::Arc;

@@ -27,39 +27,47 @@ pub fn spawn_commit_timer(fs: Weak<Fs>) -> std::io::Result<std::thread::JoinHand
         })
 }
 
+/// The request sizes and capabilities every VexFS mount asks for at INIT,
+/// each only when the kernel offers it. Public so that `fuse-floor`
+/// (tools/src/floor.rs), the do-nothing filesystem that measures what FUSE
+/// itself costs, negotiates exactly the same session.
+pub fn negotiate_session(config: &mut KernelConfig) {
+    if let Err(nearest) = config.set_max_write(MAX_WRITE) {
+        let _ = config.set_max_write(nearest);
+    }
+    if let Err(nearest) = config.set_max_readahead(MAX_WRITE) {
+        let _ = config.set_max_readahead(nearest);
+    }
+    // Capabilities that stay correct with the core as the only writer;
+    // each is requested only when the kernel offers it.
+    for cap in [
+        InitFlags::FUSE_ATOMIC_O_TRUNC,
+        InitFlags::FUSE_PARALLEL_DIROPS,
+        InitFlags::FUSE_CACHE_SYMLINKS,
+        InitFlags::FUSE_DO_READDIRPLUS,
+        InitFlags::FUSE_READDIRPLUS_AUTO,
+        // The kernel enforces ACLs; the core keeps them in step with
+        // the mode, inherits default ACLs and applies the umask.
+        InitFlags::FUSE_POSIX_ACL,
+        InitFlags::FUSE_DONT_MASK,
+        // The core clears setuid/setgid on write, truncate and chown
+        // (see `Fs::write_killing_privs`, `Fs::setattr`). In return the
+        // kernel marks inodes without them and without
+        // security.capability S_NOSEC and stops asking GETXATTR
+        // security.capability before every write (file_remove_privs).
+        // Capabilities are still removed by the kernel (on chown, and
+        // on the first write after the attributes were refreshed).
+        InitFlags::FUSE_HANDLE_KILLPRIV_V2,
+    ] {
+        let _ = config.add_capabilities(cap);
+    }
+}
+
 impl VexFuse {
-    /// INIT: the request sizes and the capabilities this adapter wants,
-    /// each asked for only when the kernel offers it.
+    /// INIT: the session's request sizes and capabilities
+    /// ([`negotiate_session`]), plus what depends on this mount.
     pub(super) fn negotiate(&self, config: &mut KernelConfig) {
-        if let Err(nearest) = config.set_max_write(MAX_WRITE) {
-            let _ = config.set_max_write(nearest);
-        }
-        if let Err(nearest) = config.set_max_readahead(MAX_WRITE) {
-            let _ = config.set_max_readahead(nearest);
-        }
-        // Capabilities that stay correct with the core as the only writer;
-        // each is requested only when the kernel offers it.
-        for cap in [
-            InitFlags::FUSE_ATOMIC_O_TRUNC,
-            InitFlags::FUSE_PARALLEL_DIROPS,
-            InitFlags::FUSE_CACHE_SYMLINKS,
-            InitFlags::FUSE_DO_READDIRPLUS,
-            InitFlags::FUSE_READDIRPLUS_AUTO,
-            // The kernel enforces ACLs; the core keeps them in step with
-            // the mode, inherits default ACLs and applies the umask.
-            InitFlags::FUSE_POSIX_ACL,
-            InitFlags::FUSE_DONT_MASK,
-            // The core clears setuid/setgid on write, truncate and chown
-            // (see `Fs::write_killing_privs`, `Fs::setattr`). In return the
-            // kernel marks inodes without them and without
-            // security.capability S_NOSEC and stops asking GETXATTR
-            // security.capability before every write (file_remove_privs).
-            // Capabilities are still removed by the kernel (on chown, and
-            // on the first write after the attributes were refreshed).
-            InitFlags::FUSE_HANDLE_KILLPRIV_V2,
-        ] {
-            let _ = config.add_capabilities(cap);
-        }
+        negotiate_session(config);
         // The kernel holds what it looked up until it forgets it: unlinked
         // inodes are freed at FORGET, not at the unlink.
         self.fs.set_kernel_forgets(true);

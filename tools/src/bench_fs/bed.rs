@@ -1,16 +1,21 @@
-//! The test bed: VexFS and ext4 mounted side by side, each workload run on both, and what "cold"
-//! means for each.
+//! The test bed: VexFS and ext4 mounted side by side (and the floor filesystem with bench-fs
+//! --floor), each workload run on each, and what "cold" means for each.
 //!
 //! Cold: `echo 3 > /proc/sys/vm/drop_caches` alone would leave VexFS warm, because the kernel
 //! does not drop page-cache pages that a process has mapped, and the mount daemon maps the whole
 //! image. So a cold start unmounts and mounts the filesystem again (both of them, the same way),
 //! then syncs and drops the caches: as after a reboot. The daemon's pid changes with every VexFS
 //! remount; the memory sampler and the perf recording follow it.
+//!
+//! The floor keeps its files only in memory and cannot be remounted: its cold start is syncfs and
+//! drop_caches alone. That still evicts the kernel's dentries, inodes and pages of the mount
+//! (FUSE sends FORGET for each inode evicted), so the next access asks the server again, as on a
+//! remounted VexFS; what the floor then lacks is only a filesystem's own work of reading.
 
 use super::report::Side;
 use super::rss::Sampler;
 use super::{perf, Figures, Target};
-use crate::benchsys::{self as sys, Bins, Ext4Mount, LoopDev, VexMount, R};
+use crate::benchsys::{self as sys, Bins, Ext4Mount, FloorMount, LoopDev, VexMount, R};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -27,8 +32,11 @@ pub struct Bed {
     pub ext4_options: String,
     /// Where perf recordings go (bench-fs --perf).
     pub perf: Option<PathBuf>,
+    /// The floor filesystem's mount point and its server's log (bench-fs --floor).
+    pub floor_at: Option<(PathBuf, PathBuf)>,
     vex: Option<VexMount>,
     ext4: Option<Ext4Mount>,
+    floor: Option<FloorMount>,
     daemon: Arc<AtomicU32>,
     recording: Option<perf::Recording>,
     /// Name of the running workload and how many perf files it has written so far.
@@ -39,11 +47,20 @@ pub struct Bed {
 pub type Cold<'a> = &'a mut dyn FnMut() -> R<()>;
 
 impl Bed {
-    /// Both filesystems, made already, mounted.
+    /// Both filesystems, made already, mounted (and the floor, if asked for).
     pub fn mount(mut self) -> R<Bed> {
         self.mount_vexfs()?;
         self.mount_ext4()?;
+        if let Some((dir, log)) = &self.floor_at {
+            self.floor = Some(FloorMount::start(&self.bins.floor, dir, log)?);
+        }
         Ok(self)
+    }
+
+    /// Builder: also mount the floor filesystem on `dir` (its server's stderr into `log`).
+    pub fn with_floor(mut self, dir: PathBuf, log: PathBuf) -> Bed {
+        self.floor_at = Some((dir, log));
+        self
     }
 
     /// Builder: set everything, mount nothing yet.
@@ -69,8 +86,10 @@ impl Bed {
             ext4_dir,
             ext4_options,
             perf,
+            floor_at: None,
             vex: None,
             ext4: None,
+            floor: None,
             daemon: Arc::new(AtomicU32::new(0)),
             recording: None,
             current: (String::new(), 0),
@@ -98,7 +117,7 @@ impl Bed {
     }
 
     /// Unmount `fs` (VexFS: the daemon checkpoints and exits) and mount it again, then drop the
-    /// caches.
+    /// caches. The floor is not remounted (it would come back empty): syncfs, then the caches.
     pub fn cold(&mut self, fs: Target) -> R<()> {
         match fs {
             Target::Vexfs => {
@@ -118,6 +137,7 @@ impl Bed {
                 }
                 self.mount_ext4()?;
             }
+            Target::Floor => sys::syncfs(self.root(Target::Floor))?,
         }
         sys::drop_all_caches()
     }
@@ -146,25 +166,31 @@ impl Bed {
         match fs {
             Target::Vexfs => &self.vex_dir,
             Target::Ext4 => &self.ext4_dir,
+            Target::Floor => self.floor_at.as_ref().map_or(Path::new("/nonexistent"), |(d, _)| d),
         }
     }
 
-    /// Run `work` on both filesystems (VexFS first when `vexfs_first`), starting cold when
-    /// `cold`. While it runs on VexFS the daemon's memory is sampled and, if asked, profiled.
-    /// `work` gets the mount point and a [`Cold`] to call before a cold phase of its own.
+    /// Run `work` on both filesystems (VexFS first when `vexfs_first`), and on the floor between
+    /// them when `floor` and the floor is mounted; starting cold when `cold`. While it runs on
+    /// VexFS the daemon's memory is sampled and, if asked, profiled. `work` gets the mount point
+    /// and a [`Cold`] to call before a cold phase of its own.
     pub fn both(
         &mut self,
         name: &str,
         vexfs_first: bool,
         cold: bool,
+        floor: bool,
         sides: &mut Vec<Side>,
         mut work: impl FnMut(&Path, Cold) -> R<Vec<Figures>>,
     ) -> R<()> {
-        let order = if vexfs_first {
-            [Target::Vexfs, Target::Ext4]
+        let mut order = if vexfs_first {
+            vec![Target::Vexfs, Target::Floor, Target::Ext4]
         } else {
-            [Target::Ext4, Target::Vexfs]
+            vec![Target::Ext4, Target::Floor, Target::Vexfs]
         };
+        if !floor || self.floor.is_none() {
+            order.retain(|&t| t != Target::Floor);
+        }
         for fs in order {
             sys::check()?;
             if cold {
@@ -212,9 +238,12 @@ impl Bed {
         Ok(())
     }
 
-    /// Unmount both and check them (fsck-vexfs, e2fsck -fn).
+    /// Unmount everything and check both filesystems (fsck-vexfs, e2fsck -fn).
     pub fn finish(mut self) -> R<()> {
         self.stop_perf()?;
+        if let Some(m) = self.floor.take() {
+            m.finish()?;
+        }
         if let Some(m) = self.vex.take() {
             m.finish()?;
         }

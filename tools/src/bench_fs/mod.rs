@@ -2,8 +2,10 @@
 //! same disk, in one run: [`fio`] jobs (sequential and random I/O, fsync-heavy writes, two parallel
 //! jobs), the [`meta`]data workload, and the source-[`tree`] workloads (`tar x`, a stat walk,
 //! `git status`). [`rss`] samples the mount daemon's memory during each workload, [`perf`] can
-//! profile it, and [`report`] pairs the two filesystems' figures into ratios. See
-//! tools/bench-fs/README.md.
+//! profile it, and [`report`] pairs the two filesystems' figures into ratios. With `--floor` the
+//! metadata and tree workloads also run on the floor filesystem (`fuse-floor`, tools/src/floor/):
+//! an in-memory FUSE filesystem doing no work over the same session as VexFS, the lower bound of
+//! any FUSE filesystem built with fuser. See tools/bench-fs/README.md.
 
 pub mod bed;
 pub mod fio;
@@ -55,6 +57,8 @@ pub struct Figures {
 pub enum Target {
     Vexfs,
     Ext4,
+    /// The floor filesystem (bench-fs --floor).
+    Floor,
 }
 
 impl Target {
@@ -62,6 +66,7 @@ impl Target {
         match self {
             Target::Vexfs => "VexFS",
             Target::Ext4 => "ext4",
+            Target::Floor => "floor",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Pairing the two filesystems' figures into rows with ratios and targets; the table.
+//! Pairing the two filesystems' figures into rows with ratios and targets (and the floor's
+//! figures, bench-fs --floor); the table.
 
 use super::rss::RssPeak;
 use super::{Figures, Metric, Target};
@@ -44,6 +45,13 @@ pub struct Row {
     pub vm_rss_peak_mib: Option<f64>,
     pub vexfs_metrics: Vec<Metric>,
     pub ext4_metrics: Vec<Metric>,
+    /// The floor filesystem's figure (bench-fs --floor), when it ran this workload.
+    pub floor: Option<f64>,
+    /// How many times as fast the floor is as ext4 (same convention as `ratio`).
+    pub floor_ratio: Option<f64>,
+    /// How many times as fast VexFS is as the floor (at most about 1: the floor is the limit).
+    pub vexfs_floor_ratio: Option<f64>,
+    pub floor_metrics: Vec<Metric>,
 }
 
 fn speed_ratio(v: &Metric, e: &Metric) -> f64 {
@@ -54,7 +62,18 @@ fn speed_ratio(v: &Metric, e: &Metric) -> f64 {
     }
 }
 
-/// Rows in the order of the VexFS figures; a figure missing on one side is left out.
+/// The figures named `name` of workload `workload` on `fs`, if it ran there.
+fn figures<'a>(sides: &'a [Side], fs: Target, workload: &str, name: &str) -> Option<&'a Figures> {
+    sides
+        .iter()
+        .find(|s| s.fs == fs && s.workload == workload)?
+        .figures
+        .iter()
+        .find(|f| f.name == name)
+}
+
+/// Rows in the order of the VexFS figures; a figure missing on VexFS or ext4 is left out (one
+/// missing on the floor leaves only the floor's columns empty).
 pub fn rows(sides: &[Side]) -> Vec<Row> {
     let mut out = Vec::new();
     for v in sides.iter().filter(|s| s.fs == Target::Vexfs) {
@@ -70,6 +89,8 @@ pub fn rows(sides: &[Side]) -> Vec<Row> {
             };
             let ratio = speed_ratio(mv, me);
             let target = target_for(&fv.name);
+            let ff = figures(sides, Target::Floor, &v.workload, &fv.name);
+            let mf = ff.and_then(|f| f.metrics.first());
             out.push(Row {
                 name: fv.name.clone(),
                 what: fv.what.clone(),
@@ -83,6 +104,10 @@ pub fn rows(sides: &[Side]) -> Vec<Row> {
                 vm_rss_peak_mib: v.rss_peak.map(|r| r.vm_rss_kib as f64 / 1024.0),
                 vexfs_metrics: fv.metrics.clone(),
                 ext4_metrics: fe.metrics.clone(),
+                floor: mf.map(|m| m.value),
+                floor_ratio: mf.map(|m| speed_ratio(m, me)),
+                vexfs_floor_ratio: mf.map(|m| speed_ratio(mv, m)),
+                floor_metrics: ff.map(|f| f.metrics.clone()).unwrap_or_default(),
             });
         }
     }
@@ -97,16 +122,34 @@ fn num(v: f64) -> String {
     }
 }
 
-/// The main table, then each row's other figures.
+/// The main table, then each row's other figures. The floor's columns appear when some row has a
+/// floor figure.
 pub fn print_table(rows: &[Row]) {
+    let with_floor = rows.iter().any(|r| r.floor.is_some());
+    let floor_head = if with_floor {
+        format!(" {:>12} {:>11} {:>12}", "floor", "floor/ext4", "VexFS/floor")
+    } else {
+        String::new()
+    };
     println!(
-        "{:<16} {:>10} {:>12} {:>12} {:>8} {:>7} {:>6} {:>10} {:>10}",
+        "{:<16} {:>10} {:>12} {:>12} {:>8} {:>7} {:>6}{floor_head} {:>10} {:>10}",
         "workload", "unit", "VexFS", "ext4", "VexFS/ext4", "target", "", "RssAnon", "VmRSS"
     );
     for r in rows {
         let mib = |v: Option<f64>| v.map_or_else(|| "-".into(), |m| format!("{m:.1} MiB"));
+        let times = |v: Option<f64>| v.map_or_else(|| "-".into(), |x| format!("{x:.2}x"));
+        let floor_cols = if with_floor {
+            format!(
+                " {:>12} {:>11} {:>12}",
+                r.floor.map_or_else(|| "-".into(), num),
+                times(r.floor_ratio),
+                times(r.vexfs_floor_ratio)
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{:<16} {:>10} {:>12} {:>12} {:>9.2}x {:>6.1}x {:>6} {:>10} {:>10}",
+            "{:<16} {:>10} {:>12} {:>12} {:>9.2}x {:>6.1}x {:>6}{floor_cols} {:>10} {:>10}",
             r.name,
             r.unit,
             num(r.vexfs),
@@ -119,15 +162,25 @@ pub fn print_table(rows: &[Row]) {
         );
     }
     println!("(ratio: how many times as fast VexFS is; for times in s, ext4/VexFS. RssAnon, VmRSS: peaks of the mount daemon during the workload on VexFS)");
+    if with_floor {
+        println!("(floor: fuse-floor, an in-memory FUSE filesystem doing no work over VexFS's session; floor/ext4: how many times as fast it is as ext4; VexFS/floor: how many times as fast VexFS is as the floor)");
+    }
     println!();
-    println!("other figures (VexFS | ext4):");
+    println!(
+        "other figures (VexFS | ext4{}):",
+        if with_floor { " | floor" } else { "" }
+    );
     for r in rows {
         let rest: Vec<String> = r
             .vexfs_metrics
             .iter()
             .zip(&r.ext4_metrics)
+            .enumerate()
             .skip(1)
-            .map(|(v, e)| format!("{} {} | {}", v.unit, num(v.value), num(e.value)))
+            .map(|(i, (v, e))| match r.floor_metrics.get(i) {
+                Some(f) => format!("{} {} | {} | {}", v.unit, num(v.value), num(e.value), num(f.value)),
+                None => format!("{} {} | {}", v.unit, num(v.value), num(e.value)),
+            })
             .collect();
         if rest.is_empty() {
             println!("  {:<16} {}", r.name, r.what);
@@ -161,6 +214,23 @@ mod tests {
             ],
             rss_peak: None,
         }
+    }
+
+    #[test]
+    fn the_floor_is_paired_when_it_ran() {
+        let sides = [
+            side(Target::Vexfs, 70.0, 4.0),
+            side(Target::Ext4, 100.0, 2.0),
+            side(Target::Floor, 140.0, 1.0),
+        ];
+        let rows = rows(&sides);
+        assert!((rows[0].floor_ratio.unwrap() - 1.4).abs() < 1e-9);
+        assert!((rows[0].vexfs_floor_ratio.unwrap() - 0.5).abs() < 1e-9);
+        assert!((rows[1].floor_ratio.unwrap() - 2.0).abs() < 1e-9, "times: ext4/floor");
+        assert!((rows[1].vexfs_floor_ratio.unwrap() - 0.25).abs() < 1e-9);
+        assert!(rows[1].met, "the floor does not change VexFS's target");
+        let without = super::rows(&sides[..2]);
+        assert!(without[0].floor.is_none() && without[0].floor_metrics.is_empty());
     }
 
     #[test]

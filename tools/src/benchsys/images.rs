@@ -50,6 +50,8 @@ pub struct Bins {
     pub mount: PathBuf,
     pub mkfs: PathBuf,
     pub fsck: PathBuf,
+    /// fuse-floor (bench-fs --floor), looked for only by [`Bins::check_floor`].
+    pub floor: PathBuf,
 }
 
 impl Bins {
@@ -66,6 +68,7 @@ impl Bins {
             mount: dir.join("mount-vexfs"),
             mkfs: dir.join("mkfs-vexfs"),
             fsck: dir.join("fsck-vexfs"),
+            floor: dir.join("fuse-floor"),
         };
         for b in [&bins.mount, &bins.mkfs, &bins.fsck] {
             if !b.is_file() {
@@ -77,6 +80,17 @@ impl Bins {
             }
         }
         Ok(bins)
+    }
+
+    /// Whether fuse-floor is there.
+    pub fn check_floor(&self) -> R<()> {
+        if self.floor.is_file() {
+            return Ok(());
+        }
+        Err(format!(
+            "{} is missing: cargo build --release -p vexfs-tools --bin fuse-floor (or give --bin-dir)",
+            self.floor.display()
+        ))
     }
 
     /// `mkfs-vexfs --quiet --force --size MIBM IMAGE`.

@@ -1,6 +1,6 @@
 //! What the filesystem benchmarks (bench-fsync, bench-fs) ask of the system: running commands,
 //! signals, mount points, disk counters, the page cache, load average. [`mounts`] holds the guards
-//! (VexFS over FUSE, ext4 on a loop device, the work directory) whose `Drop` undoes what they set
+//! (VexFS over FUSE, the floor filesystem, ext4 on a loop device, the work directory) whose `Drop` undoes what they set
 //! up, so an error or Ctrl-C (which stops the workload and returns an error up the stack) leaves
 //! nothing mounted or attached.
 
@@ -11,7 +11,7 @@ pub mod stats;
 
 pub use images::{default_parent, e2fsck, ext4_image, fsck_vexfs, Bins};
 pub use machine::{loadavg, Machine};
-pub use mounts::{Ext4Mount, LoopDev, VexMount, WorkDir};
+pub use mounts::{Ext4Mount, FloorMount, LoopDev, VexMount, WorkDir};
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
-//! The guards of a filesystem benchmark: a VexFS image mounted by mount-vexfs, a loop device, an
-//! ext4 mount and the work directory, each undone by its `Drop`.
+//! The guards of a filesystem benchmark: a VexFS image mounted by mount-vexfs, the floor
+//! filesystem mounted by fuse-floor, a loop device, an ext4 mount and the work directory, each
+//! undone by its `Drop`.
 
 use super::{fstype, io_err, is_mounted, mounts, prog, run, umount, wait_unlocked, R};
 use std::fs::{self, File};
@@ -49,45 +50,18 @@ impl VexMount {
     /// `mount-vexfs -f IMAGE DIR -o OPTS` as a child (own process group, so a terminal's Ctrl-C
     /// reaches only this program, which then unmounts); returns once DIR is mounted.
     pub fn foreground(bin: &Path, image: &Path, dir: &Path, opts: &str, log: &Path) -> R<VexMount> {
-        if is_mounted(dir) {
-            return Err(format!("{} is already a mount point", dir.display()));
-        }
-        let log_file = File::create(log).map_err(io_err("create", log))?;
         let mut cmd = Command::new(bin);
         cmd.arg(image).arg(dir).arg("-f");
         if !opts.is_empty() {
             cmd.arg("-o").arg(opts);
         }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-        let mut m = VexMount {
+        let child = start_server(&mut cmd, dir, log, "fuse.vexfs")?;
+        Ok(VexMount {
             child: Some(child),
             dir: dir.to_path_buf(),
             image: image.to_path_buf(),
             done: false,
-        };
-        let deadline = Instant::now() + MOUNT_WAIT;
-        while !is_mounted(dir) {
-            if let Some(st) = m.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                m.child = None;
-                let log_text = fs::read_to_string(log).unwrap_or_default();
-                return Err(format!(
-                    "mount-vexfs exited before mounting ({st}): {}",
-                    log_text.trim()
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err(format!("{} did not appear in /proc/self/mountinfo", dir.display()));
-            }
-            thread::sleep(Duration::from_millis(1));
-        }
-        m.check_type()?;
-        Ok(m)
+        })
     }
 
     /// `mount-vexfs IMAGE DIR -o OPTS` (daemon mode, as ci/lib.sh `ci_mount` does); returns the
@@ -148,22 +122,7 @@ impl VexMount {
         umount(&self.dir)?;
         self.done = true;
         match self.child.take() {
-            Some(mut child) => {
-                let deadline = Instant::now() + EXIT_WAIT;
-                loop {
-                    match child.try_wait() {
-                        Ok(Some(st)) if st.success() => return Ok(()),
-                        Ok(Some(st)) => return Err(format!("mount-vexfs exited with {st} after the unmount")),
-                        Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(2)),
-                        Ok(None) => {
-                            let _ = child.kill();
-                            let _ = child.wait();
-                            return Err("mount-vexfs did not exit after the unmount".into());
-                        }
-                        Err(e) => return Err(format!("waiting for mount-vexfs: {e}")),
-                    }
-                }
-            }
+            Some(child) => wait_exit(child, "mount-vexfs"),
             None => wait_unlocked(&self.image, EXIT_WAIT),
         }
     }
@@ -189,14 +148,7 @@ impl Drop for VexMount {
             eprintln!("{}: cleanup: {} had to be detached", prog(), self.dir.display());
         }
         match self.child.take() {
-            Some(mut child) => {
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                    thread::sleep(Duration::from_millis(10));
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            Some(child) => stop_child(child),
             None => {
                 if wait_unlocked(&self.image, Duration::from_secs(20)).is_err() {
                     if let Some(pid) = daemon_of(&self.image) {
@@ -209,6 +161,119 @@ impl Drop for VexMount {
                 }
             }
         }
+    }
+}
+
+/// Start `cmd`, a FUSE server staying in the foreground, as a child in its own process group (so
+/// that a terminal's Ctrl-C reaches only this program, which then unmounts), its stderr into
+/// `log`; return once `dir` is mounted with type `want` (as mountinfo gives it).
+fn start_server(cmd: &mut Command, dir: &Path, log: &Path, want: &str) -> R<Child> {
+    let name = Path::new(cmd.get_program())
+        .file_name()
+        .map_or_else(|| "the server".into(), |n| n.to_string_lossy().into_owned());
+    if is_mounted(dir) {
+        return Err(format!("{} is already a mount point", dir.display()));
+    }
+    let log_file = File::create(log).map_err(io_err("create", log))?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot run {name}: {e}"))?;
+    let deadline = Instant::now() + MOUNT_WAIT;
+    let failed = loop {
+        if is_mounted(dir) {
+            match fstype(dir) {
+                Some(t) if t == want => return Ok(child),
+                t => break format!("{} is mounted as {t:?}, not {want}", dir.display()),
+            }
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            let log_text = fs::read_to_string(log).unwrap_or_default();
+            return Err(format!("{name} exited before mounting ({st}): {}", log_text.trim()));
+        }
+        if Instant::now() > deadline {
+            break format!("{} did not appear in /proc/self/mountinfo", dir.display());
+        }
+        thread::sleep(Duration::from_millis(1));
+    };
+    if is_mounted(dir) {
+        let _ = umount(dir);
+    }
+    stop_child(child);
+    Err(failed)
+}
+
+/// Wait for a server to exit after its unmount: it must exit, and with success.
+fn wait_exit(mut child: Child, name: &str) -> R<()> {
+    let deadline = Instant::now() + EXIT_WAIT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) if st.success() => return Ok(()),
+            Ok(Some(st)) => return Err(format!("{name} exited with {st} after the unmount")),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(2)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{name} did not exit after the unmount"));
+            }
+            Err(e) => return Err(format!("waiting for {name}: {e}")),
+        }
+    }
+}
+
+/// After an error or a signal, once the mount is gone: give the server a while to exit, then
+/// kill it.
+fn stop_child(mut child: Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The floor filesystem (an empty in-memory FUSE filesystem doing no work, tools/src/floor/)
+/// mounted by `fuse-floor -f DIR` as a child. Its contents go with the unmount.
+pub struct FloorMount {
+    child: Option<Child>,
+    pub dir: PathBuf,
+}
+
+impl FloorMount {
+    /// `fuse-floor -f DIR`, its stderr into `log`; returns once DIR is mounted.
+    pub fn start(bin: &Path, dir: &Path, log: &Path) -> R<FloorMount> {
+        let child = start_server(Command::new(bin).arg("-f").arg(dir), dir, log, "fuse.floor")?;
+        Ok(FloorMount {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Unmount and wait for the server to exit.
+    pub fn finish(mut self) -> R<()> {
+        umount(&self.dir)?;
+        match self.child.take() {
+            Some(child) => wait_exit(child, "fuse-floor"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for FloorMount {
+    fn drop(&mut self) {
+        let Some(child) = self.child.take() else { return };
+        if umount(&self.dir).is_err() {
+            eprintln!("{}: cleanup: {} had to be detached", prog(), self.dir.display());
+        }
+        stop_child(child);
     }
 }
 

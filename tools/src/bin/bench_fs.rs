@@ -1,5 +1,6 @@
 //! `bench-fs`: VexFS (FUSE) against ext4 (loop device) on the same disk, in one run: fio jobs, a
-//! metadata workload, `tar x`, a stat walk and `git status`. See tools/bench-fs/README.md.
+//! metadata workload, `tar x`, a stat walk and `git status`; with --floor the metadata and tree
+//! workloads also on fuse-floor, the do-nothing FUSE filesystem. See tools/bench-fs/README.md.
 
 use clap::Parser;
 use serde::Serialize;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 use vexfs_tools::bench_fs::bed::Bed;
 use vexfs_tools::bench_fs::report::{self, Row, Side};
 use vexfs_tools::bench_fs::tree::Tarball;
-use vexfs_tools::bench_fs::{fio, meta, tree, Figures};
+use vexfs_tools::bench_fs::{fio, meta, tree, Figures, Target};
 use vexfs_tools::benchsys::{self as sys, io_err, Bins, Machine, WorkDir, R};
 
 const LONG_ABOUT: &str = "\
@@ -28,7 +29,13 @@ warm). Reads marked cold follow `sync; echo 3 > /proc/sys/vm/drop_caches`.
 Printed: a table of each figure on both filesystems, the ratio (how many times as fast VexFS is), \
 the target of issue 8 (sequential read/write 0.8x, everything else 0.5x), and the peaks of the \
 mount daemon's RssAnon and VmRSS during each workload (target: RssAnon < 64 MiB). --json writes \
-everything to a file. Both filesystems are checked (fsck-vexfs, e2fsck -fn) at the end.";
+everything to a file. Both filesystems are checked (fsck-vexfs, e2fsck -fn) at the end.
+
+--floor also runs the metadata and tree workloads on fuse-floor (built next to this program): an \
+empty in-memory FUSE filesystem doing no work, over the same fuser session as VexFS (capabilities, \
+TTLs, threads). Its figures are the lower bound of any FUSE filesystem built with fuser on this \
+kernel, printed as extra columns (floor, floor/ext4, VexFS/floor). Its cold start is syncfs and \
+drop_caches only (it cannot be remounted); fio is not run on it.";
 
 #[derive(Parser, Debug)]
 #[command(name = "bench-fs", version, about, long_about = LONG_ABOUT)]
@@ -76,6 +83,10 @@ struct Cli {
     /// Also write everything as JSON to this file.
     #[arg(long, value_name = "OUT")]
     json: Option<PathBuf>,
+    /// Also run the meta and tree workloads on fuse-floor, the in-memory FUSE filesystem that
+    /// does no work (the lower bound of any fuser filesystem; see the README).
+    #[arg(long)]
+    floor: bool,
 }
 
 #[derive(Serialize)]
@@ -91,6 +102,8 @@ struct Report {
     file_bytes: usize,
     vexfs_options: String,
     ext4_options: String,
+    /// The meta and tree workloads ran on fuse-floor too.
+    floor: bool,
     tarball: Option<Tarball>,
     rows: Vec<Row>,
     sides: Vec<Side>,
@@ -110,7 +123,11 @@ fn preflight(a: &Cli) -> R<Bins> {
     if a.size_mib < 2 || a.runtime == 0 || a.files == 0 {
         return Err("--size-mib must be at least 2, --runtime and --files positive".into());
     }
-    Bins::find(a.bin_dir.as_deref())
+    let bins = Bins::find(a.bin_dir.as_deref())?;
+    if a.floor {
+        bins.check_floor()?;
+    }
+    Ok(bins)
 }
 
 fn tree_source(a: &Cli) -> PathBuf {
@@ -126,10 +143,11 @@ fn version(cmd: &str) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
-/// VexFS goes first in every other workload, so that a load drifting during the run favours
-/// neither filesystem.
+/// VexFS goes first in every other workload (the floor, when it runs, in the middle), so that a
+/// load drifting during the run favours neither filesystem.
 fn vexfs_first(sides: &[Side]) -> bool {
-    (sides.len() / 2).is_multiple_of(2)
+    let workloads = sides.iter().filter(|s| s.fs == Target::Vexfs).count();
+    workloads.is_multiple_of(2)
 }
 
 /// The fio jobs on both filesystems, each in its own `fio/` directory (removed afterwards).
@@ -139,7 +157,7 @@ fn fio_jobs(a: &Cli, bed: &mut Bed, sides: &mut Vec<Side>) -> R<()> {
         runtime_s: a.runtime,
     };
     for job in &fio::jobs(&sizes) {
-        bed.both(job.name, vexfs_first(sides), job.cold, sides, |root, _| {
+        bed.both(job.name, vexfs_first(sides), job.cold, false, sides, |root, _| {
             let dir = root.join("fio");
             fs::create_dir_all(&dir).map_err(io_err("mkdir", &dir))?;
             Ok(vec![Figures {
@@ -196,7 +214,7 @@ fn run(a: &Cli) -> R<()> {
     if let Some(p) = &a.perf {
         fs::create_dir_all(p).map_err(io_err("mkdir", p))?;
     }
-    let mut bed = Bed::new(
+    let bed = Bed::new(
         bins,
         vex_image,
         vex_mnt,
@@ -206,8 +224,13 @@ fn run(a: &Cli) -> R<()> {
         ext4_mnt,
         a.ext4_options.clone(),
         a.perf.clone(),
-    )
-    .mount()?;
+    );
+    let bed = if a.floor {
+        bed.with_floor(work.subdir("mnt-floor")?, work.path.join("fuse-floor.log"))
+    } else {
+        bed
+    };
+    let mut bed = bed.mount()?;
     let mut sides = Vec::new();
     if group("fio") {
         fio_jobs(a, &mut bed, &mut sides)?;
@@ -218,13 +241,13 @@ fn run(a: &Cli) -> R<()> {
             file_bytes: a.file_bytes,
         };
         let first = vexfs_first(&sides);
-        bed.both("metadata", first, false, &mut sides, |root, cold| {
+        bed.both("metadata", first, false, a.floor, &mut sides, |root, cold| {
             meta::run(&root.join("meta"), &spec, cold)
         })?;
     }
     if let Some(t) = &tarball {
         let first = vexfs_first(&sides);
-        bed.both("tree", first, false, &mut sides, |root, cold| {
+        bed.both("tree", first, false, a.floor, &mut sides, |root, cold| {
             tree::run(root, t, git_version.is_some(), cold)
         })?;
     }
@@ -242,6 +265,7 @@ fn run(a: &Cli) -> R<()> {
         file_bytes: a.file_bytes,
         vexfs_options: a.vexfs_options.clone(),
         ext4_options: a.ext4_options.clone(),
+        floor: a.floor,
         tarball,
         rows: report::rows(&sides),
         sides,
@@ -271,6 +295,12 @@ fn print_report(r: &Report) {
         r.fio_version.as_deref().unwrap_or("not run"),
         r.git_version.as_deref().unwrap_or("not installed")
     );
+    if r.floor {
+        println!(
+            "floor: fuse-floor (in-memory, no work, VexFS's FUSE session) on the meta and tree workloads; \
+             its cold start is syncfs + drop_caches, no remount"
+        );
+    }
     if let Some(t) = &r.tarball {
         println!(
             "tree: {} ({} files, {} dirs, {} symlinks, {} bytes; tarball {} bytes, sha256 {})",
