@@ -29,7 +29,7 @@ pub fn spawn_commit_timer(fs: Weak<Fs>) -> std::io::Result<std::thread::JoinHand
 
 /// The request sizes and capabilities every VexFS mount asks for at INIT,
 /// each only when the kernel offers it. Public so that `fuse-floor`
-/// (tools/src/floor.rs), the do-nothing filesystem that measures what FUSE
+/// (tools/src/floor/), the do-nothing filesystem that measures what FUSE
 /// itself costs, negotiates exactly the same session.
 pub fn negotiate_session(config: &mut KernelConfig) {
     if let Err(nearest) = config.set_max_write(MAX_WRITE) {
