@@ -1215,3 +1215,34 @@ fn kill_9_under_load_keeps_every_fsynced_change() {
     m.unmount();
     assert_fsck_clean(&s.image);
 }
+
+/// `ls -a /.vexfs` lists `..` (regression: READDIRPLUS skipped it, its
+/// attributes being the root's and not a control file's), and listings
+/// stay right with OPENDIR answered ENOSYS (the kernel caches them).
+#[test]
+fn control_directory_lists_its_parent_and_listings_follow_changes() {
+    if !fuse_usable() {
+        return;
+    }
+    let s = setup(32 * MIB, false);
+    let _m = Mounted::foreground(&s.image, &s.mnt, "");
+    let ls = |p: &Path| {
+        let out = output(Command::new("ls").arg("-a").arg(p)).unwrap();
+        assert!(out.status.success(), "ls -a {}", p.display());
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ls(&s.mnt.join(".vexfs")),
+        [".", "..", "collections", "events", "search"]
+    );
+    let d = s.mnt.join("d");
+    fs::create_dir(&d).unwrap();
+    fs::write(d.join("a"), b"x").unwrap();
+    assert_eq!(ls(&d), [".", "..", "a"]);
+    fs::write(d.join("b"), b"x").unwrap();
+    fs::remove_file(d.join("a")).unwrap();
+    assert_eq!(ls(&d), [".", "..", "b"], "a cached listing was not dropped");
+}

@@ -133,20 +133,26 @@ fn unmount_after_vector_changes_links_islands() {
     assert!(r.is_clean(), "{:#?}", r.problems);
 }
 
+/// A file /extra with a vector in collection `coll`, then "t" reconnected
+/// (its marks cleared) and given an island, then /extra unlinked (freed).
+fn island_then_free_a_vector_file(fs: &Fs, coll: &str) {
+    let ctx = Ctx::root();
+    let extra = fs
+        .create(&ctx, u64::from(ROOT_INO), b"extra", 0o644, NewNode::File)
+        .unwrap();
+    fs.set_vector(&ctx, extra.ino.into(), coll, &[9.0, 9.0]).unwrap();
+    assert_eq!(fs.reconnect_collection("t").unwrap().stranded, 0);
+    make_island(fs);
+    fs.unlink(&ctx, u64::from(ROOT_INO), b"extra").unwrap();
+}
+
 /// The same after a file with a vector was freed (the unlink names the
 /// collections the file's vectors were in).
 #[test]
 fn unmount_after_a_vector_file_is_freed_links_islands() {
     let (_dir, path, fs) = six_nodes(2);
-    let ctx = Ctx::root();
-    let extra = fs
-        .create(&ctx, u64::from(ROOT_INO), b"extra", 0o644, NewNode::File)
-        .unwrap();
-    fs.set_vector(&ctx, extra.ino.into(), "t", &[9.0, 9.0]).unwrap();
-    assert_eq!(fs.reconnect_collection("t").unwrap().stranded, 0);
-    make_island(&fs);
     // Slot 6's node goes; its repair touches only the lists naming it.
-    fs.unlink(&ctx, u64::from(ROOT_INO), b"extra").unwrap();
+    island_then_free_a_vector_file(&fs, "t");
     fs.close().unwrap();
     drop(fs);
     let r = fsck(&path).unwrap();
@@ -159,16 +165,9 @@ fn unmount_after_a_vector_file_is_freed_links_islands() {
 #[test]
 fn freeing_a_vector_file_marks_only_its_collections() {
     let (_dir, path, fs) = six_nodes(2);
-    let ctx = Ctx::root();
     fs.create_collection(&CollectionParams::new("u", 2, Metric::L2, ElemType::F32))
         .unwrap();
-    let extra = fs
-        .create(&ctx, u64::from(ROOT_INO), b"extra", 0o644, NewNode::File)
-        .unwrap();
-    fs.set_vector(&ctx, extra.ino.into(), "u", &[9.0, 9.0]).unwrap();
-    assert_eq!(fs.reconnect_collection("t").unwrap().stranded, 0);
-    make_island(&fs);
-    fs.unlink(&ctx, u64::from(ROOT_INO), b"extra").unwrap();
+    island_then_free_a_vector_file(&fs, "u");
     fs.close().unwrap();
     drop(fs);
     let r = fsck(&path).unwrap();

@@ -234,7 +234,9 @@ impl Fs {
 
     /// [`destroy`], noting the collections that lost a vector for the
     /// unmount's reconnect pass (a delete repairs its neighbours locally
-    /// only).
+    /// only). Noted inside the transaction, unlike the vector calls'
+    /// marks: should it fail to commit, the cost is one needless pass at
+    /// unmount, where a missed mark would leave an island.
     pub(crate) fn destroy_inode(&self, txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<()> {
         for name in destroy(txn, g, b)? {
             self.vectors.mark_changed(&name);

@@ -6,17 +6,23 @@ use super::convert::{self, file_attr};
 use super::helpers::{gen, log_err, placeholder_attr, req_ctx};
 use super::{control, VexFuse, READDIR_BATCH, TTL};
 use crate::fs::perm::MAY_READ;
-use fuser::{FileHandle, FopenFlags, Generation, INodeNo, ReplyDirectory, ReplyDirectoryPlus, ReplyOpen, Request};
+use fuser::{
+    Errno, FileHandle, FopenFlags, Generation, INodeNo, ReplyDirectory, ReplyDirectoryPlus, ReplyOpen, Request,
+};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 impl VexFuse {
     pub(super) fn open_dir(&self, req: &Request, ino: INodeNo, reply: ReplyOpen) {
+        if self.no_opendir {
+            // The kernel checked the permission; it sends no more OPENDIR.
+            return reply.error(Errno::ENOSYS);
+        }
         if ino.0 == control::DIR_INO {
             return reply.opened(FileHandle(0), FopenFlags::empty());
         }
-        // As for files, the kernel leaves the read check to us.
+        // A kernel without FUSE_POSIX_ACL leaves the read check to us.
         // The kernel may keep the listing in its page cache and serve the
         // next opendir+readdir from it (a warm walk, `git status`): every
         // change to a directory goes through this mount, and the kernel
@@ -65,7 +71,14 @@ impl VexFuse {
     pub(super) fn list_plus(&self, ino: u64, offset: u64, mut reply: ReplyDirectoryPlus) {
         if ino == control::DIR_INO {
             for (i, (name, n, _)) in self.control_entries().into_iter().enumerate().skip(offset as usize) {
-                let Some(a) = self.control.attr(n) else { continue };
+                // `..` is the root, a real inode; the rest are virtual.
+                let a = match self.control.attr(n) {
+                    Some(a) => a,
+                    None => match self.fs.getattr(n) {
+                        Ok(a) => file_attr(&a),
+                        Err(e) => return reply.error(log_err("readdirplus", &e)),
+                    },
+                };
                 if reply.add(INodeNo(n), i as u64 + 1, OsStr::new(name), &TTL, &a, Generation(0)) {
                     break;
                 }

@@ -34,6 +34,7 @@ mod helpers;
 mod invalidate;
 mod meta;
 mod requests;
+pub mod server;
 mod session;
 mod virtual_files;
 
@@ -55,7 +56,7 @@ pub const MAX_WRITE: u32 = 1 << 20;
 pub const COPY_CHUNK: usize = 1 << 20;
 /// Directory entries fetched from the core per readdir request (a 4 KiB
 /// reply holds at most 128 entries of 32 bytes).
-pub(super) const READDIR_BATCH: usize = 128;
+pub const READDIR_BATCH: usize = 128;
 
 /// Stack of every thread a mount runs: fuser's workers (set through
 /// `RUST_MIN_STACK`, see `mount.vexfs`), the commit timer and the event
@@ -77,6 +78,9 @@ pub struct VexFuse {
     invalidator: Invalidator,
     /// Ask for the kernel's writeback cache (`-o writeback_cache`).
     writeback_cache: bool,
+    /// OPENDIR is answered ENOSYS: the kernel checks permissions itself
+    /// (set at INIT, see [`negotiate_session`]).
+    no_opendir: bool,
 }
 
 impl VexFuse {
@@ -87,6 +91,7 @@ impl VexFuse {
             control: control::Control::default(),
             invalidator: Invalidator::default(),
             writeback_cache: false,
+            no_opendir: false,
         }
     }
 

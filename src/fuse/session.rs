@@ -30,8 +30,9 @@ pub fn spawn_commit_timer(fs: Weak<Fs>) -> std::io::Result<std::thread::JoinHand
 /// The request sizes and capabilities every VexFS mount asks for at INIT,
 /// each only when the kernel offers it. Public so that `fuse-floor`
 /// (tools/src/floor/), the do-nothing filesystem that measures what FUSE
-/// itself costs, negotiates exactly the same session.
-pub fn negotiate_session(config: &mut KernelConfig) {
+/// itself costs, negotiates exactly the same session. Returns whether
+/// OPENDIR is to be answered ENOSYS (see below).
+pub fn negotiate_session(config: &mut KernelConfig) -> bool {
     if let Err(nearest) = config.set_max_write(MAX_WRITE) {
         let _ = config.set_max_write(nearest);
     }
@@ -61,13 +62,22 @@ pub fn negotiate_session(config: &mut KernelConfig) {
     ] {
         let _ = config.add_capabilities(cap);
     }
+    // With FUSE_POSIX_ACL the kernel checks every permission itself (it
+    // sets default_permissions), opendir's read check included, so OPENDIR
+    // has nothing left to do. Answered ENOSYS once, it is never sent again
+    // (nor RELEASEDIR), and the kernel keeps listings in its cache as
+    // FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE asked it to: two round trips less
+    // a directory. Measured on fuse-floor (16,590 entries): warm walks
+    // 0.23 s with OPENDIR, 0.10-0.12 s without (ext4 0.08 s).
+    let kernel_checks = config.add_capabilities(InitFlags::FUSE_POSIX_ACL).is_ok();
+    kernel_checks && config.add_capabilities(InitFlags::FUSE_NO_OPENDIR_SUPPORT).is_ok()
 }
 
 impl VexFuse {
     /// INIT: the session's request sizes and capabilities
     /// ([`negotiate_session`]), plus what depends on this mount.
-    pub(super) fn negotiate(&self, config: &mut KernelConfig) {
-        negotiate_session(config);
+    pub(super) fn negotiate(&mut self, config: &mut KernelConfig) {
+        self.no_opendir = negotiate_session(config);
         // The kernel holds what it looked up until it forgets it: unlinked
         // inodes are freed at FORGET, not at the unlink.
         self.fs.set_kernel_forgets(true);

@@ -101,10 +101,11 @@ fn link_from_reached(coll: &Collection, txn: &mut Txn<'_>, reached: &BitSet, x: 
 
 impl Fs {
     /// At unmount, after vectors changed: [`reconnect`] every collection
-    /// whose vectors changed since open (or since its last pass), so that an image leaves the mount (or a bulk build) with every live
-    /// node reachable, which fsck checks. A failure is reported, not
-    /// returned: the changes themselves are committed, and fsck -y (or a
-    /// rebuild) can still link what stays stranded.
+    /// whose vectors changed since open (or since its last pass), so that
+    /// an image leaves the mount (or a bulk build) with every live node
+    /// reachable, which fsck checks. A failure is reported, not returned:
+    /// the changes themselves are committed, and fsck -y (or a rebuild)
+    /// can still link what stays stranded.
     pub(crate) fn reconnect_changed(&self) {
         let changed = self.vectors.take_changed();
         if changed.is_empty() {
@@ -114,6 +115,8 @@ impl Fs {
             Ok(cat) => cat.map_or_else(Vec::new, |c| c.records.into_iter().map(|r| r.name).collect()),
             Err(e) => {
                 eprintln!("vexfs: unmount: reading the collection catalogue for the reconnect pass: {e}");
+                // Kept for a retried close.
+                changed.iter().for_each(|n| self.vectors.mark_changed(n));
                 return;
             }
         };

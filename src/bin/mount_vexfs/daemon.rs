@@ -7,7 +7,7 @@
 use crate::EXIT_MOUNT_FAILURE;
 use std::io::Write;
 use std::process::exit;
-use vexfs::fuse::THREAD_STACK;
+use vexfs::fuse::server::{worker_stack_env, STACK_ENV};
 
 /// Where the outcome of the mount goes: stderr in the foreground; in a
 /// daemon child, stderr (still the caller's) plus one status word for the
@@ -39,38 +39,6 @@ impl Status {
 
 /// Set in the environment of the re-executed daemon process.
 pub(crate) const DAEMON_ENV: &str = "VEXFS_MOUNT_DAEMON";
-/// The variable std reads (once, at the first spawn) for the stack of
-/// threads spawned without an explicit size, as fuser 0.18 spawns its
-/// workers (`Session::run`: `thread::Builder::new().name(..)`, no size and
-/// no setting for one).
-const STACK_ENV: &str = "RUST_MIN_STACK";
-
-/// The worker stack size for `RUST_MIN_STACK`: [`THREAD_STACK`] unless
-/// the caller set the variable (std's documented override, e.g. to try
-/// another size).
-fn worker_stack_env() -> std::ffi::OsString {
-    std::env::var_os(STACK_ENV).unwrap_or_else(|| THREAD_STACK.to_string().into())
-}
-
-/// Serve with `RUST_MIN_STACK` in this process's environment: a server
-/// started without it (the foreground one; the daemon gets it from
-/// [`daemonise`]) re-executes itself with it, keeping its process id and
-/// descriptors. Changing the environment in place would need `unsafe`
-/// (`set_var`).
-pub(crate) fn with_worker_stack() {
-    use std::os::unix::process::CommandExt;
-    if std::env::var_os(STACK_ENV).is_some() {
-        return;
-    }
-    let Ok(exe) = std::env::current_exe() else { return };
-    let e = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env(STACK_ENV, THREAD_STACK.to_string())
-        .exec();
-    // Still here: serve with std's default (larger) stack rather than fail.
-    eprintln!("mount.vexfs: cannot re-execute with {STACK_ENV} set ({e}); using the default thread stack");
-}
-
 /// Run this program again as the daemon (same arguments, in its own
 /// process group, stdin and stderr on /dev/null) and exit once it reports
 /// the mount ready (0) or failed (32) on its stdout pipe. Re-executing

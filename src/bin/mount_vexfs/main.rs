@@ -15,11 +15,15 @@ mod options;
 mod serve;
 
 use clap::Parser;
-use daemon::{daemonise, with_worker_stack, Status, DAEMON_ENV};
+use daemon::{daemonise, Status, DAEMON_ENV};
 use options::parse_options;
 use serve::serve;
 use std::path::{Path, PathBuf};
 use std::process::exit;
+use vexfs::fuse::server::{with_worker_stack, StderrLog};
+
+/// `-o debug`'s log.
+static LOG: StderrLog = StderrLog("mount.vexfs");
 
 /// Exit status of a failed mount, as mount(8) documents it.
 const EXIT_MOUNT_FAILURE: i32 = 32;
@@ -103,11 +107,11 @@ fn main() {
         Err(e) => early.fail(format!("mount point {}: {e}", cli.dir.display())),
     };
     if opts.debug {
-        log::set_logger(&StderrLog).ok();
+        log::set_logger(&LOG).ok();
         log::set_max_level(log::LevelFilter::Debug);
     }
     if std::env::var_os(DAEMON_ENV).is_some() {
-        with_worker_stack();
+        with_worker_stack("mount.vexfs");
         // A daemon must not keep the caller's working directory busy.
         let _ = std::env::set_current_dir("/");
         serve(
@@ -121,23 +125,10 @@ fn main() {
         );
     }
     if cli.foreground || opts.debug {
-        with_worker_stack();
+        with_worker_stack("mount.vexfs");
         serve(&cli, &opts, &image, &dir, Status { report: None });
     }
     daemonise();
-}
-
-/// `-o debug`: fuser's and the adapter's log lines on stderr.
-struct StderrLog;
-
-impl log::Log for StderrLog {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, r: &log::Record<'_>) {
-        eprintln!("mount.vexfs[{}] {}: {}", r.level(), r.target(), r.args());
-    }
-    fn flush(&self) {}
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use fuser::{MountOption, SessionACL};
 use std::collections::BTreeMap;
+use vexfs::fuse::server::{default_threads, parse_threads, session_config};
 
 /// What the -o options asked for.
 #[derive(Debug)]
@@ -39,7 +40,7 @@ impl Default for Opts {
             acl: SessionACL::Owner,
             default_permissions: false,
             debug: false,
-            threads: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8),
+            threads: default_threads(),
             fsname: None,
             flags: BTreeMap::new(),
             dirsync: false,
@@ -161,11 +162,7 @@ pub(crate) fn parse_options(lists: &[String], sloppy: bool) -> Result<Opts, Stri
             "sync" => Some(flag("sync", MountOption::Sync)),
             "async" => Some(flag("sync", MountOption::Async)),
             _ if opt.starts_with("threads=") => {
-                o.threads = opt["threads=".len()..]
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=64).contains(n))
-                    .ok_or_else(|| format!("bad option '{opt}': threads= takes a number from 1 to 64"))?;
+                o.threads = parse_threads(opt)?;
                 None
             }
             _ if opt.starts_with("fsname=") => {
@@ -204,12 +201,7 @@ pub(crate) fn fuse_config(o: &Opts, fsname: &str) -> fuser::Config {
         mount_options.push(MountOption::DirSync);
     }
     mount_options.extend(o.flags.values().cloned());
-    let mut cfg = fuser::Config::default();
-    cfg.mount_options = mount_options;
-    cfg.acl = o.acl;
-    cfg.n_threads = Some(o.threads);
-    cfg.clone_fd = o.threads > 1;
-    cfg
+    session_config(mount_options, o.acl, o.threads)
 }
 
 #[cfg(test)]

@@ -137,7 +137,7 @@ impl Bed {
                 }
                 self.mount_ext4()?;
             }
-            Target::Floor => sys::syncfs(self.root(Target::Floor))?,
+            Target::Floor => sys::syncfs(self.root(Target::Floor).ok_or("the floor is not mounted")?)?,
         }
         sys::drop_all_caches()
     }
@@ -162,11 +162,12 @@ impl Bed {
         }
     }
 
-    fn root(&self, fs: Target) -> &Path {
+    /// Where `fs` is mounted (`None`: the floor, when it is not).
+    fn root(&self, fs: Target) -> Option<&Path> {
         match fs {
-            Target::Vexfs => &self.vex_dir,
-            Target::Ext4 => &self.ext4_dir,
-            Target::Floor => self.floor_at.as_ref().map_or(Path::new("/nonexistent"), |(d, _)| d),
+            Target::Vexfs => Some(&self.vex_dir),
+            Target::Ext4 => Some(&self.ext4_dir),
+            Target::Floor => self.floor.as_ref().map(|m| m.dir.as_path()),
         }
     }
 
@@ -208,7 +209,7 @@ impl Bed {
                 self.start_perf()?;
             }
             let sampler = watch.then(|| Sampler::start(Arc::clone(&self.daemon)));
-            let root = self.root(fs).to_path_buf();
+            let root = self.root(fs).ok_or("the floor is not mounted")?.to_path_buf();
             let t0 = Instant::now();
             let figures = work(&root, &mut || self.cold(fs));
             let seconds = t0.elapsed().as_secs_f64();
@@ -238,12 +239,10 @@ impl Bed {
         Ok(())
     }
 
-    /// Unmount everything and check both filesystems (fsck-vexfs, e2fsck -fn).
+    /// Unmount everything and check both filesystems (fsck-vexfs, e2fsck -fn); the floor last,
+    /// so that a failure of its unmount does not skip the checks (its error is reported after).
     pub fn finish(mut self) -> R<()> {
         self.stop_perf()?;
-        if let Some(m) = self.floor.take() {
-            m.finish()?;
-        }
         if let Some(m) = self.vex.take() {
             m.finish()?;
         }
@@ -251,6 +250,7 @@ impl Bed {
         if let Some(m) = self.ext4.take() {
             m.finish()?;
         }
-        sys::e2fsck(&self.loopdev.dev)
+        sys::e2fsck(&self.loopdev.dev)?;
+        self.floor.take().map_or(Ok(()), FloorMount::finish)
     }
 }

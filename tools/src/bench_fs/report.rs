@@ -45,12 +45,17 @@ pub struct Row {
     pub vm_rss_peak_mib: Option<f64>,
     pub vexfs_metrics: Vec<Metric>,
     pub ext4_metrics: Vec<Metric>,
-    /// The floor filesystem's figure (bench-fs --floor), when it ran this workload.
+    /// The floor filesystem's figure (bench-fs --floor), when it ran this workload. The floor's
+    /// fields are left out of the JSON without --floor, which then reads as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub floor: Option<f64>,
     /// How many times as fast the floor is as ext4 (same convention as `ratio`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub floor_ratio: Option<f64>,
     /// How many times as fast VexFS is as the floor (at most about 1: the floor is the limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub vexfs_floor_ratio: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub floor_metrics: Vec<Metric>,
 }
 

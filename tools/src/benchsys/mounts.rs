@@ -252,11 +252,6 @@ impl FloorMount {
         })
     }
 
-    /// The server's pid.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// Unmount and wait for the server to exit.
     pub fn finish(mut self) -> R<()> {
         umount(&self.dir)?;

@@ -1,16 +1,15 @@
-//! `fuse-floor [-f] [-o debug,threads=N] DIR`: mount the floor filesystem (tools/src/floor.rs) on
+//! `fuse-floor [-f] [-o debug,threads=N] DIR`: mount the floor filesystem (tools/src/floor/) on
 //! DIR and serve it until DIR is unmounted (`umount DIR`) or the server gets SIGTERM, SIGINT or
 //! SIGHUP. The floor is an empty in-memory filesystem that does no real work, served over the same
 //! fuser session a VexFS mount uses; its figures are the lower bound on what any FUSE filesystem
 //! built with fuser can do on this kernel (round-trip cost, not filesystem work). bench-fs
 //! --floor runs its metadata and tree workloads on it (tools/bench-fs/README.md).
 //!
-//! The session is set up as `mount.vexfs` sets up its own (src/bin/mount_vexfs/options.rs
-//! `fuse_config`, serve.rs): the default number of threads (available parallelism clamped to
-//! 2..=8), a cloned /dev/fuse descriptor per thread when there are several, `SessionACL::Owner`,
-//! mount options FSName and RW (and a subtype, so that mountinfo shows `fuse.floor`), and fuser's
-//! worker threads started with `RUST_MIN_STACK` set to VexFS's [`THREAD_STACK`] (re-executing
-//! as mount.vexfs does). Without `-f` it runs itself again in the background and returns once DIR
+//! The session is set up with `mount.vexfs`'s own code (`vexfs::fuse::server`): the default
+//! number of threads, the fuser configuration (a cloned /dev/fuse descriptor per thread when there
+//! are several), `SessionACL::Owner`, mount options FSName and RW (and a subtype, so that
+//! mountinfo shows `fuse.floor`), and fuser's worker threads started with `RUST_MIN_STACK` set to
+//! VexFS's [`THREAD_STACK`]. Without `-f` it runs itself again in the background and returns once DIR
 //! is mounted. `-o debug` logs every request fuser receives on stderr (to count them).
 
 use clap::Parser;
@@ -19,12 +18,15 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command, Stdio};
 use std::time::{Duration, Instant};
+use vexfs::fuse::server::{
+    default_threads, parse_threads, session_config, with_worker_stack, worker_stack_env, StderrLog, STACK_ENV,
+};
 use vexfs::fuse::THREAD_STACK;
 use vexfs_tools::benchsys::is_mounted;
 use vexfs_tools::floor::Floor;
 
-/// The variable std reads for the stack of threads spawned without a size (fuser's workers).
-const STACK_ENV: &str = "RUST_MIN_STACK";
+/// `-o debug`'s log.
+static LOG: StderrLog = StderrLog("fuse-floor");
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,36 +56,26 @@ struct Opts {
 fn parse_options(lists: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
         debug: false,
-        threads: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8),
+        threads: default_threads(),
     };
     for opt in lists.iter().flat_map(|l| l.split(',')).filter(|s| !s.is_empty()) {
         match opt {
             "debug" => o.debug = true,
-            _ if opt.starts_with("threads=") => {
-                o.threads = opt["threads=".len()..]
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=64).contains(n))
-                    .ok_or_else(|| format!("bad option '{opt}': threads= takes a number from 1 to 64"))?;
-            }
+            _ if opt.starts_with("threads=") => o.threads = parse_threads(opt)?,
             _ => return Err(format!("unknown option '{opt}' (debug, threads=N)")),
         }
     }
     Ok(o)
 }
 
-/// The fuser configuration: mount.vexfs's `fuse_config` with its default options.
+/// The fuser configuration: mount.vexfs's with its default options.
 fn fuse_config(o: &Opts) -> fuser::Config {
-    let mut cfg = fuser::Config::default();
-    cfg.mount_options = vec![
+    let options = vec![
         MountOption::FSName("fuse-floor".into()),
         MountOption::CUSTOM("subtype=floor".into()),
         MountOption::RW,
     ];
-    cfg.acl = SessionACL::Owner;
-    cfg.n_threads = Some(o.threads);
-    cfg.clone_fd = o.threads > 1;
-    cfg
+    session_config(options, SessionACL::Owner, o.threads)
 }
 
 fn fail(msg: impl std::fmt::Display) -> ! {
@@ -125,29 +117,13 @@ fn serve(opts: &Opts, dir: &Path) -> ! {
     exit(0)
 }
 
-/// Serve with `RUST_MIN_STACK` set, as mount.vexfs does: re-execute with it unless it is set.
-fn with_worker_stack() {
-    if std::env::var_os(STACK_ENV).is_some() {
-        return;
-    }
-    let Ok(exe) = std::env::current_exe() else { return };
-    let e = Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env(STACK_ENV, THREAD_STACK.to_string())
-        .exec();
-    eprintln!("fuse-floor: cannot re-execute with {STACK_ENV} set ({e}); using the default thread stack");
-}
-
 /// Run this program again with `-f` in the background, and return once DIR is mounted.
 fn daemonise(dir: &Path) -> ! {
     let exe = std::env::current_exe().unwrap_or_else(|e| fail(format!("cannot find this program: {e}")));
     let mut child = Command::new(exe)
         .args(std::env::args_os().skip(1))
         .arg("-f")
-        .env(
-            STACK_ENV,
-            std::env::var_os(STACK_ENV).unwrap_or_else(|| THREAD_STACK.to_string().into()),
-        )
+        .env(STACK_ENV, worker_stack_env())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .process_group(0)
@@ -167,19 +143,6 @@ fn daemonise(dir: &Path) -> ! {
     exit(0)
 }
 
-/// `-o debug`: fuser's log lines (one per request) on stderr.
-struct StderrLog;
-
-impl log::Log for StderrLog {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, r: &log::Record<'_>) {
-        eprintln!("fuse-floor[{}] {}: {}", r.level(), r.target(), r.args());
-    }
-    fn flush(&self) {}
-}
-
 fn main() {
     let cli = Cli::parse();
     let opts = parse_options(&cli.options).unwrap_or_else(|m| fail(m));
@@ -194,9 +157,9 @@ fn main() {
     if !(cli.foreground || opts.debug) {
         daemonise(&dir);
     }
-    with_worker_stack();
+    with_worker_stack("fuse-floor");
     if opts.debug {
-        log::set_logger(&StderrLog).ok();
+        log::set_logger(&LOG).ok();
         log::set_max_level(log::LevelFilter::Debug);
     }
     // A server must not keep the caller's working directory busy.

@@ -29,6 +29,34 @@ type Res<T> = Result<T, Errno>;
 const ROOT: u64 = 1;
 /// Readdir cookies of `.` and `..`; entries count from `FIRST_COOKIE`.
 const FIRST_COOKIE: u64 = 3;
+/// Largest file. Why: file data lives in this process's memory; the
+/// workloads write files of at most a few MiB (fio's files are not put
+/// on the floor by bench-fs).
+const MAX_FILE_BYTES: u64 = 4 << 30;
+/// Blocks statfs reports, all free (the bound of one large file, four
+/// times over: nothing here is meant to hold more).
+pub const STATFS_BLOCKS: u64 = 4 * MAX_FILE_BYTES / 4096;
+
+/// ENAMETOOLONG past 255 bytes, as VexFS (and ext4) answer.
+fn check_name(name: &[u8]) -> Res<()> {
+    if name.len() > 255 {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(())
+}
+
+/// Grow or shrink `data` to `len` bytes: EFBIG past [`MAX_FILE_BYTES`],
+/// ENOSPC when the memory cannot be had (instead of aborting the server).
+fn resize_file(data: &mut Vec<u8>, len: u64) -> Res<()> {
+    if len > MAX_FILE_BYTES {
+        return Err(Errno::EFBIG);
+    }
+    let len = len as usize;
+    data.try_reserve(len.saturating_sub(data.len()))
+        .map_err(|_| Errno::ENOSPC)?;
+    data.resize(len, 0);
+    Ok(())
+}
 
 /// A directory: names to (cookie, inode), and cookies in order for readdir. A cookie is given
 /// once per insertion, so a listing resumes after the last entry it returned however the
@@ -78,6 +106,8 @@ struct State {
 /// The floor filesystem.
 pub struct Floor {
     state: Mutex<State>,
+    /// OPENDIR is answered ENOSYS, as VexFS answers it (set at INIT).
+    no_opendir: bool,
 }
 
 fn new_attr(ino: u64, kind: FileType, perm: u16, uid: u32, gid: u32, rdev: u32) -> FileAttr {
@@ -184,9 +214,7 @@ impl State {
     fn make(&mut self, req: &Request, parent: u64, name: &[u8], perm: u32, body: Body) -> Res<FileAttr> {
         let kind = body.kind();
         let rdev = if let Body::Special(_, r) = body { r } else { 0 };
-        if name.len() > 255 {
-            return Err(Errno::ENAMETOOLONG);
-        }
+        check_name(name)?;
         if self.child(parent, name)?.is_some() {
             return Err(Errno::EEXIST);
         }
@@ -247,6 +275,7 @@ impl State {
         if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
             return Err(Errno::EINVAL);
         }
+        check_name(to.1)?;
         let ino = self.child(from.0, from.1)?.ok_or(Errno::ENOENT)?;
         let is_dir = self.node(ino)?.attr.kind == FileType::Directory;
         if let Some(old) = self.child(to.0, to.1)? {
@@ -302,7 +331,7 @@ impl State {
             let Body::File(data) = &mut n.body else {
                 return Err(Errno::EISDIR);
             };
-            data.resize(s as usize, 0);
+            resize_file(data, s)?;
             set_size(a, s);
             a.mtime = now;
         }
@@ -329,6 +358,7 @@ impl Default for Floor {
                 nodes: HashMap::from([(ROOT, root)]),
                 next_ino: ROOT + 1,
             }),
+            no_opendir: false,
         }
     }
 }
@@ -355,8 +385,9 @@ fn listing(s: &mut State, dir: u64, offset: u64) -> Res<Listing> {
             v.push((c, name.into(), ino));
         }
     }
-    // A 4 KiB reply holds at most 128 entries; the rest come with the next request.
-    for (&c, name) in d.order.range(offset.max(FIRST_COOKIE - 1) + 1..).take(128) {
+    // A reply holds as many entries as VexFS's; the rest come with the next request.
+    let from = offset.max(FIRST_COOKIE - 1).saturating_add(1);
+    for (&c, name) in d.order.range(from..).take(vexfs::fuse::READDIR_BATCH) {
         v.push((c, name.clone(), d.names[name].1));
     }
     Ok(v)

@@ -2,7 +2,10 @@
 //! the one lock, as VexFS's adapter answers it (src/fuse/requests.rs): the same [`TTL`]
 //! everywhere, negative entries of inode 0, cached directory listings, no xattrs.
 
-use super::{listing, new_attr, set_size, touch, Body, Dir, Floor, Res, FIRST_COOKIE, TTL};
+use super::{
+    check_name, listing, new_attr, resize_file, set_size, touch, Body, Dir, Floor, Res, FIRST_COOKIE, STATFS_BLOCKS,
+    TTL,
+};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
     LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
@@ -30,7 +33,7 @@ fn attr(r: Res<FileAttr>, reply: ReplyAttr) {
 #[allow(clippy::too_many_arguments)]
 impl Filesystem for Floor {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        vexfs::fuse::negotiate_session(config);
+        self.no_opendir = vexfs::fuse::negotiate_session(config);
         Ok(())
     }
 
@@ -149,6 +152,7 @@ impl Filesystem for Floor {
             if s.node(ino.0)?.attr.kind == FileType::Directory {
                 return Err(Errno::EPERM);
             }
+            check_name(newname.as_bytes())?;
             if s.child(newparent.0, newname.as_bytes())?.is_some() {
                 return Err(Errno::EEXIST);
             }
@@ -218,11 +222,11 @@ impl Filesystem for Floor {
             let Body::File(d) = &mut n.body else {
                 return Err(Errno::EISDIR);
             };
-            let end = offset as usize + data.len();
-            if d.len() < end {
-                d.resize(end, 0);
+            let end = offset.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
+            if (d.len() as u64) < end {
+                resize_file(d, end)?;
             }
-            d[offset as usize..end].copy_from_slice(data);
+            d[offset as usize..end as usize].copy_from_slice(data);
             let len = d.len() as u64;
             set_size(&mut n.attr, len);
             touch(&mut n.attr);
@@ -259,6 +263,9 @@ impl Filesystem for Floor {
     }
 
     fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if self.no_opendir {
+            return reply.error(Errno::ENOSYS);
+        }
         reply.opened(
             FileHandle(0),
             FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
@@ -315,7 +322,16 @@ impl Filesystem for Floor {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        reply.statfs(1 << 28, 1 << 28, 1 << 28, 1 << 28, 1 << 28, 4096, 255, 4096);
+        reply.statfs(
+            STATFS_BLOCKS,
+            STATFS_BLOCKS,
+            STATFS_BLOCKS,
+            1 << 28,
+            1 << 28,
+            4096,
+            255,
+            4096,
+        );
     }
 
     fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
