@@ -1,8 +1,9 @@
 //! The daemon: without `-f` the program runs itself again (re-executing
 //! instead of forking keeps it free of `unsafe`) and waits for the child's
 //! one status word; [`Status`] is how the child, or a foreground server,
-//! reports the outcome. Also the worker stack size for fuser's threads,
-//! which only the environment can set.
+//! reports the outcome. The worker stack size for fuser's threads, which
+//! only the environment can set, is passed on to the daemon here (see
+//! `vexfs::fuse::server`).
 
 use crate::EXIT_MOUNT_FAILURE;
 use std::io::Write;
