@@ -47,9 +47,7 @@ pub fn negotiate_session(config: &mut KernelConfig) -> bool {
         InitFlags::FUSE_CACHE_SYMLINKS,
         InitFlags::FUSE_DO_READDIRPLUS,
         InitFlags::FUSE_READDIRPLUS_AUTO,
-        // The kernel enforces ACLs; the core keeps them in step with
-        // the mode, inherits default ACLs and applies the umask.
-        InitFlags::FUSE_POSIX_ACL,
+        // With FUSE_POSIX_ACL (below) the core applies the umask.
         InitFlags::FUSE_DONT_MASK,
         // The core clears setuid/setgid on write, truncate and chown
         // (see `Fs::write_killing_privs`, `Fs::setattr`). In return the
@@ -62,8 +60,10 @@ pub fn negotiate_session(config: &mut KernelConfig) -> bool {
     ] {
         let _ = config.add_capabilities(cap);
     }
-    // With FUSE_POSIX_ACL the kernel checks every permission itself (it
-    // sets default_permissions), opendir's read check included, so OPENDIR
+    // The kernel enforces ACLs; the core keeps them in step with the mode,
+    // inherits default ACLs and applies the umask. With FUSE_POSIX_ACL the
+    // kernel checks every permission itself (it sets
+    // default_permissions), opendir's read check included, so OPENDIR
     // has nothing left to do. Answered ENOSYS once, it is never sent again
     // (nor RELEASEDIR), and the kernel keeps listings in its cache as
     // FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE asked it to: two round trips less

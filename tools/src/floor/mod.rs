@@ -3,7 +3,8 @@
 //! map), spoken to over the same fuser 0.18 session as a VexFS mount: the capabilities of
 //! [`vexfs::fuse::negotiate_session`], the same [`TTL`] for entries, attributes and negative
 //! entries (a missing name is an entry of inode 0, as VexFS answers it), and cached directory
-//! listings (`FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE`). What it measures is the lower bound on what
+//! listings (OPENDIR answered ENOSYS once the kernel checks permissions, as VexFS answers it;
+//! else `FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE`). What it measures is the lower bound on what
 //! any FUSE filesystem built with fuser can do on this kernel: its figures are the cost of the
 //! round trips, not of a filesystem's work. `bench-fs --floor` runs the metadata and tree
 //! workloads on it next to VexFS and ext4.
@@ -37,9 +38,9 @@ const MAX_FILE_BYTES: u64 = 4 << 30;
 /// times over: nothing here is meant to hold more).
 pub const STATFS_BLOCKS: u64 = 4 * MAX_FILE_BYTES / 4096;
 
-/// ENAMETOOLONG past 255 bytes, as VexFS (and ext4) answer.
+/// ENAMETOOLONG past VexFS's longest name (255 bytes, as ext4's), as VexFS answers.
 fn check_name(name: &[u8]) -> Res<()> {
-    if name.len() > 255 {
+    if name.len() > vexfs::format::MAX_NAME_LEN {
         return Err(Errno::ENAMETOOLONG);
     }
     Ok(())
