@@ -218,7 +218,12 @@ impl<'c, 't> DirectNodes<'c, 't> {
         }
         let phys = m.physical.checked_add(l - m.logical)?;
         if !self.copied.is_empty() && (phys..phys + blocks).any(|b| self.is_copied(b)) {
-            return None;
+            // As in `span`: a span inside one copied block is read from
+            // the copy; one straddling a copy is left to the caller.
+            return match blocks {
+                1 => self.copies?.block(phys).ok()?.get(off..off + len),
+                _ => None,
+            };
         }
         let at = usize::try_from(phys).ok()?.checked_mul(BLOCK_SIZE)?.checked_add(off)?;
         self.map.get(at..at.checked_add(len)?)
@@ -313,6 +318,30 @@ mod tests {
             v.span(5, 0, 4).is_none(),
             "logical 5 is physical 30, which has a private copy"
         );
+    }
+
+    #[test]
+    fn searched_buckets_serve_a_copied_block_from_its_copy_and_refuse_a_straddle() {
+        let runs: Vec<Mapping> = (0..8).map(|i| run(i * 5, (7 - i) * 5, 5, false)).collect();
+        let index = RunIndex::build(&runs).unwrap();
+        let map = map();
+        let mut staged = crate::fs::txn::Staged::default();
+        staged.insert(30, Box::new([0xEE; BLOCK_SIZE]));
+        let txn = Txn::read_only_with_overlay(&map, 40, &staged);
+        let mut v = view(&map, &runs, &index);
+        v.copied_from = 30;
+        v.copied = vec![0b1];
+        v.copies = Some(&txn);
+        assert_eq!(
+            index.whole_run[2], NO_RUN,
+            "logical 4 and 5 lie in two extents: searched"
+        );
+        assert_eq!(v.span(5, 8, 4).unwrap(), &[0xEE; 4], "logical 5 is physical 30, copied");
+        assert!(
+            v.span(5, BLOCK_SIZE - 4, 8).is_none(),
+            "physical 30 and 31: the caller assembles a span across a copy"
+        );
+        assert_eq!(v.span(6, 0, 4).unwrap(), &[31u8; 4]);
     }
 
     #[test]

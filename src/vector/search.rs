@@ -163,13 +163,29 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
     }
 
     /// [`Walk::peek`] of slot `n`, whose record `mark_fresh` found (or
-    /// did not find) in the direct view.
+    /// did not find) in the direct view; a record read through the
+    /// transaction that straddles blocks is assembled in `buf`.
     #[inline]
-    fn peek_found(&self, n: u32, rec: Option<&'t [u8]>) -> Result<Node<'t>> {
+    fn peek_found<'b>(&self, n: u32, rec: Option<&'t [u8]>, buf: &'b mut Vec<u8>) -> Result<Node<'b>>
+    where
+        't: 'b,
+    {
         match rec {
             Some(bytes) => self.coll.peek_record(bytes, n),
-            None => self.peek(n),
+            None => self.coll.peek_in_buf(self.txn, n, buf),
         }
+    }
+
+    /// [`Walk::peek`], assembling a straddling record read through the
+    /// transaction in `buf` (what the walks use: a build's walk reads
+    /// records of blocks it changed through the transaction, millions of
+    /// times, and an allocation for each cost more than the copy).
+    #[inline]
+    fn peek_buf<'b>(&self, s: u32, buf: &'b mut Vec<u8>) -> Result<Node<'b>>
+    where
+        't: 'b,
+    {
+        self.peek_found(s, self.record_of(s), buf)
     }
 
     /// Start loading a record's header and vector into the cache.
@@ -295,6 +311,9 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             }
         }
         let (mut ids, mut fresh) = (Vec::with_capacity(64), Vec::with_capacity(64));
+        // Where records read through the transaction are assembled (see
+        // `peek_buf`): the expanded node's, and each scored one's.
+        let (mut node_buf, mut score_buf) = (Vec::new(), Vec::new());
         while let Some(Reverse((d, s))) = candidates.pop() {
             if results.len() >= ef && results.peek().is_some_and(|w| d > w.0) {
                 break;
@@ -305,7 +324,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             if let Some(Reverse((_, next))) = candidates.peek() {
                 self.prefetch_list(*next);
             }
-            let node = self.peek(s)?;
+            let node = self.peek_buf(s, &mut node_buf)?;
             self.neighbours(s, &node, level, &mut ids)?;
             // Mark every unvisited neighbour and start loading the first
             // records' headers and vectors, then check and score each while
@@ -318,7 +337,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
                 let (h, vector) = match rec.and_then(|r| self.coll.quick(r)) {
                     Some(q) => q,
                     None => {
-                        slow = self.peek_found(n, rec)?;
+                        slow = self.peek_found(n, rec, &mut score_buf)?;
                         (slow.header(), slow.vector())
                     }
                 };
@@ -362,6 +381,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
         let node = self.peek(entry)?;
         let mut best = (Dist(scorer.to(node.vector())), entry);
         let (mut ids, mut fresh) = (Vec::with_capacity(32), Vec::with_capacity(32));
+        let (mut node_buf, mut score_buf) = (Vec::new(), Vec::new());
         // One visited set for all the levels descended: a node scored on
         // a level above is at least as far as `best` (which is the nearest
         // scored so far), so scoring it again could never move the walk.
@@ -370,7 +390,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
             // Each step moves to a strictly closer node, so a level ends
             // after at most ch_slots steps; the budget bounds it further.
             loop {
-                let node = self.peek(best.1)?;
+                let node = self.peek_buf(best.1, &mut node_buf)?;
                 self.neighbours(best.1, &node, level, &mut ids)?;
                 // Neighbours marked and prefetched as in `layer`, so their
                 // loads overlap.
@@ -382,7 +402,7 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
                     let (h, vector) = match rec.and_then(|r| self.coll.quick(r)) {
                         Some(q) => q,
                         None => {
-                            slow = self.peek_found(n, rec)?;
+                            slow = self.peek_found(n, rec, &mut score_buf)?;
                             (slow.header(), slow.vector())
                         }
                     };

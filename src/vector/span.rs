@@ -55,6 +55,28 @@ pub fn read_span<'t>(
     Ok(Cow::Owned(out))
 }
 
+/// [`read_span`] without an allocation: a span inside one block is
+/// borrowed from it; one straddling blocks is assembled in `buf` (cleared
+/// first), which a caller reading many records reuses.
+pub fn read_span_in<'a>(
+    txn: &'a Txn<'_>,
+    runs: &[Mapping],
+    (l, off, len): (u64, usize, usize),
+    what: &'static str,
+    buf: &'a mut Vec<u8>,
+) -> Result<&'a [u8]> {
+    if off + len <= BLOCK_SIZE {
+        let blk = txn.block(block_of(runs, l, what)?)?;
+        return Ok(&blk[off..off + len]);
+    }
+    buf.clear();
+    for (b, at, n) in pieces(l, off, len) {
+        let blk = txn.block(block_of(runs, b, what)?)?;
+        buf.extend_from_slice(&blk[at..at + n]);
+    }
+    Ok(buf)
+}
+
 pub fn write_span(
     txn: &mut Txn<'_>,
     runs: &[Mapping],
@@ -74,7 +96,37 @@ pub fn write_span(
 
 #[cfg(test)]
 mod tests {
-    use super::pieces;
+    use super::*;
+
+    #[test]
+    fn spans_in_one_block_are_borrowed_and_straddles_assembled_in_the_buffer() {
+        // Blocks 0..4 of a map, each filled with its block number; the
+        // file's logical 0 and 1 are physical 3 and 1 (not adjacent).
+        let map: Vec<u8> = (0..4u8).flat_map(|b| std::iter::repeat_n(b, BLOCK_SIZE)).collect();
+        let runs = [
+            Mapping {
+                logical: 0,
+                physical: 3,
+                len: 1,
+                unwritten: false,
+            },
+            Mapping {
+                logical: 1,
+                physical: 1,
+                len: 1,
+                unwritten: false,
+            },
+        ];
+        let txn = Txn::read_only(&map, 4);
+        let mut buf = vec![9u8; 3];
+        let one = read_span_in(&txn, &runs, (1, 8, 4), "test", &mut buf).unwrap();
+        assert_eq!(one, &[1u8; 4]);
+        assert_eq!(buf, [9u8; 3], "a span in one block leaves the buffer alone");
+        let across = read_span_in(&txn, &runs, (0, BLOCK_SIZE - 2, 4), "test", &mut buf).unwrap();
+        assert_eq!(across, &[3, 3, 1, 1], "the buffer is cleared before assembling");
+        let e = read_span_in(&txn, &runs, (2, 0, 4), "test", &mut buf).unwrap_err();
+        assert!(e.to_string().contains("logical block"), "{e}");
+    }
 
     #[test]
     fn pieces_split_a_span_at_block_boundaries() {

@@ -10,7 +10,7 @@ use super::direct::{DirectNodes, RunIndex};
 use super::distance::Space;
 pub(crate) use super::slots::SlotMap;
 pub(crate) use super::span::block_of;
-use super::span::{read_span, write_span};
+use super::span::{read_span, read_span_in, write_span};
 use crate::error::{Expected, FsError, Result};
 use crate::format::checksum::csum_skipping;
 use crate::format::hnsw::{ListCoding, UpperRecord, MAX_LEVEL};
@@ -280,6 +280,19 @@ impl Collection {
             Some(bytes) => self.validated(Cow::Borrowed(bytes), s, false),
             None => self.read_node(txn, s, false),
         }
+    }
+
+    /// [`Collection::peek`] through the transaction, a record straddling
+    /// blocks assembled in `buf` instead of a new allocation (what a walk
+    /// reads when its direct view cannot serve a record).
+    pub fn peek_in_buf<'a>(&self, txn: &'a Txn<'_>, s: u32, buf: &'a mut Vec<u8>) -> Result<Node<'a>> {
+        if u64::from(s) >= self.slots() {
+            return self.peek(txn, s);
+        }
+        let (l, off) = self.slot_at(s);
+        let span = (l, off, self.geo.stride as usize);
+        let bytes = read_span_in(txn, &self.node_runs, span, "node file", buf)?;
+        self.validated(Cow::Borrowed(bytes), s, false)
     }
 
     /// [`Collection::peek`] of slot `s`, whose raw bytes the caller got
