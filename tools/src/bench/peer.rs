@@ -12,6 +12,9 @@ use std::process::{Command, Stdio};
 pub struct PeerReport {
     pub version: String,
     pub build_seconds: f64,
+    /// CPU time (user + system) of the build; 0 when not measured.
+    #[serde(default)]
+    pub build_cpu_seconds: f64,
     pub index_bytes: u64,
     /// (saved index bytes - n * dim * 4) / n: links, labels and level-0 headers.
     pub graph_bytes_per_vector: f64,

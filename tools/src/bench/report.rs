@@ -153,6 +153,26 @@ impl RowSpec<'_> {
     }
 }
 
+/// The build's CPU time, when both sides measured it: like the QPS per CPU-s row, the build
+/// comparison least disturbed by other work on the machine.
+/// `peer` is `None` with --skip-peer.
+fn build_cpu_row(vexfs: f64, peer: Option<f64>) -> Option<Row> {
+    if vexfs <= 0.0 || peer.is_some_and(|p| p <= 0.0) {
+        return None;
+    }
+    Some(
+        RowSpec {
+            metric: "build CPU-s (files + vectors + close)",
+            vexfs: Some(vexfs),
+            hnswlib: peer,
+            higher_is_better: Some(false),
+            target: Some((Target::RatioAtMost(1.5), "<= 1.5x")),
+            decimals: 2,
+        }
+        .row(),
+    )
+}
+
 /// QPS per CPU second at the target recall, when both sides measured it: the speed comparison
 /// least disturbed by other work on the machine (waiting for a CPU costs no CPU time).
 fn cpu_qps_row(search: &SearchReport, peer: Option<&PeerReport>) -> Option<Row> {
@@ -211,6 +231,10 @@ pub fn rows(n: usize, build: &BuildReport, search: &SearchReport, peer: Option<&
         }
         .row(),
     ];
+    rows.extend(build_cpu_row(
+        build.build_cpu_seconds,
+        peer.map(|p| p.build_cpu_seconds),
+    ));
     rows.push(qps_row("QPS @ recall@10 0.95", search, peer, |p| p.qps));
     rows.extend(cpu_qps_row(search, peer));
     for v in &search.sweep {
@@ -377,6 +401,18 @@ mod tests {
             mean_visited: 0.0,
             cpu_qps: 2.0 * qps,
         }
+    }
+
+    #[test]
+    fn the_build_cpu_row_shows_only_what_was_measured() {
+        let row = build_cpu_row(30.0, Some(15.0)).expect("both measured");
+        assert_eq!(row.metric, "build CPU-s (files + vectors + close)");
+        assert!(build_cpu_row(30.0, None).is_some(), "--skip-peer");
+        assert!(build_cpu_row(0.0, Some(15.0)).is_none(), "an old build.json");
+        assert!(
+            build_cpu_row(30.0, Some(0.0)).is_none(),
+            "a peer that did not measure it"
+        );
     }
 
     #[test]
