@@ -33,16 +33,23 @@ pub struct RunIndex {
     shift: u32,
     first_run: Vec<u32>,
     /// Physical block of logical block `b << shift` when all of bucket
-    /// `b`'s blocks lie in one written extent, else [`NO_RUN`]: a record
-    /// in such a bucket is found with one load and an add (the walk looks
-    /// up every node it scores).
+    /// `b`'s blocks lie in one written extent, or in one and the next
+    /// (see `split`), else [`NO_RUN`]: a record in such a bucket is found
+    /// with two loads and an add (the walk looks up every node it scores).
     whole_run: Vec<u64>,
+    /// Where in bucket `b` (blocks from its start) a second written
+    /// extent takes over from the first, and that extent's physical block
+    /// there: `u64::MAX` for a bucket in one extent. Why: with about four
+    /// buckets to an extent, one in four holds an extent's end; two
+    /// pieces cover nearly all of them.
+    split: Vec<u64>,
+    second_run: Vec<u64>,
     /// Logical blocks the runs cover: `0..end`.
     end: u64,
 }
 
-/// Marks a bucket of [`RunIndex::whole_run`] that is not inside one
-/// written extent.
+/// Marks a bucket of [`RunIndex::whole_run`] that is not inside one or
+/// two written extents.
 const NO_RUN: u64 = u64::MAX;
 
 impl RunIndex {
@@ -70,26 +77,40 @@ impl RunIndex {
         // The last bucket usually runs past the file's end: it counts as
         // whole when its blocks up to the end are in one extent (`span`
         // checks a block against `end`).
-        let whole_run = first_run
-            .iter()
-            .enumerate()
-            .map(|(b, &i)| {
-                let (lo, hi) = ((b as u64) << shift, ((b as u64 + 1) << shift).min(blocks));
-                match runs.get(i as usize) {
-                    Some(m) if m.logical <= lo && m.logical.saturating_add(m.len) >= hi && !m.unwritten => {
-                        m.physical.saturating_add(lo - m.logical)
-                    }
-                    _ => NO_RUN,
-                }
-            })
-            .collect();
+        let (mut whole_run, mut split, mut second_run) = (Vec::new(), Vec::new(), Vec::new());
+        for (b, &i) in first_run.iter().enumerate() {
+            let (lo, hi) = ((b as u64) << shift, ((b as u64 + 1) << shift).min(blocks));
+            let (first, at, second) = pieces_of(runs, i as usize, lo, hi).unwrap_or((NO_RUN, u64::MAX, 0));
+            whole_run.push(first);
+            split.push(at);
+            second_run.push(second);
+        }
         Some(RunIndex {
             shift,
             first_run,
             whole_run,
+            split,
+            second_run,
             end: blocks,
         })
     }
+}
+
+/// How logical blocks `lo..hi` (one bucket) map when one written extent,
+/// `runs[i]`, holds them all, or it and the next one do: (physical block
+/// of `lo`, blocks from `lo` where the next extent starts (`u64::MAX`
+/// for none), physical block there).
+fn pieces_of(runs: &[Mapping], i: usize, lo: u64, hi: u64) -> Option<(u64, u64, u64)> {
+    let m = runs.get(i).filter(|m| m.logical <= lo && !m.unwritten)?;
+    let end = m.logical.saturating_add(m.len);
+    let first = m.physical.saturating_add(lo - m.logical);
+    if end >= hi {
+        return Some((first, u64::MAX, 0));
+    }
+    let n = runs
+        .get(i + 1)
+        .filter(|n| n.logical == end && !n.unwritten && n.logical.saturating_add(n.len) >= hi)?;
+    Some((first, end - lo, n.physical))
 }
 
 /// The map (proven current for the node file) and the collection's
@@ -173,14 +194,22 @@ impl<'c, 't> DirectNodes<'c, 't> {
     #[inline]
     pub fn span(&self, l: u64, off: usize, len: usize) -> Option<&'t [u8]> {
         let i = self.index;
-        // Blocks inside one bucket that one extent holds whole: the common
-        // case, without the extent search. A packed record (format-spec/08
+        // Blocks inside one bucket that one extent, or two, hold whole: the
+        // common case, without the extent search. A packed record (format-spec/08
         // §8.5.2) may run into the next block.
         let last = l.checked_add((off.checked_add(len)?.saturating_sub(1) / BLOCK_SIZE) as u64)?;
         if last < i.end && last >> i.shift == l >> i.shift {
-            let base = usize::try_from(l >> i.shift).ok().and_then(|b| i.whole_run.get(b));
-            if let Some(&base) = base.filter(|&&b| b != NO_RUN) {
-                let phys = base.checked_add(l & ((1 << i.shift) - 1))?;
+            let b = usize::try_from(l >> i.shift).ok()?;
+            let mask = (1u64 << i.shift) - 1;
+            let (o, o_last) = (l & mask, last & mask);
+            let phys = match (i.whole_run.get(b), i.split.get(b), i.second_run.get(b)) {
+                (Some(&first), Some(&at), _) if first != NO_RUN && o_last < at => first.checked_add(o),
+                (Some(&first), Some(&at), Some(&second)) if first != NO_RUN && o >= at => second.checked_add(o - at),
+                // Across the two pieces (blocks that are not adjacent), or
+                // a bucket not in at most two extents.
+                _ => None,
+            };
+            if let Some(phys) = phys {
                 if !self.copied.is_empty() {
                     if last == l && self.is_copied(phys) {
                         let copy = self.copies?.block(phys).ok()?;
@@ -292,24 +321,26 @@ mod tests {
     }
 
     #[test]
-    fn buckets_across_extents_are_searched_and_copied_blocks_refused() {
+    fn buckets_across_two_extents_map_both_pieces_and_copied_blocks_are_refused() {
         // 8 extents of 5 blocks, placed in reverse: 32 buckets wanted for
         // 40 blocks, so 2 blocks a bucket, and buckets 2, 7, 12 and 17 span
-        // two extents (searched) while the others lie in one.
+        // two extents (two pieces) while the others lie in one.
         let runs: Vec<Mapping> = (0..8).map(|i| run(i * 5, (7 - i) * 5, 5, false)).collect();
         let index = RunIndex::build(&runs).unwrap();
         assert_eq!(index.shift, 1);
-        assert_eq!(
-            index.whole_run.iter().filter(|&&b| b == NO_RUN).count(),
-            4 + 1,
-            "4 across + the end"
-        );
+        assert_eq!(index.whole_run.iter().filter(|&&b| b == NO_RUN).count(), 1, "the end");
+        assert_eq!((index.whole_run[2], index.split[2], index.second_run[2]), (39, 1, 30));
+        assert_eq!(index.split.iter().filter(|&&s| s != u64::MAX).count(), 4);
         let map = map();
         let mut v = view(&map, &runs, &index);
         for l in 0..40u64 {
             let phys = (7 - l / 5) * 5 + l % 5;
             assert_eq!(v.span(l, 8, 4).unwrap(), &[phys as u8; 4], "logical block {l}");
         }
+        assert!(
+            v.span(4, BLOCK_SIZE - 4, 8).is_none(),
+            "logical 4 and 5 (physical 39 and 30) are not adjacent"
+        );
         assert!(v.span(40, 0, 4).is_none());
         v.copied_from = 30;
         v.copied = vec![0b1];
@@ -322,26 +353,28 @@ mod tests {
 
     #[test]
     fn searched_buckets_serve_a_copied_block_from_its_copy_and_refuse_a_straddle() {
-        let runs: Vec<Mapping> = (0..8).map(|i| run(i * 5, (7 - i) * 5, 5, false)).collect();
+        // Three one-block extents, then one of 37: 16 buckets wanted for
+        // 40 blocks, so 4 blocks a bucket, and bucket 0 spans 4 extents
+        // (searched).
+        let mut runs = vec![run(0, 10, 1, false), run(1, 20, 1, false), run(2, 30, 1, false)];
+        runs.push(run(3, 0, 37, false));
         let index = RunIndex::build(&runs).unwrap();
+        assert_eq!((index.shift, index.whole_run[0]), (2, NO_RUN));
         let map = map();
         let mut staged = crate::fs::txn::Staged::default();
-        staged.insert(30, Box::new([0xEE; BLOCK_SIZE]));
+        staged.insert(20, Box::new([0xEE; BLOCK_SIZE]));
+        staged.insert(0, Box::new([0xDD; BLOCK_SIZE]));
         let txn = Txn::read_only_with_overlay(&map, 40, &staged);
         let mut v = view(&map, &runs, &index);
-        v.copied_from = 30;
-        v.copied = vec![0b1];
+        v.copied = vec![1 << 20 | 1];
         v.copies = Some(&txn);
-        assert_eq!(
-            index.whole_run[2], NO_RUN,
-            "logical 4 and 5 lie in two extents: searched"
-        );
-        assert_eq!(v.span(5, 8, 4).unwrap(), &[0xEE; 4], "logical 5 is physical 30, copied");
+        assert_eq!(v.span(1, 8, 4).unwrap(), &[0xEE; 4], "logical 1 is physical 20, copied");
+        assert_eq!(v.span(2, 8, 4).unwrap(), &[30u8; 4]);
         assert!(
-            v.span(5, BLOCK_SIZE - 4, 8).is_none(),
-            "physical 30 and 31: the caller assembles a span across a copy"
+            v.span(3, BLOCK_SIZE - 4, 8).is_none(),
+            "physical 0 and 1: the caller assembles a span across a copy"
         );
-        assert_eq!(v.span(6, 0, 4).unwrap(), &[31u8; 4]);
+        assert_eq!(v.span(4, 0, 4).unwrap(), &[1u8; 4]);
     }
 
     #[test]
