@@ -5,6 +5,8 @@ Usage (python from tools/bench-ann/setup-peer.sh):
   python hnswlib_peer.py --base base.fvecs --queries q.fvecs --truth truth.ivecs \
       --metric l2|cosine|ip --m 16 --ef-construction 200 --k 10 \
       --efs 10,20,40,80,160,320 [--index-out path]
+  python hnswlib_peer.py --sweep-index path --queries q.fvecs --truth truth.ivecs \
+      --metric l2 --k 10 --efs ...     (sweep a saved index again; no build)
 
 Inputs: .fvecs = per record le32 dim + dim f32; .ivecs = per record le32 k +
 k le32 ids (0-based rows of base). Builds an hnswlib index (ids 0..n-1, one
@@ -75,6 +77,39 @@ def child(a):
                       "rss_anon_kib_before_load": before}))
 
 
+def sweep_efs(index, queries, truth, a, efs):
+    """For each ef the fastest of --runs passes over the queries (as
+    ann-benchmarks does), the same rule as the VexFS side."""
+    truth_k = [set(row[: a.k]) for row in truth.tolist()]
+    sweep = []
+    for ef in efs:
+        index.set_ef(ef)
+        dt = cpu = float("inf")
+        for _ in range(a.runs):
+            t0, c0 = time.perf_counter(), time.process_time()
+            labels, _ = index.knn_query(queries, k=a.k, num_threads=1)
+            dt = min(dt, time.perf_counter() - t0)
+            cpu = min(cpu, time.process_time() - c0)
+        hits = sum(len(t.intersection(row)) for t, row in zip(truth_k, labels.tolist()))
+        sweep.append({"ef": ef, "recall": hits / (a.k * len(truth_k)),
+                      "qps": len(truth_k) / dt,
+                      "cpu_qps": len(truth_k) / cpu if cpu > 0 else 0.0})
+        log(f"ef={ef} recall={sweep[-1]['recall']:.4f} qps={sweep[-1]['qps']:.0f} "
+            f"cpu_qps={sweep[-1]['cpu_qps']:.0f}")
+    return sweep
+
+
+def sweep_saved(a, efs):
+    """--sweep-index: load an index saved by an earlier run and sweep it
+    again (a later round of bench-ann --rounds); prints {"sweep": [...]}."""
+    queries = read_vecs(a.queries, np.float32)
+    truth = read_vecs(a.truth, np.int32)
+    index = hnswlib.Index(space=a.metric, dim=queries.shape[1])
+    index.load_index(a.sweep_index)
+    index.set_num_threads(1)
+    print(json.dumps({"sweep": sweep_efs(index, queries, truth, a, efs)}))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--base")
@@ -88,14 +123,20 @@ def main():
     p.add_argument("--runs", type=int, default=1,
                    help="passes over the query set per ef; the fastest counts")
     p.add_argument("--index-out")
+    p.add_argument("--sweep-index",
+                   help="only sweep this saved index (no build); needs --queries and --truth")
     p.add_argument("--child", help=argparse.SUPPRESS)  # internal: index path
     p.add_argument("--child-ef", type=int, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
         return child(a)
+    efs = [int(x) for x in a.efs.split(",")]
+    if a.sweep_index:
+        if not a.truth:
+            p.error("--truth is required")
+        return sweep_saved(a, efs)
     if not (a.base and a.truth):
         p.error("--base and --truth are required")
-    efs = [int(x) for x in a.efs.split(",")]
 
     base = read_vecs(a.base, np.float32)
     queries = read_vecs(a.queries, np.float32)
@@ -116,24 +157,7 @@ def main():
     build_cpu_s = time.process_time() - c0
     log(f"built in {build_s:.3f}s ({build_cpu_s:.3f} CPU-s)")
 
-    truth_k = [set(row[: a.k]) for row in truth.tolist()]
-    sweep = []
-    for ef in efs:
-        index.set_ef(ef)
-        # The fastest of --runs passes over the query set (as
-        # ann-benchmarks does), the same rule as the VexFS side.
-        dt = cpu = float("inf")
-        for _ in range(a.runs):
-            t0, c0 = time.perf_counter(), time.process_time()
-            labels, _ = index.knn_query(queries, k=a.k, num_threads=1)
-            dt = min(dt, time.perf_counter() - t0)
-            cpu = min(cpu, time.process_time() - c0)
-        hits = sum(len(t.intersection(row)) for t, row in zip(truth_k, labels.tolist()))
-        sweep.append({"ef": ef, "recall": hits / (a.k * len(truth_k)),
-                      "qps": len(truth_k) / dt,
-                      "cpu_qps": len(truth_k) / cpu if cpu > 0 else 0.0})
-        log(f"ef={ef} recall={sweep[-1]['recall']:.4f} qps={sweep[-1]['qps']:.0f} "
-            f"cpu_qps={sweep[-1]['cpu_qps']:.0f}")
+    sweep = sweep_efs(index, queries, truth, a, efs)
     rss_main = rss_anon_kib()
 
     tmpdir = None

@@ -42,6 +42,16 @@ pub struct SweepPoint {
     pub cpu_qps: f64,
 }
 
+/// Keep, per ef, the faster of `best` and a later round's sweep over the same efs: every QPS
+/// figure is already the fastest of its passes, so a round only adds passes. Recall is the same
+/// in every round (the searches are deterministic) and is left as it is.
+pub fn keep_fastest(best: &mut [SweepPoint], round: &[SweepPoint]) {
+    for (b, r) in best.iter_mut().zip(round).filter(|(b, r)| b.ef == r.ef) {
+        b.qps = b.qps.max(r.qps);
+        b.cpu_qps = b.cpu_qps.max(r.cpu_qps);
+    }
+}
+
 /// CPU time (user + system) this process has used, in seconds.
 pub fn process_cpu_seconds() -> f64 {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
@@ -77,5 +87,30 @@ pub fn remove_if_exists(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("cannot remove", path, e)),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(ef: usize, qps: f64, cpu_qps: f64) -> SweepPoint {
+        SweepPoint {
+            ef,
+            recall: 0.9,
+            qps,
+            incomplete: 0,
+            mean_visited: 0.0,
+            cpu_qps,
+        }
+    }
+
+    #[test]
+    fn rounds_keep_each_efs_fastest_figures() {
+        let mut best = vec![point(10, 100.0, 120.0), point(20, 50.0, 60.0)];
+        keep_fastest(&mut best, &[point(10, 90.0, 130.0), point(20, 70.0, 55.0)]);
+        assert_eq!(best, [point(10, 100.0, 130.0), point(20, 70.0, 60.0)]);
+        keep_fastest(&mut best, &[point(16, 999.0, 999.0)]);
+        assert_eq!(best[0].qps, 100.0, "a different ef is not merged");
     }
 }

@@ -57,27 +57,57 @@ fn python() -> Result<PathBuf> {
     Ok(PathBuf::from(py.trim()))
 }
 
-/// Run hnswlib on the data set with the same M, ef_construction and ef sweep.
-pub fn run(data: &DataFiles, m: u16, ef_construction: u16, efs: &[usize], runs: usize) -> Result<PeerReport> {
-    let py = python()?;
-    let script = script_dir().join("hnswlib_peer.py");
+/// Run hnswlib on the data set with the same M, ef_construction and ef sweep; the index is
+/// kept at `index_out` (for [`sweep`] in later rounds) when given.
+pub fn run(
+    data: &DataFiles,
+    (m, ef_construction): (u16, u16),
+    efs: &[usize],
+    runs: usize,
+    index_out: Option<&Path>,
+) -> Result<PeerReport> {
+    let mut cmd = script_command(data, efs, runs)?;
+    cmd.arg("--base").arg(&data.base);
+    cmd.args(["--m", &m.to_string(), "--ef-construction", &ef_construction.to_string()]);
+    if let Some(path) = index_out {
+        cmd.arg("--index-out").arg(path);
+    }
+    run_script(cmd)
+}
+
+/// Sweep the index an earlier [`run`] saved at `index` again (no build).
+pub fn sweep(data: &DataFiles, index: &Path, efs: &[usize], runs: usize) -> Result<Vec<SweepPoint>> {
+    #[derive(Deserialize)]
+    struct Sweep {
+        sweep: Vec<SweepPoint>,
+    }
+    let mut cmd = script_command(data, efs, runs)?;
+    cmd.arg("--sweep-index").arg(index);
+    run_script::<Sweep>(cmd).map(|s| s.sweep)
+}
+
+/// The script with the arguments every mode takes.
+fn script_command(data: &DataFiles, efs: &[usize], runs: usize) -> Result<Command> {
+    let mut cmd = Command::new(python()?);
     let efs_arg = efs.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
-    let out = Command::new(&py)
-        .arg(&script)
-        .arg("--base")
-        .arg(&data.base)
+    cmd.arg(script_dir().join("hnswlib_peer.py"))
         .arg("--queries")
         .arg(&data.queries)
         .arg("--truth")
         .arg(&data.truth)
-        .args(["--metric", "l2", "--m", &m.to_string()])
-        .args(["--ef-construction", &ef_construction.to_string()])
-        .args(["--k", &K.to_string(), "--efs", &efs_arg])
-        .args(["--runs", &runs.to_string()])
+        .args(["--metric", "l2", "--k", &K.to_string(), "--efs", &efs_arg])
+        .args(["--runs", &runs.to_string()]);
+    Ok(cmd)
+}
+
+/// Run the script and parse the JSON object it prints.
+fn run_script<T: serde::de::DeserializeOwned>(mut cmd: Command) -> Result<T> {
+    let script = script_dir().join("hnswlib_peer.py");
+    let out = cmd
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| io_err("cannot run", &py, e))?;
+        .map_err(|e| io_err("cannot run", &script, e))?;
     if !out.status.success() {
         return Err(format!("{} failed ({})", script.display(), out.status).into());
     }
