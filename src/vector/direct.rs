@@ -38,11 +38,12 @@ pub struct RunIndex {
     /// with two loads and an add (the walk looks up every node it scores).
     whole_run: Vec<u64>,
     /// Where in bucket `b` (blocks from its start) a second written
-    /// extent takes over from the first, and that extent's physical block
-    /// there: `u64::MAX` for a bucket in one extent. Why: with about four
-    /// buckets to an extent, one in four holds an extent's end; two
-    /// pieces cover nearly all of them.
+    /// extent takes over from the first: `u64::MAX` for a bucket in one
+    /// extent. Why: with about four buckets to an extent, one in four
+    /// holds an extent's end; two pieces cover nearly all of them.
     split: Vec<u64>,
+    /// The second extent's physical block at `split` (unused where
+    /// `split` is `u64::MAX`).
     second_run: Vec<u64>,
     /// Logical blocks the runs cover: `0..end`.
     end: u64,
