@@ -82,7 +82,7 @@ struct RunArgs {
     /// Alternating rounds: after the first VexFS sweep and hnswlib run, each further round sweeps
     /// the VexFS image and then hnswlib's saved index again, and each ef's QPS is the fastest
     /// over all rounds. On a machine that other work shares, a noisy minute then cannot favour
-    /// one side (3 rounds: about two more minutes at 100,000 vectors).
+    /// one side (a further round took about 10 s at 100,000 × 128).
     #[arg(long, default_value_t = 1)]
     rounds: usize,
     /// Where data sets and images are cached (one subdirectory per data set).
