@@ -211,22 +211,27 @@ impl<'c, 't> DirectNodes<'c, 't> {
                 _ => None,
             };
             if let Some(phys) = phys {
-                if !self.copied.is_empty() {
-                    if last == l && self.is_copied(phys) {
-                        let copy = self.copies?.block(phys).ok()?;
-                        return copy.get(off..off + len);
-                    }
-                    // A copy in a straddled block: the caller assembles
-                    // the record through the transaction.
-                    if (phys..=phys + (last - l)).any(|b| self.is_copied(b)) {
-                        return None;
-                    }
-                }
-                let at = usize::try_from(phys).ok()?.checked_mul(BLOCK_SIZE)? + off;
-                return self.map.get(at..at + len);
+                return self.serve(phys, last - l + 1, off, len);
             }
         }
         self.span_by_search(l, off, len)
+    }
+
+    /// `len` bytes from byte `off` of physical block `phys`, over `blocks`
+    /// blocks adjacent in the map: from the private copy when they lie in
+    /// one block that has one, `None` when they straddle a block that has
+    /// one (the caller assembles the record through the transaction), else
+    /// from the map.
+    #[inline]
+    fn serve(&self, phys: u64, blocks: u64, off: usize, len: usize) -> Option<&'t [u8]> {
+        if !self.copied.is_empty() && (phys..phys.checked_add(blocks)?).any(|b| self.is_copied(b)) {
+            return match blocks {
+                1 => self.copies?.block(phys).ok()?.get(off..off + len),
+                _ => None,
+            };
+        }
+        let at = usize::try_from(phys).ok()?.checked_mul(BLOCK_SIZE)?.checked_add(off)?;
+        self.map.get(at..at.checked_add(len)?)
     }
 
     /// [`DirectNodes::span`] by searching the extents from the bucket's
@@ -246,17 +251,7 @@ impl<'c, 't> DirectNodes<'c, 't> {
         if l.checked_add(blocks)? > m.logical.saturating_add(m.len) {
             return None;
         }
-        let phys = m.physical.checked_add(l - m.logical)?;
-        if !self.copied.is_empty() && (phys..phys + blocks).any(|b| self.is_copied(b)) {
-            // As in `span`: a span inside one copied block is read from
-            // the copy; one straddling a copy is left to the caller.
-            return match blocks {
-                1 => self.copies?.block(phys).ok()?.get(off..off + len),
-                _ => None,
-            };
-        }
-        let at = usize::try_from(phys).ok()?.checked_mul(BLOCK_SIZE)?.checked_add(off)?;
-        self.map.get(at..at.checked_add(len)?)
+        self.serve(m.physical.checked_add(l - m.logical)?, blocks, off, len)
     }
 
     /// Whether physical block `b` has a private copy.

@@ -44,15 +44,26 @@ pub fn read_span<'t>(
         let blk = txn.block(block_of(runs, l, what)?)?;
         return Ok(Cow::Borrowed(&blk[off..off + len]));
     }
-    // Straddling blocks (records of a block or more, or packed records,
-    // format-spec/08 §8.5.2): assembled from the tail of the first block
-    // and the heads of the next ones.
     let mut out = Vec::with_capacity(len);
+    assemble(txn, runs, (l, off, len), what, &mut out)?;
+    Ok(Cow::Owned(out))
+}
+
+/// Append a span straddling blocks (records of a block or more, or packed
+/// records, format-spec/08 §8.5.2) to `out`: the tail of the first block
+/// and the heads of the next ones.
+fn assemble(
+    txn: &Txn<'_>,
+    runs: &[Mapping],
+    (l, off, len): (u64, usize, usize),
+    what: &'static str,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     for (b, at, n) in pieces(l, off, len) {
         let blk = txn.block(block_of(runs, b, what)?)?;
         out.extend_from_slice(&blk[at..at + n]);
     }
-    Ok(Cow::Owned(out))
+    Ok(())
 }
 
 /// [`read_span`] without an allocation: a span inside one block is
@@ -70,10 +81,7 @@ pub fn read_span_in<'a>(
         return Ok(&blk[off..off + len]);
     }
     buf.clear();
-    for (b, at, n) in pieces(l, off, len) {
-        let blk = txn.block(block_of(runs, b, what)?)?;
-        buf.extend_from_slice(&blk[at..at + n]);
-    }
+    assemble(txn, runs, (l, off, len), what, buf)?;
     Ok(buf)
 }
 

@@ -329,7 +329,7 @@ impl Filesystem for Floor {
             1 << 28,
             1 << 28,
             4096,
-            255,
+            vexfs::format::MAX_NAME_LEN as u32,
             4096,
         );
     }
