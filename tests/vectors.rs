@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::data::clustered;
 use common::*;
 use vexfs::error::FsError;
 use vexfs::format::hnsw::ListCoding;
@@ -13,36 +14,6 @@ use vexfs::fs::perm::Ctx;
 use vexfs::vector::{CollectionParams, SearchRequest};
 
 const ROOT: u64 = 1;
-
-/// Deterministic pseudo-random numbers (splitmix64), no dependencies.
-pub struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn gauss(&mut self) -> f32 {
-        let (u, v) = (self.unit().max(1e-7), self.unit());
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-}
-
-/// `n` vectors around `clusters` Gaussian centres.
-fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut r = Rng(seed);
-    let centres: Vec<Vec<f32>> = (0..clusters)
-        .map(|_| (0..dim).map(|_| r.gauss() * 4.0).collect())
-        .collect();
-    (0..n)
-        .map(|i| centres[i % clusters].iter().map(|c| c + r.gauss()).collect())
-        .collect()
-}
 
 fn dist(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();

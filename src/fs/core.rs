@@ -3,7 +3,7 @@
 //! parallel) and the attribute type the adapter replies with.
 
 use super::inode::{self as ino_io, InodeBuf};
-use super::txn::{Staged, Txn};
+use super::txn::{Staged, Txn, MAX_TXN_BLOCKS};
 use crate::error::{FsError, Result};
 use crate::events::{Event, Op};
 use crate::format::inode::{FileType, InodeNo, Timestamp};
@@ -313,7 +313,24 @@ impl Fs {
     /// Run `f` in a transaction (exclusive lock); its changes become
     /// visible together when `f` succeeds, and not at all when it fails.
     /// On journaled images they are staged and logged at the next commit.
-    pub fn write<R>(&self, mut f: impl FnMut(&mut Txn<'_>, &Geometry) -> Result<R>) -> Result<R> {
+    pub fn write<R>(&self, f: impl FnMut(&mut Txn<'_>, &Geometry) -> Result<R>) -> Result<R> {
+        self.write_with_limit(MAX_TXN_BLOCKS, f)
+    }
+
+    /// [`Fs::write`] for one administrative change too large for
+    /// [`MAX_TXN_BLOCKS`] (a collection's reorder): it may dirty as many
+    /// blocks as the journal ring holds (an image without a journal: 16
+    /// times the usual limit). Past that it fails with ENOSPC, nothing
+    /// changed.
+    pub fn write_large<R>(&self, f: impl FnMut(&mut Txn<'_>, &Geometry) -> Result<R>) -> Result<R> {
+        let limit = match self.state.read().journal {
+            Some(_) => usize::try_from(journal::ring_len(&self.geometry)).unwrap_or(usize::MAX),
+            None => MAX_TXN_BLOCKS * 16,
+        };
+        self.write_with_limit(limit.max(MAX_TXN_BLOCKS), f)
+    }
+
+    fn write_with_limit<R>(&self, limit: usize, mut f: impl FnMut(&mut Txn<'_>, &Geometry) -> Result<R>) -> Result<R> {
         if self.is_read_only() {
             return Err(FsError::ReadOnly);
         }
@@ -321,7 +338,9 @@ impl Fs {
         let blocks = self.geometry.blocks_count;
         if guard.journal.is_none() {
             let st = &mut *guard;
-            let mut txn = Txn::new(st.media.bytes_mut()?, blocks).with_data_file(st.data_file.as_ref());
+            let mut txn = Txn::new(st.media.bytes_mut()?, blocks)
+                .with_data_file(st.data_file.as_ref())
+                .with_block_limit(limit);
             let r = f(&mut txn, &self.geometry);
             if r.is_ok() {
                 txn.commit();
@@ -346,7 +365,8 @@ impl Fs {
             } = &mut *guard;
             let mut txn = Txn::with_overlay(media.bytes_mut()?, blocks, staged)
                 .with_quarantine(freed)
-                .with_data_file(data_file.as_ref());
+                .with_data_file(data_file.as_ref())
+                .with_block_limit(limit);
             let r = f(&mut txn, &self.geometry);
             // Even a failed operation may have written data blocks.
             *data_written |= txn.wrote_data();

@@ -53,6 +53,9 @@ pub struct Txn<'a> {
     /// File data was written (straight to the image, ordered mode): the
     /// next commit must flush the whole image, not only the journal.
     wrote_data: bool,
+    /// Most blocks this transaction may dirty ([`MAX_TXN_BLOCKS`] unless
+    /// the caller allows more, see [`Txn::with_block_limit`]).
+    block_limit: usize,
 }
 
 impl<'a> Txn<'a> {
@@ -71,7 +74,16 @@ impl<'a> Txn<'a> {
             quarantine: None,
             data_file: None,
             wrote_data: false,
+            block_limit: MAX_TXN_BLOCKS,
         }
+    }
+
+    /// Allow `limit` dirty blocks instead of [`MAX_TXN_BLOCKS`] (an
+    /// administrative change that must be one transaction, bounded by the
+    /// journal it has to fit).
+    pub fn with_block_limit(mut self, limit: usize) -> Self {
+        self.block_limit = limit;
+        self
     }
 
     /// Write file data through this file (pwrite) rather than into the map.
@@ -152,7 +164,7 @@ impl<'a> Txn<'a> {
             return Err(FsError::ReadOnly);
         }
         if !self.dirty.contains_key(&block) {
-            if self.dirty.len() >= MAX_TXN_BLOCKS {
+            if self.dirty.len() >= self.block_limit {
                 return Err(FsError::NoSpace);
             }
             let mut copy = Box::new([0u8; BLOCK_SIZE]);

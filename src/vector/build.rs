@@ -57,7 +57,13 @@ pub fn list_of(coll: &Collection, txn: &Txn<'_>, s: u32, level: u8) -> Result<Ve
 /// Write `s`'s list at `level` from candidates ordered nearest first,
 /// dropping the farthest until the encoding fits (§9.5). Returns how many
 /// of `nearest_first` (from the front) were written.
-fn write_list(coll: &Collection, txn: &mut Txn<'_>, s: u32, level: u8, nearest_first: &[u32]) -> Result<usize> {
+pub(super) fn write_list(
+    coll: &Collection,
+    txn: &mut Txn<'_>,
+    s: u32,
+    level: u8,
+    nearest_first: &[u32],
+) -> Result<usize> {
     let mut buf = vec![0u8; list_capacity(coll, level)];
     let mut sorted = Vec::with_capacity(nearest_first.len());
     // Bound: one attempt per id dropped; the empty list should always

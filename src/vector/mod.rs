@@ -26,6 +26,7 @@ pub mod query;
 pub mod rebuild;
 pub mod reconnect;
 pub mod refs;
+pub mod reorder;
 pub mod search;
 pub mod slots;
 pub mod span;

@@ -33,7 +33,7 @@ pub struct RebuildReport {
 }
 
 /// A new hidden file, unlinked and on the orphan chain until the swap.
-fn orphan_file(txn: &mut Txn<'_>, g: &Geometry) -> Result<InodeNo> {
+pub(super) fn orphan_file(txn: &mut Txn<'_>, g: &Geometry) -> Result<InodeNo> {
     let ino = create_hidden(txn, g)?;
     let mut b = ino_io::load(txn, g, ino)?;
     b.set_links(0);
@@ -43,7 +43,7 @@ fn orphan_file(txn: &mut Txn<'_>, g: &Geometry) -> Result<InodeNo> {
 }
 
 /// Link a rebuilt file for good.
-fn adopt(txn: &mut Txn<'_>, g: &Geometry, ino: InodeNo) -> Result<()> {
+pub(super) fn adopt(txn: &mut Txn<'_>, g: &Geometry, ino: InodeNo) -> Result<()> {
     remove_orphan(txn, g, ino)?;
     let mut b = ino_io::load(txn, g, ino)?;
     b.set_links(1);

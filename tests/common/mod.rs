@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod data;
 pub mod fuse;
 
 use std::path::{Path, PathBuf};

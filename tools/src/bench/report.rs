@@ -162,7 +162,7 @@ fn build_cpu_row(vexfs: f64, peer: Option<f64>) -> Option<Row> {
     }
     Some(
         RowSpec {
-            metric: "build CPU-s (files + vectors + close)",
+            metric: "build CPU-s (files + vectors + reorder + close)",
             vexfs: Some(vexfs),
             hnswlib: peer,
             higher_is_better: Some(false),
@@ -213,7 +213,7 @@ pub fn rows(n: usize, build: &BuildReport, search: &SearchReport, peer: Option<&
     let s = &search.stats;
     let mut rows = vec![
         RowSpec {
-            metric: "build s (files + vectors + close)",
+            metric: "build s (files + vectors + reorder + close)",
             vexfs: Some(build.build_seconds + build.close_seconds),
             hnswlib: peer.map(|p| p.build_seconds),
             higher_is_better: Some(false),

@@ -72,6 +72,12 @@ struct RunArgs {
     /// 31.8 s with 64 MiB). ext4 gives 64 MiB to filesystems of 2 to 16 GiB.
     #[arg(long, default_value_t = 64)]
     journal_mib: u64,
+    /// VexFS only: skip `Fs::reorder_collection` (`vexctl reorder`) after the inserts. By
+    /// default the build renumbers the nodes so that near vectors lie near each other in
+    /// the image (the same graph; searches load fewer cache lines and pages); its time is
+    /// part of the build rows.
+    #[arg(long)]
+    no_reorder: bool,
     /// The ef sweep (search beam widths).
     #[arg(long, value_delimiter = ',', default_value = "10,16,24,32,48,64,96,128,192,256")]
     efs: Vec<usize>,
@@ -143,6 +149,7 @@ fn run(a: &RunArgs) -> Result<bool> {
             a.ef_construction,
             a.list_bytes,
             (a.journal_mib > 0).then_some(a.journal_mib << 8),
+            !a.no_reorder,
         ),
         a.rebuild,
         || match generated {
@@ -253,7 +260,7 @@ fn run(a: &RunArgs) -> Result<bool> {
         let summary = serde_json::json!({
             "params": {
                 "n": a.n, "dim": a.dim, "queries": a.queries, "clusters": a.clusters, "seed": a.seed,
-                "m": a.m, "ef_construction": a.ef_construction, "list_bytes": a.list_bytes, "journal_mib": a.journal_mib, "efs": a.efs, "runs": a.runs, "rounds": a.rounds, "k": K,
+                "m": a.m, "ef_construction": a.ef_construction, "list_bytes": a.list_bytes, "journal_mib": a.journal_mib, "no_reorder": a.no_reorder, "efs": a.efs, "runs": a.runs, "rounds": a.rounds, "k": K,
                 "target_recall": TARGET_RECALL,
             },
             "data_dir": data.dir,

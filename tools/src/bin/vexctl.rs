@@ -72,6 +72,19 @@ enum Cmd {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Renumber a collection's nodes on an unmounted image so that nodes
+    /// near each other in the vector space lie near each other in the
+    /// image: the same graph and the same answers, found faster (searches
+    /// wait on loading records; measured +15-35% queries per second at
+    /// 100,000 vectors). Run it after a bulk import. Every file's
+    /// reference moves in one last transaction, which must fit the
+    /// journal (about one block per 16 files); if not, nothing changes.
+    Reorder {
+        target: PathBuf,
+        collection: String,
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// The k files whose vectors are nearest to a query.
     Search {
         target: PathBuf,
@@ -183,6 +196,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             collection,
             quiet,
         } => manage::rebuild(&Target::parse(&target)?, &collection, quiet),
+        Cmd::Reorder {
+            target,
+            collection,
+            quiet,
+        } => manage::reorder(&Target::parse(&target)?, &collection, quiet),
         Cmd::Search {
             target,
             collection,
