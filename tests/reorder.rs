@@ -184,3 +184,19 @@ fn a_reorder_too_large_for_the_journal_changes_nothing() {
     );
     closed_and_clean(fs, &path);
 }
+
+#[test]
+fn every_node_layout_and_list_coding_reorders() {
+    for (v1, varint) in [(false, true), (true, true)] {
+        let mut data = clustered(1_000 + 10, DIM, 10, 14);
+        let queries = data.split_off(1_000);
+        let mut opts = options(64 << 20, false);
+        (opts.v1_nodes, opts.varint_lists) = (v1, varint);
+        let (_dir, path, fs, inos) = load(&opts, &data);
+        let before = answers(&fs, &queries, &inos);
+        let r = fs.reorder_collection("t", &mut |_, _| {}).unwrap();
+        assert!(r.references > 500 && r.dropped == 0, "v1 {v1}: {r:?}");
+        assert_eq!(answers(&fs, &queries, &inos), before, "v1 {v1}, varint {varint}");
+        closed_and_clean(fs, &path);
+    }
+}

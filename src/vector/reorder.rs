@@ -202,8 +202,8 @@ fn copy_node(
     Ok(dropped)
 }
 
-/// Write new slots `from..to` (free ones chained in order, ending at the
-/// chain's old end, none).
+/// Write new slots `from..to`: the old slots `order` puts there, free
+/// ones (all at the end) chained in slot order.
 fn copy_batch(
     txn: &mut Txn<'_>,
     g: &Geometry,

@@ -406,7 +406,7 @@ mod tests {
     #[test]
     fn the_build_cpu_row_shows_only_what_was_measured() {
         let row = build_cpu_row(30.0, Some(15.0)).expect("both measured");
-        assert_eq!(row.metric, "build CPU-s (files + vectors + close)");
+        assert_eq!(row.metric, "build CPU-s (files + vectors + reorder + close)");
         assert!(build_cpu_row(30.0, None).is_some(), "--skip-peer");
         assert!(build_cpu_row(0.0, Some(15.0)).is_none(), "an old build.json");
         assert!(

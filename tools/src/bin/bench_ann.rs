@@ -215,7 +215,7 @@ fn run(a: &RunArgs) -> Result<bool> {
         }
     );
     println!(
-        "VexFS: {} vectors, simd {}, max level {}, level-0 degree {:.1}; image {} (mkfs {:.2}s, close {:.2}s, \
+        "VexFS: {} vectors, simd {}, max level {}, level-0 degree {:.1}; image {} (mkfs {:.2}s, {}, close {:.2}s, \
          fsck {}), open {:.2} ms",
         s.count,
         s.simd,
@@ -227,6 +227,11 @@ fn run(a: &RunArgs) -> Result<bool> {
             "built now"
         },
         build.mkfs_seconds,
+        match (build.reordered, build.params.reorder) {
+            (true, _) => format!("reordered in {:.2}s", build.reorder_seconds),
+            (false, true) => "reorder refused".into(),
+            (false, false) => "not reordered (--no-reorder)".into(),
+        },
         build.close_seconds,
         if build.fsck.is_empty() { "not run" } else { &build.fsck },
         search.open_ms

@@ -150,10 +150,8 @@ fn ensure_file(fs: &Fs, ctx: &Ctx, path: &str) -> Outcome<u64> {
 fn offline_attach(fs: &Fs, path: &str, collection: &str, v: &[f32]) -> Outcome<()> {
     let ctx = Ctx::root();
     let ino = ensure_file(fs, &ctx, path)?;
-    fs.set_vector(&ctx, ino, collection, v).map_err(|e| match e {
-        vexfs::FsError::NotFound => Failure::new(format!("no collection named {collection:?}")),
-        e => e.into(),
-    })
+    fs.set_vector(&ctx, ino, collection, v)
+        .map_err(super::manage::collection_error(collection))
 }
 
 fn mounted_attach(m: &Path, path: &str, collection: &str, v: &[f32]) -> Outcome<()> {

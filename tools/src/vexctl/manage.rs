@@ -27,6 +27,14 @@ pub fn all_stats(t: &Target) -> Outcome<Vec<serde_json::Value>> {
     }
 }
 
+/// A collection operation's error, `NotFound` read as an unknown name.
+pub fn collection_error(name: &str) -> impl Fn(vexfs::FsError) -> Failure + '_ {
+    move |e| match e {
+        vexfs::FsError::NotFound => Failure::new(format!("no collection named {name:?}")),
+        e => e.into(),
+    }
+}
+
 /// Print collections (a table, or JSON lines).
 pub fn list(t: &Target, only: Option<&str>, json: bool) -> Outcome<()> {
     let stats: Vec<_> = all_stats(t)?
@@ -149,7 +157,7 @@ pub fn create(
 
 pub fn drop(t: &Target, name: &str) -> Outcome<()> {
     match t {
-        Target::Image(_) => t.open(false)?.drop_collection(name)?,
+        Target::Image(_) => t.open(false)?.drop_collection(name).map_err(collection_error(name))?,
         Target::Mount(mp) => mounted_command(mp, &serde_json::json!({"op": "drop", "name": name}))?,
     }
     println!("dropped collection {name}");
@@ -172,10 +180,12 @@ pub fn rebuild(t: &Target, name: &str, quiet: bool) -> Outcome<()> {
         indicatif::ProgressBar::new(0)
     };
     let started = std::time::Instant::now();
-    let r = fs.rebuild_collection(name, &mut |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    })?;
+    let r = fs
+        .rebuild_collection(name, &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .map_err(collection_error(name))?;
     bar.finish_and_clear();
     println!(
         "rebuilt {name}: {} live vectors reinserted, {} deleted slots freed, in {:.1} s",
@@ -202,10 +212,12 @@ pub fn reorder(t: &Target, name: &str, quiet: bool) -> Outcome<()> {
         indicatif::ProgressBar::new(0)
     };
     let started = std::time::Instant::now();
-    let r = fs.reorder_collection(name, &mut |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    })?;
+    let r = fs
+        .reorder_collection(name, &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .map_err(collection_error(name))?;
     bar.finish_and_clear();
     fs.close()?;
     println!(
