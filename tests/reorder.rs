@@ -4,17 +4,15 @@
 
 mod common;
 
-use common::data::clustered;
+use common::data::{clustered, files_with_vectors};
 use common::*;
 use vexfs::error::FsError;
 use vexfs::format::vector::{ElemType, Metric};
 use vexfs::fs::core::Fs;
-use vexfs::fs::namespace::NewNode;
 use vexfs::fs::perm::Ctx;
 use vexfs::mkfs::MkfsOptions;
 use vexfs::vector::{CollectionParams, SearchRequest};
 
-const ROOT: u64 = 1;
 const DIM: usize = 16;
 
 /// An image of `opts` with collection "t" and one file per vector.
@@ -25,16 +23,7 @@ fn load(opts: &MkfsOptions, data: &[Vec<f32>]) -> (tempfile::TempDir, std::path:
     let fs = Fs::open(&path, false).unwrap();
     fs.create_collection(&CollectionParams::new("t", DIM as u32, Metric::L2, ElemType::F32))
         .unwrap();
-    let ctx = Ctx::root();
-    let d = fs.create(&ctx, ROOT, b"v", 0o755, NewNode::Dir).unwrap();
-    let mut inos = Vec::new();
-    for (i, v) in data.iter().enumerate() {
-        let f = fs
-            .create(&ctx, d.ino.into(), format!("f{i}").as_bytes(), 0o644, NewNode::File)
-            .unwrap();
-        fs.set_vector(&ctx, f.ino.into(), "t", v).unwrap();
-        inos.push(f.ino);
-    }
+    let inos = files_with_vectors(&fs, "t", data);
     (dir, path, fs, inos)
 }
 

@@ -7,12 +7,11 @@
 mod common;
 mod crash_support;
 
-use common::data::clustered;
+use common::data::{clustered, files_with_vectors};
 use common::*;
 use crash_support::*;
 use vexfs::format::vector::{ElemType, Metric};
 use vexfs::fs::core::Fs;
-use vexfs::fs::namespace::NewNode;
 use vexfs::fs::perm::Ctx;
 use vexfs::vector::{CollectionParams, SearchRequest};
 
@@ -25,18 +24,7 @@ fn base(dir: &std::path::Path, data: &[Vec<f32>]) -> (Vec<u8>, Vec<u32>) {
     let fs = Fs::open(&p, false).unwrap();
     fs.create_collection(&CollectionParams::new("t", DIM as u32, Metric::L2, ElemType::F32))
         .unwrap();
-    let ctx = Ctx::root();
-    let inos = data
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let f = fs
-                .create(&ctx, 1, format!("f{i}").as_bytes(), 0o644, NewNode::File)
-                .unwrap();
-            fs.set_vector(&ctx, f.ino.into(), "t", v).unwrap();
-            f.ino
-        })
-        .collect();
+    let inos = files_with_vectors(&fs, "t", data);
     fs.close().unwrap();
     drop(fs);
     (std::fs::read(&p).unwrap(), inos)

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::data::clustered;
+use common::data::{clustered, files_with_vectors};
 use common::*;
 use vexfs::error::FsError;
 use vexfs::format::hnsw::ListCoding;
@@ -69,16 +69,7 @@ fn load_in(format: Format, size: u64, params: CollectionParams, data: &[Vec<f32>
     vexfs::mkfs::mkfs(&path, &opts, &mut |_, _| {}).unwrap();
     let fs = Fs::open(&path, false).unwrap();
     fs.create_collection(&params).unwrap();
-    let ctx = Ctx::root();
-    let d = fs.create(&ctx, ROOT, b"v", 0o755, NewNode::Dir).unwrap();
-    let mut inos = Vec::new();
-    for (i, v) in data.iter().enumerate() {
-        let f = fs
-            .create(&ctx, d.ino.into(), format!("f{i}").as_bytes(), 0o644, NewNode::File)
-            .unwrap();
-        fs.set_vector(&ctx, f.ino.into(), &params.name, v).unwrap();
-        inos.push(f.ino);
-    }
+    let inos = files_with_vectors(&fs, &params.name, data);
     Setup {
         _dir: dir,
         path,

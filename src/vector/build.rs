@@ -254,13 +254,7 @@ pub fn insert(
     };
     coll.put_record(txn, slot, &mut fresh_record(coll, owner, level, upper_ref, stored))?;
     for l in 1..=level {
-        let mut rec = vec![0u8; coll.upper_stride()];
-        let mut u = UpperRecord::new_zeroed();
-        u.u_slot.set(slot);
-        u.u_level = l;
-        u.u_flags = 1;
-        rec[..16].copy_from_slice(u.as_bytes());
-        coll.put_upper(txn, upper_ref + u32::from(l) - 1, &mut rec)?;
+        put_empty_upper(coll, txn, slot, l, upper_ref)?;
     }
     let had = coll.count();
     coll.header.ch_count.set(had + 1);
@@ -283,6 +277,18 @@ pub fn insert(
         set_entry(coll, slot, level);
     }
     coll.store_header(txn)
+}
+
+/// Write `slot`'s level-`l` upper record (of those from `upper_ref`)
+/// with an empty list.
+pub(super) fn put_empty_upper(coll: &Collection, txn: &mut Txn<'_>, slot: u32, l: u8, upper_ref: u32) -> Result<()> {
+    let mut rec = vec![0u8; coll.upper_stride()];
+    let mut u = UpperRecord::new_zeroed();
+    u.u_slot.set(slot);
+    u.u_level = l;
+    u.u_flags = 1;
+    rec[..16].copy_from_slice(u.as_bytes());
+    coll.put_upper(txn, upper_ref + u32::from(l) - 1, &mut rec)
 }
 
 fn set_entry(coll: &mut Collection, slot: u32, level: u8) {

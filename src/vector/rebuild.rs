@@ -43,7 +43,7 @@ pub(super) fn orphan_file(txn: &mut Txn<'_>, g: &Geometry) -> Result<InodeNo> {
 }
 
 /// Link a rebuilt file for good.
-pub(super) fn adopt(txn: &mut Txn<'_>, g: &Geometry, ino: InodeNo) -> Result<()> {
+fn adopt(txn: &mut Txn<'_>, g: &Geometry, ino: InodeNo) -> Result<()> {
     remove_orphan(txn, g, ino)?;
     let mut b = ino_io::load(txn, g, ino)?;
     b.set_links(1);
@@ -51,6 +51,32 @@ pub(super) fn adopt(txn: &mut Txn<'_>, g: &Geometry, ino: InodeNo) -> Result<()>
         e.i_next_orphan.set(0);
     }
     ino_io::store(txn, g, &b)
+}
+
+/// Make `new_rec` (its node file, and `new_upper`) collection `name`'s:
+/// the new files adopted, the old ones freed, the catalogue rewritten.
+pub(super) fn swap_in(
+    txn: &mut Txn<'_>,
+    g: &Geometry,
+    name: &str,
+    new_rec: &CollectionRecord,
+    new_upper: InodeNo,
+) -> Result<()> {
+    let cat = catalog_io::require(txn, g)?;
+    let old = Collection::load(txn, g, find(&cat, name)?)?;
+    for ino in [g.inode_no(new_rec.node_ino), Some(new_upper)].into_iter().flatten() {
+        adopt(txn, g, ino)?;
+    }
+    for ino in [Some(old.node_ino), old.upper_ino].into_iter().flatten() {
+        let b = ino_io::load(txn, g, ino)?;
+        destroy(txn, g, &b)?;
+    }
+    let records: Vec<_> = cat
+        .records
+        .iter()
+        .map(|r| if r.name == name { new_rec.clone() } else { r.clone() })
+        .collect();
+    catalog_io::write(txn, g, &cat, &records, cat.next_id)
 }
 
 /// Copy slots `from..to` of `old` into `new` (live ones reinserted,
@@ -116,23 +142,7 @@ impl Fs {
             next = end;
             progress(next.into(), slots);
         }
-        self.write(|txn, g| {
-            let cat = catalog_io::require(txn, g)?;
-            let old = Collection::load(txn, g, find(&cat, name)?)?;
-            for ino in [g.inode_no(new_rec.node_ino), Some(new_upper)].into_iter().flatten() {
-                adopt(txn, g, ino)?;
-            }
-            for ino in [Some(old.node_ino), old.upper_ino].into_iter().flatten() {
-                let b = ino_io::load(txn, g, ino)?;
-                destroy(txn, g, &b)?;
-            }
-            let records: Vec<_> = cat
-                .records
-                .iter()
-                .map(|r| if r.name == name { new_rec.clone() } else { r.clone() })
-                .collect();
-            catalog_io::write(txn, g, &cat, &records, cat.next_id)
-        })?;
+        self.write(|txn, g| swap_in(txn, g, name, &new_rec, new_upper))?;
         // Reinsertion keeps reachability the writers' local way; one pass
         // links any island it left (format-spec/09 §9.2).
         self.reconnect_collection(name)?;

@@ -25,13 +25,12 @@ use super::build::{self, list_of};
 use super::cache::find;
 use super::catalog_io;
 use super::distance::Scorer;
-use super::rebuild::{adopt, orphan_file};
+use super::rebuild::{orphan_file, swap_in};
 use super::refs;
 use super::search::{Budget, Walk};
 use super::store::Collection;
 use crate::bitset::BitSet;
 use crate::error::{FsError, Result};
-use crate::format::hnsw::UpperRecord;
 use crate::format::inode::InodeNo;
 use crate::format::vector::{CollectionRecord, NodeHeader, NodeLayout, NODE_HEADER_LEN};
 use crate::fs::core::Fs;
@@ -185,13 +184,7 @@ fn copy_node(
     for (l, ids) in lists.iter().enumerate() {
         let l = l as u8;
         if l > 0 {
-            let mut u = vec![0u8; new.upper_stride()];
-            let mut head = UpperRecord::new_zeroed();
-            head.u_slot.set(p);
-            head.u_level = l;
-            head.u_flags = 1;
-            u[..16].copy_from_slice(head.as_bytes());
-            new.put_upper(txn, upper_ref + u32::from(l) - 1, &mut u)?;
+            build::put_empty_upper(new, txn, p, l, upper_ref)?;
         }
         let mut sorted = renumbered(ids, new_of)?;
         if !build::write_exact(new, txn, p, l, &mut sorted)? {
@@ -379,19 +372,7 @@ impl Fs {
                     moved += 1;
                 }
             }
-            for ino in [g.inode_no(new_rec.node_ino), Some(r.new_upper)].into_iter().flatten() {
-                adopt(txn, g, ino)?;
-            }
-            for ino in [Some(old.node_ino), old.upper_ino].into_iter().flatten() {
-                let b = ino_io::load(txn, g, ino)?;
-                destroy(txn, g, &b)?;
-            }
-            let records: Vec<_> = cat
-                .records
-                .iter()
-                .map(|r| if r.name == name { new_rec.clone() } else { r.clone() })
-                .collect();
-            catalog_io::write(txn, g, &cat, &records, cat.next_id)?;
+            swap_in(txn, g, name, new_rec, r.new_upper)?;
             Ok(moved)
         })
     }

@@ -29,3 +29,21 @@ pub fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<Vec<f3
         .map(|i| centres[i % clusters].iter().map(|c| c + r.gauss()).collect())
         .collect()
 }
+
+/// A file `/v/f{i}` for each vector of `data`, attached in `collection`;
+/// their inode numbers.
+pub fn files_with_vectors(fs: &vexfs::fs::core::Fs, collection: &str, data: &[Vec<f32>]) -> Vec<u32> {
+    use vexfs::fs::namespace::NewNode;
+    let ctx = vexfs::fs::perm::Ctx::root();
+    let d = fs.create(&ctx, 1, b"v", 0o755, NewNode::Dir).unwrap();
+    data.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let f = fs
+                .create(&ctx, d.ino.into(), format!("f{i}").as_bytes(), 0o644, NewNode::File)
+                .unwrap();
+            fs.set_vector(&ctx, f.ino.into(), collection, v).unwrap();
+            f.ino
+        })
+        .collect()
+}

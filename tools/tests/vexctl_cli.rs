@@ -1,18 +1,34 @@
 //! vexctl's command line: values that look like options, mkfs's --force
 //! on an existing image without --size, and `vexctl reorder`.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[test]
-fn a_query_vector_may_start_with_a_minus_sign() {
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("v.img");
+/// Whether `fsck.vexfs -n` finds `img` clean.
+fn fsck_clean(img: &Path) -> bool {
+    let fsck = Command::new(env!("CARGO_BIN_EXE_fsck-vexfs"))
+        .arg("-n")
+        .arg(img)
+        .status();
+    fsck.unwrap().success()
+}
+
+/// A 64 MiB image in `dir` with collection docs (4 dimensions, L2).
+fn image_with_docs(dir: &Path) -> PathBuf {
+    let img = dir.join("v.img");
     let mkfs = Command::new(env!("CARGO_BIN_EXE_mkfs-vexfs"))
         .args(["-q", "--size", "64M", "--collection", "docs:4:l2"])
         .arg(&img)
         .status()
         .unwrap();
     assert!(mkfs.success());
+    img
+}
+
+#[test]
+fn a_query_vector_may_start_with_a_minus_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = image_with_docs(dir.path());
     let out = Command::new(env!("CARGO_BIN_EXE_vexctl"))
         .arg("search")
         .arg(&img)
@@ -37,24 +53,13 @@ fn mkfs_force_without_a_size_keeps_the_image_file() {
     assert!(mkfs(&["-q", "--size", "64M"]).success());
     assert!(mkfs(&["-q", "--force"]).success());
     assert_eq!(std::fs::metadata(&img).unwrap().len(), 64 << 20);
-    let fsck = Command::new(env!("CARGO_BIN_EXE_fsck-vexfs"))
-        .arg("-n")
-        .arg(&img)
-        .status()
-        .unwrap();
-    assert!(fsck.success());
+    assert!(fsck_clean(&img));
 }
 
 #[test]
 fn reorder_renumbers_an_imported_collection_and_names_an_unknown_one() {
     let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("r.img");
-    let mkfs = Command::new(env!("CARGO_BIN_EXE_mkfs-vexfs"))
-        .args(["-q", "--size", "64M", "--collection", "docs:4:l2"])
-        .arg(&img)
-        .status()
-        .unwrap();
-    assert!(mkfs.success());
+    let img = image_with_docs(dir.path());
     // 500 vectors on a line, inserted out of order (i * 7 mod 500).
     let fvecs = dir.path().join("v.fvecs");
     let bytes: Vec<u8> = (0..500u32)
@@ -113,10 +118,5 @@ fn reorder_renumbers_an_imported_collection_and_names_an_unknown_one() {
         String::from_utf8_lossy(&unknown.stderr),
         "vexctl: no collection named \"nosuch\"\n"
     );
-    let fsck = Command::new(env!("CARGO_BIN_EXE_fsck-vexfs"))
-        .arg("-n")
-        .arg(&img)
-        .status()
-        .unwrap();
-    assert!(fsck.success());
+    assert!(fsck_clean(&img));
 }

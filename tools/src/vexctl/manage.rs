@@ -164,68 +164,58 @@ pub fn drop(t: &Target, name: &str) -> Outcome<()> {
     Ok(())
 }
 
-/// Rebuild a collection's graph (unmounted images only: the rebuild runs
-/// in batches of transactions and must be the image's only writer).
-pub fn rebuild(t: &Target, name: &str, quiet: bool) -> Outcome<()> {
+/// The image of an offline collection command (`what`: rebuild or
+/// reorder), refused on a mount point: those run in batches of
+/// transactions and must be the image's only writer.
+fn offline(t: &Target, what: &str) -> Outcome<vexfs::fs::core::Fs> {
     if let Target::Mount(m) = t {
         return Err(Failure::new(format!(
-            "{}: rebuild works on an unmounted image; unmount it first",
+            "{}: {what} works on an unmounted image; unmount it first",
             m.display()
         )));
     }
-    let fs = t.open(false)?;
+    t.open(false)
+}
+
+/// Run `op` with a progress bar (hidden with `quiet`); its result and the
+/// seconds it took.
+fn with_progress<R>(
+    quiet: bool,
+    op: impl FnOnce(&mut dyn FnMut(u64, u64)) -> vexfs::Result<R>,
+) -> vexfs::Result<(R, f64)> {
     let bar = if quiet {
         indicatif::ProgressBar::hidden()
     } else {
         indicatif::ProgressBar::new(0)
     };
     let started = std::time::Instant::now();
-    let r = fs
-        .rebuild_collection(name, &mut |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        })
-        .map_err(collection_error(name))?;
+    let r = op(&mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
     bar.finish_and_clear();
+    Ok((r?, started.elapsed().as_secs_f64()))
+}
+
+/// Rebuild a collection's graph (unmounted images only).
+pub fn rebuild(t: &Target, name: &str, quiet: bool) -> Outcome<()> {
+    let fs = offline(t, "rebuild")?;
+    let (r, secs) = with_progress(quiet, |p| fs.rebuild_collection(name, p)).map_err(collection_error(name))?;
     println!(
-        "rebuilt {name}: {} live vectors reinserted, {} deleted slots freed, in {:.1} s",
-        r.live,
-        r.freed,
-        started.elapsed().as_secs_f64()
+        "rebuilt {name}: {} live vectors reinserted, {} deleted slots freed, in {secs:.1} s",
+        r.live, r.freed
     );
     Ok(())
 }
 
-/// Renumber a collection's nodes for locality (unmounted images only, as
-/// rebuild: the copy runs in batches of transactions).
+/// Renumber a collection's nodes for locality (unmounted images only).
 pub fn reorder(t: &Target, name: &str, quiet: bool) -> Outcome<()> {
-    if let Target::Mount(m) = t {
-        return Err(Failure::new(format!(
-            "{}: reorder works on an unmounted image; unmount it first",
-            m.display()
-        )));
-    }
-    let fs = t.open(false)?;
-    let bar = if quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(0)
-    };
-    let started = std::time::Instant::now();
-    let r = fs
-        .reorder_collection(name, &mut |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        })
-        .map_err(collection_error(name))?;
-    bar.finish_and_clear();
+    let fs = offline(t, "reorder")?;
+    let (r, secs) = with_progress(quiet, |p| fs.reorder_collection(name, p)).map_err(collection_error(name))?;
     fs.close()?;
     println!(
-        "reordered {name}: {} slots, {} files' references moved, {} neighbour ids dropped, in {:.1} s",
-        r.slots,
-        r.references,
-        r.dropped,
-        started.elapsed().as_secs_f64()
+        "reordered {name}: {} slots, {} files' references moved, {} neighbour ids dropped, in {secs:.1} s",
+        r.slots, r.references, r.dropped
     );
     Ok(())
 }
