@@ -1,6 +1,7 @@
 //! `vexctl import` into an unmounted image: every row lands on its file,
 //! the summary counts them, the graph passes fsck (the import ends with the
-//! reconnect pass), and a search for a row finds that row's file first.
+//! reconnect pass), and a search for a row finds that row's file first;
+//! with `--reorder` too.
 
 use serde_json::Value;
 use std::io::Write;
@@ -71,15 +72,35 @@ fn vexctl(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn an_offline_import_attaches_every_row_and_leaves_a_sound_graph() {
+    let out = import_and_check(&[]);
+    assert!(out.starts_with(&format!("imported {ROWS} vectors into emb")), "{out}");
+}
+
+#[test]
+fn an_import_with_reorder_renumbers_and_still_finds_every_row() {
+    let out = import_and_check(&["--reorder"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with(&format!("reordered emb: {ROWS} slots, ")), "{out}");
+    assert!(
+        lines[1].starts_with(&format!("imported {ROWS} vectors into emb")),
+        "{out}"
+    );
+}
+
+/// Import the rows with `extra` options, check the count, fsck and that a
+/// search for row 417 finds its file first; vexctl import's output.
+fn import_and_check(extra: &[&str]) -> String {
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let img = image(dir.path());
     let data = fvecs(dir.path());
     let s = |p: &Path| p.to_str().unwrap().to_owned();
 
-    let (code, out, err) = vexctl(&["import", &s(&img), "emb", &s(&data), "--quiet"]);
+    let mut args = vec!["import".to_string(), s(&img), "emb".into(), s(&data), "--quiet".into()];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, imported, err) = vexctl(&args);
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with(&format!("imported {ROWS} vectors into emb")), "{out}");
 
     let (code, out, err) = vexctl(&["stats", &s(&img), "emb", "--json"]);
     assert_eq!(code, 0, "{err}");
@@ -106,6 +127,7 @@ fn an_offline_import_attaches_every_row_and_leaves_a_sound_graph() {
     let hits: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(hits["hits"][0]["path"], "/imported/0000/00000417", "{out}");
     assert_eq!(hits["hits"][0]["distance"], 0.0);
+    imported
 }
 
 #[test]

@@ -130,6 +130,10 @@ enum Cmd {
         /// No progress bar.
         #[arg(short, long)]
         quiet: bool,
+        /// Then renumber the collection's nodes for locality, as `vexctl
+        /// reorder` (an unmounted image only): faster searches.
+        #[arg(long)]
+        reorder: bool,
     },
     /// The event stream: one line per change (SEQ, time, operation,
     /// details). From an unmounted image: the committed events; from a
@@ -237,6 +241,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             format,
             dir,
             quiet,
+            reorder,
         } => {
             let o = import::Options {
                 collection: &collection,
@@ -244,6 +249,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 format,
                 dir: &dir,
                 quiet,
+                reorder,
             };
             import::run(&Target::parse(&target)?, &o)
         }

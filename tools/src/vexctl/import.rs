@@ -23,6 +23,8 @@ pub struct Options<'a> {
     pub format: Option<VecFormat>,
     pub dir: &'a str,
     pub quiet: bool,
+    /// `--reorder`: `Fs::reorder_collection` after the import (offline).
+    pub reorder: bool,
 }
 
 /// Attaches one vector to one path (offline or through a mount).
@@ -61,6 +63,12 @@ pub fn run(t: &Target, o: &Options<'_>) -> Outcome<()> {
     // reconnect pass below.
     let offline = match t {
         Target::Image(_) => Some(t.open(false)?),
+        Target::Mount(m) if o.reorder => {
+            return Err(Failure::new(format!(
+                "{}: --reorder works on an unmounted image; unmount it first",
+                m.display()
+            )))
+        }
         Target::Mount(_) => None,
     };
     let mut sink: Box<Sink<'_>> = match (&offline, t) {
@@ -87,6 +95,9 @@ pub fn run(t: &Target, o: &Options<'_>) -> Outcome<()> {
     bar.finish_and_clear();
     if let (Some(fs), true) = (&offline, n > 0) {
         reconnect(fs, o.collection, o.quiet);
+        if o.reorder {
+            reorder(fs, o.collection);
+        }
     }
     drop(offline); // closes the image: commit, checkpoint, clean unmount
     let secs = started.elapsed().as_secs_f64();
@@ -96,6 +107,22 @@ pub fn run(t: &Target, o: &Options<'_>) -> Outcome<()> {
         n as f64 / secs.max(1e-9)
     );
     Ok(())
+}
+
+/// `--reorder`: the nodes renumbered for locality. The vectors are
+/// committed by then, so a failure (a journal too small for the last
+/// transaction) is a warning, not a failed import.
+fn reorder(fs: &Fs, collection: &str) {
+    match fs.reorder_collection(collection, &mut |_, _| {}) {
+        Ok(r) => println!(
+            "reordered {collection}: {} slots, {} files' references moved",
+            r.slots, r.references
+        ),
+        Err(e) => eprintln!(
+            "vexctl: warning: the vectors are imported, but the reorder failed ({e}); nothing was \
+             renumbered"
+        ),
+    }
 }
 
 /// After a bulk insert, link the nodes the inserts' local checks left
