@@ -17,8 +17,10 @@
 //! file's reference to its slot's new number. That transaction changes
 //! about one inode block per 16 files, so it must fit the journal: a
 //! collection too large for it is refused (ENOSPC) and nothing changes.
-//! Memory: the order and its inverse, 8 bytes per slot, and the last
-//! transaction's copies of the inode blocks (at most the journal's size).
+//! Memory: at most about 13 bytes per slot (the order and its inverse,
+//! the walk's stack and visited bits; an offline command, not the mount),
+//! and the last transaction's copies of the inode blocks (at most the
+//! journal's size).
 
 use super::api::write_empty_header;
 use super::build::{self, list_of};
