@@ -75,7 +75,7 @@ enum Cmd {
     /// Renumber a collection's nodes on an unmounted image so that nodes
     /// near each other in the vector space lie near each other in the
     /// image: the same graph and the same answers, found faster (searches
-    /// wait on loading records; measured +15-35% queries per second at
+    /// wait on loading records; measured +5-24% queries per second at
     /// 100,000 vectors). Run it after a bulk import. Every file's
     /// reference moves in one last transaction, which must fit the
     /// journal (about one block per 16 files); if not, nothing changes.
