@@ -67,8 +67,11 @@ enum Cmd {
     /// Rebuild a collection's graph on an unmounted image: every live vector
     /// is inserted again at its slot; deleted slots are freed for reuse.
     Rebuild {
+        /// The image (a file or block device), unmounted.
         target: PathBuf,
+        /// The collection's name.
         collection: String,
+        /// No progress bar.
         #[arg(short, long)]
         quiet: bool,
     },
@@ -80,8 +83,11 @@ enum Cmd {
     /// reference moves in one last transaction, which must fit the
     /// journal (about one block per 16 files); if not, nothing changes.
     Reorder {
+        /// The image (a file or block device), unmounted.
         target: PathBuf,
+        /// The collection's name.
         collection: String,
+        /// No progress bar.
         #[arg(short, long)]
         quiet: bool,
     },
