@@ -220,13 +220,20 @@ fn list_capacity(coll: &Collection, level: u8) -> usize {
     }
 }
 
-/// A fresh record for `slot`: header, vector, empty level-0 list.
-fn fresh_record(coll: &Collection, owner: u32, level: u8, upper_ref: u32, stored: &[u8]) -> Vec<u8> {
+/// A fresh record: header (`n_flags` = `flags`), vector, empty level-0
+/// list.
+pub(super) fn fresh_record(
+    coll: &Collection,
+    (owner, flags): (u32, u8),
+    level: u8,
+    upper_ref: u32,
+    stored: &[u8],
+) -> Vec<u8> {
     let mut rec = vec![0u8; coll.geo.stride as usize];
     let mut h = NodeHeader::new_zeroed();
     h.n_owner_ino.set(owner);
     h.n_level = level;
-    h.n_flags = NODE_LIVE;
+    h.n_flags = flags;
     h.n_upper_ref.set(upper_ref);
     rec[..NODE_HEADER_LEN].copy_from_slice(h.as_bytes());
     let at = coll.geo.vector_offset as usize;
@@ -252,7 +259,11 @@ pub fn insert(
         None if level > 0 => coll.alloc_upper(txn, g, level)?,
         None => 0,
     };
-    coll.put_record(txn, slot, &mut fresh_record(coll, owner, level, upper_ref, stored))?;
+    coll.put_record(
+        txn,
+        slot,
+        &mut fresh_record(coll, (owner, NODE_LIVE), level, upper_ref, stored),
+    )?;
     for l in 1..=level {
         put_empty_upper(coll, txn, slot, l, upper_ref)?;
     }

@@ -23,7 +23,7 @@
 //! journal's size).
 
 use super::api::write_empty_header;
-use super::build::{self, list_of};
+use super::build;
 use super::cache::find;
 use super::catalog_io;
 use super::distance::Scorer;
@@ -34,13 +34,12 @@ use super::store::Collection;
 use crate::bitset::BitSet;
 use crate::error::{FsError, Result};
 use crate::format::inode::InodeNo;
-use crate::format::vector::{CollectionRecord, NodeHeader, NodeLayout, NODE_HEADER_LEN};
+use crate::format::vector::{CollectionRecord, NodeLayout, NODE_LIVE};
 use crate::fs::core::Fs;
 use crate::fs::inode as ino_io;
 use crate::fs::lifecycle::{destroy, remove_orphan};
 use crate::fs::txn::Txn;
 use crate::layout::Geometry;
-use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 /// Slots copied per transaction. Why: new slots are consecutive, so 128
 /// of them dirty about 20 node blocks (at 128 × f32) and a few upper and
@@ -158,8 +157,8 @@ fn nearest_first(old: &Collection, txn: &Txn<'_>, v: &[u8], ids: &[u32], new_of:
     Ok(scored.into_iter().map(|(_, i)| new_of[i as usize]).collect())
 }
 
-/// Copy old slot `s` to new slot `p`: header, vector and every list,
-/// renumbered. Returns the ids dropped.
+/// Copy old slot `s` (live or deleted) to new slot `p`: header, vector
+/// and every list, renumbered. Returns the ids dropped.
 fn copy_node(
     txn: &mut Txn<'_>,
     g: &Geometry,
@@ -167,21 +166,24 @@ fn copy_node(
     (s, p): (u32, u32),
     new_of: &[u32],
 ) -> Result<u64> {
-    let node = old.node(txn, s)?;
-    let (level, vector) = (node.level(), node.vector().to_vec());
-    let mut rec = node.bytes.to_vec();
-    let lists: Vec<Vec<u32>> = (0..=level).map(|l| list_of(old, txn, s, l)).collect::<Result<_>>()?;
+    let ((owner, level), vector, lists) = {
+        let node = old.node(txn, s)?;
+        let walk = Walk::new(old, txn, Budget::default());
+        let mut lists = Vec::new();
+        for l in 0..=node.level() {
+            let mut ids = Vec::new();
+            walk.neighbours(s, &node, l, &mut ids)?;
+            lists.push(ids);
+        }
+        let h = node.header();
+        (
+            ((h.n_owner_ino.get(), h.n_flags), node.level()),
+            node.vector().to_vec(),
+            lists,
+        )
+    };
     let upper_ref = if level > 0 { new.alloc_upper(txn, g, level)? } else { 0 };
-    let mut h = NodeHeader::read_from_prefix(&rec)
-        .map_err(|_| FsError::Invalid("node header".into()))?
-        .0;
-    h.n_upper_ref.set(upper_ref);
-    h.n_next_free.set(0);
-    h.n_adj_len.set(0);
-    rec[..NODE_HEADER_LEN].copy_from_slice(h.as_bytes());
-    let (at, cap) = (new.geo.adj_offset as usize, new.geo.adj_capacity as usize);
-    rec[at..at + cap].fill(0);
-    new.put_record(txn, p, &mut rec)?;
+    new.put_record(txn, p, &mut build::fresh_record(new, owner, level, upper_ref, &vector))?;
     let mut dropped = 0;
     for (l, ids) in lists.iter().enumerate() {
         let l = l as u8;
@@ -198,7 +200,7 @@ fn copy_node(
 }
 
 /// Write new slots `from..to`: the old slots `order` puts there, free
-/// ones (all at the end) chained in slot order.
+/// ones (all at the end) put on the free chain as a rebuild frees them.
 fn copy_batch(
     txn: &mut Txn<'_>,
     g: &Geometry,
@@ -214,21 +216,14 @@ fn copy_batch(
             return Err(FsError::Invalid(format!("reorder: slot {p} expected")));
         }
         let s = order[p as usize];
-        if old.peek(txn, s)?.header().n_flags == 0 {
-            let mut rec = vec![0u8; new.geo.stride as usize];
-            let mut h = NodeHeader::new_zeroed();
-            // Free slots come last, in order: each names the next.
-            h.n_next_free.set(if p + 1 < slots { p + 2 } else { 0 });
-            rec[..NODE_HEADER_LEN].copy_from_slice(h.as_bytes());
-            new.put_record(txn, p, &mut rec)?;
-            if new.header.ch_free_head.get() == 0 {
-                new.header.ch_free_head.set(u64::from(p) + 1);
+        match old.peek(txn, s)?.header().n_flags {
+            0 => new.free_slot(txn, p)?,
+            flags => {
+                dropped += copy_node(txn, g, (old, new), (s, p), new_of)?;
+                if flags == NODE_LIVE {
+                    new.header.ch_count.set(new.count() + 1);
+                }
             }
-            continue;
-        }
-        dropped += copy_node(txn, g, (old, new), (s, p), new_of)?;
-        if old.peek(txn, s)?.is_live() {
-            new.header.ch_count.set(new.count() + 1);
         }
     }
     if to == slots {
