@@ -197,6 +197,22 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// A block of a hidden file that is being built on the orphan chain
+    /// (a bulk graph build, see `vector::bulk`), written straight to the
+    /// map as file data is: nothing committed points at it until the
+    /// transaction that adopts the file, and that commit flushes the
+    /// whole image first. Refused when the block has a private copy here
+    /// or a staged one: that copy would hide the write from every reader.
+    pub fn unjournaled_mut(&mut self, block: u64) -> Result<&mut [u8]> {
+        let copied = self.dirty.contains_key(&block) || self.overlay.is_some_and(|o| o.contains_key(&block));
+        if copied {
+            return Err(FsError::Invalid(format!(
+                "block {block} of a file built outside the journal has a journaled copy"
+            )));
+        }
+        self.data_mut(block)
+    }
+
     /// Write `data` at byte `at` of file data block `block` onwards (the
     /// blocks it covers are consecutive on the image). With the image
     /// file at hand this is one pwrite(2): the host filesystem copies into

@@ -4,7 +4,7 @@
 use super::build;
 use super::cache::find;
 use super::catalog_io;
-use super::distance::Scorer;
+use super::distance::{Scorer, Space};
 use super::files::create_hidden;
 use super::refs;
 use super::store::{space_of, Collection};
@@ -86,7 +86,7 @@ impl CollectionParams {
 }
 
 /// The event of attaching or detaching `ino`'s vector in `name` at `slot`.
-fn vector_event(op: Op, ino: InodeNo, name: &str, slot: u32) -> Event {
+pub(super) fn vector_event(op: Op, ino: InodeNo, name: &str, slot: u32) -> Event {
     Event::new(op, ino.get().into())
         .with_name(0, name.as_bytes())
         .with_aux(slot.into())
@@ -102,7 +102,7 @@ fn open_for_change(txn: &Txn<'_>, g: &Geometry, ctx: &Ctx, ino: InodeNo, name: &
 }
 
 /// A regular file the caller may read or change.
-fn file_for(txn: &Txn<'_>, g: &Geometry, ctx: &Ctx, ino: InodeNo, mask: u32) -> Result<InodeBuf> {
+pub(super) fn file_for(txn: &Txn<'_>, g: &Geometry, ctx: &Ctx, ino: InodeNo, mask: u32) -> Result<InodeBuf> {
     let b = live(txn, g, ino)?;
     if b.file_type() != Some(FileType::Regular) {
         return Err(FsError::NotPermitted);
@@ -147,7 +147,7 @@ impl Fs {
                 node_ino: node.get(),
                 created: now().sec,
             };
-            write_empty_header(txn, g, &rec, upper.get(), p.list_bytes)?;
+            write_empty_header(txn, g, &rec, (upper.get(), p.list_bytes), false)?;
             let mut records = cat.records.clone();
             records.push(rec.clone());
             catalog_io::write(txn, g, &cat, &records, cat.next_id + 1)?;
@@ -197,12 +197,28 @@ impl Fs {
     /// Attach (or replace) the vector of file `n` in collection `name`.
     pub fn set_vector(&self, ctx: &Ctx, n: u64, name: &str, v: &[f32]) -> Result<()> {
         let ino = self.ino(n)?;
+        self.attach(ctx, ino, name, &|space| {
+            space.check(v)?;
+            let mut stored = vec![0u8; space.vector_bytes()];
+            space.encode(v, &mut stored);
+            Ok(stored)
+        })
+    }
+
+    /// [`Fs::set_vector`] of the vector `encode` stores in the collection's
+    /// element type (checked there: a wrong length or value changes
+    /// nothing).
+    pub(super) fn attach(
+        &self,
+        ctx: &Ctx,
+        ino: InodeNo,
+        name: &str,
+        encode: &dyn Fn(Space) -> Result<Vec<u8>>,
+    ) -> Result<()> {
         self.write(|txn, g| {
             let (mut b, mut coll) = open_for_change(txn, g, ctx, ino, name)?;
             let rec = coll.record.clone();
-            coll.space.check(v)?;
-            let mut stored = vec![0u8; coll.space.vector_bytes()];
-            coll.space.encode(v, &mut stored);
+            let stored = encode(coll.space)?;
             let slot = match owned_slot(txn, g, &coll, &b, &rec)? {
                 Some(slot) => {
                     // Replace in place: detach (repairs the neighbours and
@@ -255,7 +271,14 @@ impl Fs {
     }
 
     /// After a vector change of file `b`: its ctime, the inode, the event.
-    fn finish_change(&self, txn: &mut Txn<'_>, g: &Geometry, ctx: &Ctx, b: &mut InodeBuf, ev: Event) -> Result<()> {
+    pub(super) fn finish_change(
+        &self,
+        txn: &mut Txn<'_>,
+        g: &Geometry,
+        ctx: &Ctx,
+        b: &mut InodeBuf,
+        ev: Event,
+    ) -> Result<()> {
         b.set_time(Time::Change, now());
         ino_io::store(txn, g, b)?;
         // The ioctl path changes the file without the kernel knowing.
@@ -359,13 +382,16 @@ pub fn detach_all(txn: &mut Txn<'_>, g: &Geometry, b: &InodeBuf) -> Result<Vec<S
 /// Block 0 of a new node file: the header of an empty collection (§8.4).
 /// `list_bytes`: the level-0 list area of a packed collection (§8.5.1),
 /// `None` for the default; an error on an image in the v1 layout, whose
-/// records have no such choice.
+/// records have no such choice. `unjournaled`: the block is written
+/// straight to the map, for a node file built outside the journal (see
+/// `super::bulk`: a logged copy of it would be replayed over the later
+/// unjournaled writes).
 pub(crate) fn write_empty_header(
     txn: &mut Txn<'_>,
     g: &Geometry,
     rec: &CollectionRecord,
-    upper: u32,
-    list_bytes: Option<u32>,
+    (upper, list_bytes): (u32, Option<u32>),
+    unjournaled: bool,
 ) -> Result<()> {
     let space = space_of(rec)?;
     let geo = match (g.features.node_layout(), list_bytes) {
@@ -408,8 +434,9 @@ pub(crate) fn write_empty_header(
         node_index: Default::default(),
         upper_runs: Vec::new(),
         seed: g.csum_seed,
+        unjournaled,
     };
     let phys = super::store::block_of(&coll.node_runs, 0, "node file")?;
-    txn.block_new(phys)?;
+    coll.block_new(txn, phys)?;
     coll.store_header(txn)
 }

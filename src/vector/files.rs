@@ -124,7 +124,7 @@ impl Collection {
         }
         r?;
         for l in first_new..blocks.end {
-            txn.block_new(super::store::block_of(&self.node_runs, l, "node file")?)?;
+            self.block_new(txn, super::store::block_of(&self.node_runs, l, "node file")?)?;
         }
         self.header.ch_slots.set(u64::from(s) + 1);
         Ok(s)
@@ -163,7 +163,7 @@ impl Collection {
             self.upper_runs = runs;
             res?;
             if starts {
-                txn.block_new(super::store::block_of(&self.upper_runs, l, "upper file")?)?;
+                self.block_new(txn, super::store::block_of(&self.upper_runs, l, "upper file")?)?;
             }
         }
         self.header.ch_upper_records.set(end);

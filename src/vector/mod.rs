@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod api;
 pub mod build;
+pub mod bulk;
 pub mod cache;
 pub mod catalog_io;
 pub mod connect;

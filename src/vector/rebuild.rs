@@ -125,7 +125,7 @@ impl Fs {
                 node_ino: node.get(),
                 ..rec.clone()
             };
-            write_empty_header(txn, g, &new_rec, upper.get(), list_bytes)?;
+            write_empty_header(txn, g, &new_rec, (upper.get(), list_bytes), false)?;
             Ok((rec, new_rec, upper, slots))
         })?;
         let mut report = RebuildReport { live: 0, freed: 0 };

@@ -305,7 +305,7 @@ impl Fs {
                 node_ino: node.get(),
                 ..rec.clone()
             };
-            write_empty_header(txn, g, &new_rec, upper.get(), list_bytes)?;
+            write_empty_header(txn, g, &new_rec, (upper.get(), list_bytes), false)?;
             Ok((rec, new_rec, upper))
         })?;
         let new_of = inverse(&order);
@@ -337,7 +337,7 @@ impl Fs {
 
     /// Free the unfinished new files now rather than at the next mount
     /// (best effort: if this fails too, the mount's orphan pass does it).
-    fn discard_orphans(&self, inos: &[u32]) {
+    pub(super) fn discard_orphans(&self, inos: &[u32]) {
         let _ = self.write(|txn, g| {
             for ino in inos.iter().filter_map(|&n| g.inode_no(n)) {
                 remove_orphan(txn, g, ino)?;

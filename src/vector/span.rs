@@ -85,17 +85,24 @@ pub fn read_span_in<'a>(
     Ok(buf)
 }
 
+/// Write `bytes` at byte `off` of logical block `l` onwards; `unjournaled`:
+/// straight to the map (a file built on the orphan chain, see
+/// [`Txn::unjournaled_mut`]).
 pub fn write_span(
     txn: &mut Txn<'_>,
+    unjournaled: bool,
     runs: &[Mapping],
-    l: u64,
-    off: usize,
+    (l, off): (u64, usize),
     bytes: &[u8],
     what: &'static str,
 ) -> Result<()> {
     let mut done = 0;
     for (b, at, n) in pieces(l, off, bytes.len()) {
-        let blk = txn.block_mut(block_of(runs, b, what)?)?;
+        let phys = block_of(runs, b, what)?;
+        let blk = match unjournaled {
+            true => txn.unjournaled_mut(phys)?,
+            false => txn.block_mut(phys)?,
+        };
         blk[at..at + n].copy_from_slice(&bytes[done..done + n]);
         done += n;
     }

@@ -52,6 +52,10 @@ pub struct Collection {
     pub(crate) node_index: OnceLock<Option<RunIndex>>,
     pub(crate) upper_runs: Vec<Mapping>,
     pub(crate) seed: Option<u32>,
+    /// The node and upper files are orphans being built by a bulk load
+    /// (`super::bulk`): their blocks are written straight to the map,
+    /// outside the journal ([`Txn::unjournaled_mut`]).
+    pub(crate) unjournaled: bool,
 }
 
 /// A validated node record.
@@ -202,6 +206,7 @@ impl Collection {
             node_index: OnceLock::new(),
             upper_runs,
             seed: g.csum_seed,
+            unjournaled: false,
         })
     }
 
@@ -446,7 +451,7 @@ impl Collection {
             rec[NODE_CSUM_AT..NODE_CSUM_AT + 4].copy_from_slice(&c.to_le_bytes());
         }
         let (l, off) = self.slot_at(s);
-        write_span(txn, &self.node_runs, l, off, rec, "node file")
+        write_span(txn, self.unjournaled, &self.node_runs, (l, off), rec, "node file")
     }
 
     /// The upper record holding `node`'s list at `level` (1..=n_level):
@@ -513,17 +518,38 @@ impl Collection {
             rec[UPPER_CSUM_AT..UPPER_CSUM_AT + 4].copy_from_slice(&c.to_le_bytes());
         }
         let (l, off) = self.upper_at(r);
-        write_span(txn, &self.upper_runs, l, off, rec, "upper file")
+        write_span(txn, self.unjournaled, &self.upper_runs, (l, off), rec, "upper file")
     }
 
     /// Write the header back (block 0 of the node file).
     pub fn store_header(&self, txn: &mut Txn<'_>) -> Result<()> {
         let phys = block_of(&self.node_runs, 0, "node file")?;
-        let blk = txn.block_mut(phys)?;
+        let blk = self.block_mut(txn, phys)?;
         blk[..88].copy_from_slice(self.header.as_bytes());
         if let Some(seed) = self.seed {
             let c = crate::format::vector::collection_header_checksum(&blk[..88], self.record.node_ino, seed);
             blk[84..88].copy_from_slice(&c.to_le_bytes());
+        }
+        Ok(())
+    }
+
+    /// Physical block `phys` of the node or upper file, writable: a private
+    /// copy, or the map itself while the files are built unjournaled.
+    pub(crate) fn block_mut<'t>(&self, txn: &'t mut Txn<'_>, phys: u64) -> Result<&'t mut [u8]> {
+        match self.unjournaled {
+            true => txn.unjournaled_mut(phys),
+            false => txn.block_mut(phys),
+        }
+    }
+
+    /// A block just added to the node or upper file, zeroed (see
+    /// [`Collection::block_mut`]).
+    pub(crate) fn block_new(&self, txn: &mut Txn<'_>, phys: u64) -> Result<()> {
+        match self.unjournaled {
+            true => txn.unjournaled_mut(phys)?.fill(0),
+            false => {
+                txn.block_new(phys)?;
+            }
         }
         Ok(())
     }

@@ -146,3 +146,68 @@ fn an_import_into_a_missing_collection_says_so() {
     assert_ne!(code, 0);
     assert!(err.contains("no collection named \"nope\""), "{err}");
 }
+
+#[test]
+fn a_second_import_into_the_filled_collection_attaches_one_by_one() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path());
+    let data = fvecs(dir.path());
+    let (img, data) = (img.to_str().unwrap(), data.to_str().unwrap());
+    // The first import is a bulk load; the second finds the collection
+    // filled and goes through set_vector.
+    for target in ["/first", "/second"] {
+        let (code, out, err) = vexctl(&["import", img, "emb", data, "--quiet", "--dir", target]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with(&format!("imported {ROWS} vectors")), "{out}");
+    }
+    let (code, out, err) = vexctl(&["stats", img, "emb", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let stats: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stats["count"], 2 * ROWS as u64);
+    let (code, out, err) = run(env!("CARGO_BIN_EXE_fsck-vexfs"), &["-n", img]);
+    assert_eq!(code, 0, "fsck: {out}{err}");
+    let query: Vec<String> = row(9).iter().map(|v| v.to_string()).collect();
+    let q = query.join(",");
+    let (code, out, err) = vexctl(&["search", img, "emb", "--vector", &q, "-k", "2", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let hits: Value = serde_json::from_str(&out).unwrap();
+    let mut paths: Vec<&str> = (0..2).map(|i| hits["hits"][i]["path"].as_str().unwrap()).collect();
+    paths.sort_unstable();
+    assert_eq!(paths, ["/first/0000/00000009", "/second/0000/00000009"], "{out}");
+}
+
+#[test]
+fn a_bad_row_in_an_import_into_an_empty_collection_attaches_nothing() {
+    let _one = serial();
+    // Row 30 one value short (the reader refuses it), or naming the
+    // directory /docs (the bulk load refuses it: not a regular file).
+    for (bad, says) in [("short", "record 30"), ("dir", "/docs: ")] {
+        let dir = tempfile::tempdir().unwrap();
+        let img = image(dir.path());
+        let csv = dir.path().join("rows.csv");
+        let mut text = String::new();
+        for i in 0..50 {
+            let mut v: Vec<String> = row(i).iter().map(|x| x.to_string()).collect();
+            let mut path = format!("/docs/d{i}");
+            match (i, bad) {
+                (30, "short") => drop(v.pop()),
+                (30, _) => path = "/docs".into(),
+                _ => {}
+            }
+            text += &format!("{path},{}\n", v.join(","));
+        }
+        std::fs::write(&csv, text).unwrap();
+        let img = img.to_str().unwrap();
+        let (code, _, err) = vexctl(&["import", img, "emb", csv.to_str().unwrap(), "--quiet"]);
+        assert_ne!(code, 0, "{bad}");
+        assert!(err.contains(says), "{bad}: {err}");
+        assert!(err.contains("no vector was attached"), "{bad}: {err}");
+        let (code, out, err) = vexctl(&["stats", img, "emb", "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let stats: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(stats["count"], 0, "{bad}: {out}");
+        let (code, out, err) = run(env!("CARGO_BIN_EXE_fsck-vexfs"), &["-n", img]);
+        assert_eq!(code, 0, "{bad}: fsck: {out}{err}");
+    }
+}

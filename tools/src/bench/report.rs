@@ -222,7 +222,7 @@ pub fn rows(n: usize, build: &BuildReport, search: &SearchReport, peer: Option<&
         }
         .row(),
         RowSpec {
-            metric: "build s (in set_vector)",
+            metric: "build s (inserting the vectors)",
             vexfs: Some(build.set_vector_seconds),
             hnswlib: peer.map(|p| p.build_seconds),
             higher_is_better: Some(false),

@@ -78,6 +78,12 @@ struct RunArgs {
     /// part of the build rows.
     #[arg(long)]
     no_reorder: bool,
+    /// VexFS only: attach each vector with its own `Fs::set_vector` (a journaled transaction
+    /// per vector, as through a mount) instead of one `Fs::bulk_load` (what `vexctl import`
+    /// does into an empty collection on an unmounted image: the graph built outside the
+    /// journal as orphan files, swapped in by one last transaction).
+    #[arg(long)]
+    per_vector: bool,
     /// The ef sweep (search beam widths).
     #[arg(long, value_delimiter = ',', default_value = "10,16,24,32,48,64,96,128,192,256")]
     efs: Vec<usize>,
@@ -149,8 +155,8 @@ fn run(a: &RunArgs) -> Result<bool> {
             a.ef_construction,
             a.list_bytes,
             (a.journal_mib > 0).then_some(a.journal_mib << 8),
-            !a.no_reorder,
         ),
+        (!a.no_reorder, a.per_vector),
         a.rebuild,
         || match generated {
             Some(base) => Ok(base),
@@ -265,7 +271,7 @@ fn run(a: &RunArgs) -> Result<bool> {
         let summary = serde_json::json!({
             "params": {
                 "n": a.n, "dim": a.dim, "queries": a.queries, "clusters": a.clusters, "seed": a.seed,
-                "m": a.m, "ef_construction": a.ef_construction, "list_bytes": a.list_bytes, "journal_mib": a.journal_mib, "no_reorder": a.no_reorder, "efs": a.efs, "runs": a.runs, "rounds": a.rounds, "k": K,
+                "m": a.m, "ef_construction": a.ef_construction, "list_bytes": a.list_bytes, "journal_mib": a.journal_mib, "no_reorder": a.no_reorder, "per_vector": a.per_vector, "efs": a.efs, "runs": a.runs, "rounds": a.rounds, "k": K,
                 "target_recall": TARGET_RECALL,
             },
             "data_dir": data.dir,

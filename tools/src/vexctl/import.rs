@@ -1,6 +1,9 @@
 //! `vexctl import`: stream vectors from .npy, .fvecs or CSV files and
 //! attach each to a file, with a progress bar and memory bounded by one
-//! record. .npy and .fvecs rows have no paths: row i goes to
+//! record (and, for a bulk load, a bit per inode). Into an empty collection
+//! of an unmounted image the import is one `Fs::bulk_load`: the graph is
+//! built outside the journal and every vector is attached at the end, or
+//! none. .npy and .fvecs rows have no paths: row i goes to
 //! `DIR/<i / 1000>/<i>` (created), which keeps directories small. CSV
 //! rows name their file (created, with its parents, if missing).
 
@@ -12,6 +15,7 @@ use std::time::Instant;
 use vexfs::fs::core::Fs;
 use vexfs::fs::namespace::NewNode;
 use vexfs::fs::perm::Ctx;
+use vexfs::vector::bulk::BulkLoad;
 
 /// Files per import directory (row i lives in DIR/<i / FANOUT>/).
 const FANOUT: u64 = 1000;
@@ -27,8 +31,44 @@ pub struct Options<'a> {
     pub reorder: bool,
 }
 
-/// Attaches one vector to one path (offline or through a mount).
-type Sink<'a> = dyn FnMut(&str, &[f32]) -> Outcome<()> + 'a;
+/// Where the vectors go.
+enum Sink<'a> {
+    /// An unmounted image whose collection is empty: one bulk load (the
+    /// graph built outside the journal, all vectors attached at the end).
+    Bulk(&'a Fs, Box<BulkLoad<'a>>),
+    /// An unmounted image: `Fs::set_vector` per vector.
+    Offline(&'a Fs),
+    /// A mount point: the xattr per vector.
+    Mounted(std::path::PathBuf),
+}
+
+impl Sink<'_> {
+    fn attach(&mut self, path: &str, collection: &str, v: &[f32]) -> Outcome<()> {
+        match self {
+            Sink::Bulk(fs, load) => {
+                let ino = ensure_file(fs, &Ctx::root(), path)?;
+                load.add(ino, v).map_err(Failure::from)
+            }
+            Sink::Offline(fs) => offline_attach(fs, path, collection, v),
+            Sink::Mounted(m) => mounted_attach(m, path, collection, v),
+        }
+    }
+
+    /// Attach what a bulk load holds (nothing to do otherwise).
+    fn finish(self) -> Outcome<()> {
+        if let Sink::Bulk(_, load) = self {
+            let r = load.finish()?;
+            if r.one_by_one {
+                eprintln!(
+                    "vexctl: the journal could not take the whole import as one transaction; the \
+                     vectors were attached one by one (a larger journal makes this faster: \
+                     mkfs.vexfs --journal-blocks)"
+                );
+            }
+        }
+        Ok(())
+    }
+}
 
 /// The path (inside the filesystem) a record is attached to.
 fn dest(o: &Options<'_>, index: u64, path: Option<&str>) -> String {
@@ -71,28 +111,37 @@ pub fn run(t: &Target, o: &Options<'_>) -> Outcome<()> {
         }
         Target::Mount(_) => None,
     };
-    let mut sink: Box<Sink<'_>> = match (&offline, t) {
-        (Some(fs), _) => Box::new(move |path: &str, v: &[f32]| offline_attach(fs, path, o.collection, v)),
+    let mut sink = match (&offline, t) {
+        (Some(fs), _) => match fs
+            .bulk_load(&Ctx::root(), o.collection)
+            .map_err(super::manage::collection_error(o.collection))?
+        {
+            Some(load) => Sink::Bulk(fs, Box::new(load)),
+            None => Sink::Offline(fs),
+        },
         // Only a mount point is left without an open image.
-        (None, Target::Mount(m) | Target::Image(m)) => {
-            let m = m.clone();
-            Box::new(move |path: &str, v: &[f32]| mounted_attach(&m, path, o.collection, v))
-        }
+        (None, Target::Mount(m) | Target::Image(m)) => Sink::Mounted(m.clone()),
     };
+    let all_or_nothing = matches!(sink, Sink::Bulk(..));
     let mut n = 0u64;
     let mut reader = reader;
     while let Some(rec) = reader.next() {
-        let rec = rec.map_err(|e| Failure::new(e.to_string()))?;
+        let undone = match all_or_nothing {
+            true => " (no vector was attached: an import into an empty collection is all or nothing)",
+            false => "",
+        };
+        let rec = rec.map_err(|e| Failure::new(format!("{e}{undone}")))?;
         let path = dest(o, rec.index, rec.path.as_deref());
-        sink(&path, &rec.vector).map_err(|e| Failure::new(format!("{path}: {}", e.message)))?;
+        sink.attach(&path, o.collection, &rec.vector)
+            .map_err(|e| Failure::new(format!("{path}: {}{undone}", e.message)))?;
         n += 1;
         if n.is_multiple_of(256) {
             bar.set_position(reader.progress().0);
             bar.set_message(format!("{n} vectors"));
         }
     }
-    drop(sink);
     bar.finish_and_clear();
+    sink.finish()?;
     if let (Some(fs), true) = (&offline, n > 0) {
         reconnect(fs, o.collection, o.quiet);
         if o.reorder {

@@ -1,0 +1,145 @@
+//! A crash anywhere in `Fs::bulk_load` leaves the collection empty or
+//! holding every vector, never a part: every crash state of every flush
+//! (the crash harness's recording media, `tests/crash_support`) recovers to
+//! an image that answers as the finished load does or has no vector at
+//! all, and passes fsck. The graph's blocks are written outside the
+//! journal, so this is the test of the ordered-mode argument in
+//! `src/vector/bulk.rs`.
+
+mod common;
+mod crash_support;
+
+use common::data::clustered;
+use common::*;
+use crash_support::*;
+use vexfs::error::FsError;
+use vexfs::format::vector::{ElemType, Metric};
+use vexfs::fs::core::Fs;
+use vexfs::fs::namespace::NewNode;
+use vexfs::fs::perm::Ctx;
+use vexfs::vector::{CollectionParams, SearchRequest};
+
+const DIM: usize = 4;
+const FILES: usize = 300;
+
+/// A 16 MiB image with the empty collection "t" and FILES files without
+/// vectors, closed. Its journal (4 MiB) holds the whole load's commits:
+/// no checkpoint flushes the graph's blocks by the way, so only the
+/// ordered-mode flush before the last commit makes them durable in time.
+fn base(dir: &std::path::Path) -> (Vec<u8>, Vec<u32>) {
+    let p = dir.join("base.img");
+    let mut opts = options(16 << 20, false);
+    opts.sizing.journal_blocks = Some(1024);
+    vexfs::mkfs::mkfs(&p, &opts, &mut |_, _| {}).unwrap();
+    let fs = Fs::open(&p, false).unwrap();
+    fs.create_collection(&CollectionParams::new("t", DIM as u32, Metric::L2, ElemType::F32))
+        .unwrap();
+    let ctx = Ctx::root();
+    let d = fs.create(&ctx, 1, b"v", 0o755, NewNode::Dir).unwrap();
+    let inos = (0..FILES)
+        .map(|i| {
+            let name = format!("f{i}");
+            fs.create(&ctx, d.ino.into(), name.as_bytes(), 0o644, NewNode::File)
+                .unwrap()
+                .ino
+        })
+        .collect();
+    fs.close().unwrap();
+    drop(fs);
+    (std::fs::read(&p).unwrap(), inos)
+}
+
+/// Every query's hits and every file's vector; "empty" when no file has
+/// one and searches find nothing.
+fn answers(fs: &Fs, queries: &[Vec<f32>], inos: &[u32]) -> Result<String, String> {
+    let ctx = Ctx::root();
+    let attached = inos
+        .iter()
+        .filter(|&&i| !matches!(fs.get_vector(&ctx, i.into(), "t"), Err(FsError::NoData)))
+        .count();
+    if attached == 0 {
+        let hits = fs.search(&SearchRequest::new("t", queries[0].clone(), 5));
+        return match hits {
+            Ok(r) if r.hits.is_empty() => Ok("empty".into()),
+            other => Err(format!("no file has a vector, yet the search gives {other:?}")),
+        };
+    }
+    let mut out = String::new();
+    for q in queries {
+        let mut req = SearchRequest::new("t", q.clone(), 5);
+        req.with_paths = false;
+        let r = fs.search(&req).map_err(|e| format!("search: {e}"))?;
+        let hits: Vec<(u32, u32)> = r.hits.iter().map(|h| (h.ino, h.distance.to_bits())).collect();
+        out += &format!("{hits:?}\n");
+    }
+    for &i in inos {
+        let v = fs
+            .get_vector(&ctx, i.into(), "t")
+            .map_err(|e| format!("vector of {i}: {e}"))?;
+        out += &format!("{v:?}\n");
+    }
+    Ok(out)
+}
+
+#[test]
+fn a_crash_anywhere_in_a_bulk_load_leaves_no_vector_or_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = clustered(FILES + 5, DIM, 6, 41);
+    let queries = data.split_off(FILES);
+    let (img, inos) = base(dir.path());
+
+    // The load over a recording media, committing every 25 rows so that
+    // the build's states are crash points too.
+    let (media, shared) = RecMedia::new(img.clone(), true);
+    let fs = Fs::from_media(Box::new(media), false).unwrap();
+    let mut load = fs.bulk_load(&Ctx::root(), "t").unwrap().unwrap();
+    for (n, (&i, v)) in inos.iter().zip(&data).enumerate() {
+        load.add(i.into(), v).unwrap();
+        if n % 25 == 24 {
+            fs.sync().unwrap();
+        }
+    }
+    load.finish().unwrap();
+    let want = answers(&fs, &queries, &inos).unwrap();
+    assert_ne!(want, "empty");
+    fs.close().unwrap();
+    drop(fs);
+
+    let epochs = std::mem::take(&mut *shared.epochs.lock().unwrap());
+    assert!(epochs.len() >= 6, "{} flush epochs", epochs.len());
+    let (mut cur, mut states, mut failures, mut empty) = (img, 0, Vec::new(), 0);
+    for (n, e) in epochs.iter().enumerate() {
+        for recipe in recipes(e, 12, n as u64 + 1) {
+            states += 1;
+            let (media, shared) = RecMedia::new(build(&cur, e, &recipe), false);
+            let checked = Fs::from_media(Box::new(media), false)
+                .map_err(|e| format!("recovery: {e}"))
+                .and_then(|fs| {
+                    let got = answers(&fs, &queries, &inos)?;
+                    close_and_fsck(fs, &shared, dir.path())?;
+                    empty += usize::from(got == "empty");
+                    (got == want || got == "empty")
+                        .then_some(())
+                        .ok_or("answers differ".to_string())
+                });
+            if let Err(why) = checked {
+                failures.push(format!("epoch {n}, {}: {why}", recipe.show()));
+            }
+        }
+        advance(&mut cur, e);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {states} crash states: {:#?}",
+        failures.len(),
+        failures
+    );
+    assert!(
+        empty > 0 && empty < states,
+        "{empty} of {states} states empty: both outcomes are crash states"
+    );
+    println!(
+        "{} epochs, {states} crash states ({empty} empty), all recovered to no vector or every one",
+        epochs.len()
+    );
+}
