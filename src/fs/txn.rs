@@ -213,6 +213,14 @@ impl<'a> Txn<'a> {
         self.data_mut(block)
     }
 
+    /// [`Txn::unjournaled_mut`] when `unjournaled`, else [`Txn::block_mut`].
+    pub fn writable(&mut self, block: u64, unjournaled: bool) -> Result<&mut [u8]> {
+        match unjournaled {
+            true => self.unjournaled_mut(block),
+            false => self.block_mut(block),
+        }
+    }
+
     /// Write `data` at byte `at` of file data block `block` onwards (the
     /// blocks it covers are consecutive on the image). With the image
     /// file at hand this is one pwrite(2): the host filesystem copies into
@@ -392,6 +400,28 @@ mod tests {
         let t = Txn::read_only_with_overlay(&map, 4, &staged);
         assert!(t.clean_map(8, in_1_2).is_none(), "block 1 is staged");
         assert!(t.clean_map(8, |b| b == 0).is_some());
+    }
+
+    #[test]
+    fn unjournaled_writes_reach_the_map_unless_a_copy_would_hide_them() {
+        let mut map = vec![0u8; 4 * BLOCK_SIZE];
+        let staged: Staged = [(1u64, Box::new([0u8; BLOCK_SIZE]))].into_iter().collect();
+        let mut t = Txn::with_overlay(&mut map, 4, &staged);
+        t.writable(3, true).unwrap()[5] = 7;
+        assert!(t.wrote_data(), "the next commit must flush the whole image");
+        assert!(t.dirty.is_empty(), "no private copy");
+        assert_eq!(t.block(3).unwrap()[5], 7, "readers see it at once");
+        let hidden = t.unjournaled_mut(1).unwrap_err().to_string();
+        assert!(
+            hidden.contains("block 1 of a file built outside the journal"),
+            "{hidden}"
+        );
+        t.writable(2, false).unwrap()[0] = 1;
+        assert!(t.unjournaled_mut(2).is_err(), "block 2 has a private copy");
+        assert!(t.unjournaled_mut(4).is_err(), "past the image");
+        drop(t);
+        assert_eq!(map[3 * BLOCK_SIZE + 5], 7, "written without a commit");
+        assert_eq!(map[2 * BLOCK_SIZE], 0, "the journaled write waits for its commit");
     }
 
     #[test]

@@ -168,8 +168,9 @@ impl BulkLoad<'_> {
             Ok(()) => false,
             Err(FsError::NoSpace) => {
                 eprintln!(
-                    "vexfs: bulk load of {}: the files' references do not fit the journal in one \
-                     transaction (about one block per 16 files); attaching the vectors one by one",
+                    "vexfs: bulk load of {}: no space, or the files' references do not fit the \
+                     journal as one transaction (about one block per 16 files); attaching the \
+                     vectors one by one",
                     self.name
                 );
                 self.attach_one_by_one()?;

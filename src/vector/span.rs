@@ -98,11 +98,7 @@ pub fn write_span(
 ) -> Result<()> {
     let mut done = 0;
     for (b, at, n) in pieces(l, off, bytes.len()) {
-        let phys = block_of(runs, b, what)?;
-        let blk = match unjournaled {
-            true => txn.unjournaled_mut(phys)?,
-            false => txn.block_mut(phys)?,
-        };
+        let blk = txn.writable(block_of(runs, b, what)?, unjournaled)?;
         blk[at..at + n].copy_from_slice(&bytes[done..done + n]);
         done += n;
     }

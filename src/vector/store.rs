@@ -524,7 +524,7 @@ impl Collection {
     /// Write the header back (block 0 of the node file).
     pub fn store_header(&self, txn: &mut Txn<'_>) -> Result<()> {
         let phys = block_of(&self.node_runs, 0, "node file")?;
-        let blk = self.block_mut(txn, phys)?;
+        let blk = txn.writable(phys, self.unjournaled)?;
         blk[..88].copy_from_slice(self.header.as_bytes());
         if let Some(seed) = self.seed {
             let c = crate::format::vector::collection_header_checksum(&blk[..88], self.record.node_ino, seed);
@@ -533,17 +533,8 @@ impl Collection {
         Ok(())
     }
 
-    /// Physical block `phys` of the node or upper file, writable: a private
+    /// A block just added to the node or upper file, zeroed: a private
     /// copy, or the map itself while the files are built unjournaled.
-    pub(crate) fn block_mut<'t>(&self, txn: &'t mut Txn<'_>, phys: u64) -> Result<&'t mut [u8]> {
-        match self.unjournaled {
-            true => txn.unjournaled_mut(phys),
-            false => txn.block_mut(phys),
-        }
-    }
-
-    /// A block just added to the node or upper file, zeroed (see
-    /// [`Collection::block_mut`]).
     pub(crate) fn block_new(&self, txn: &mut Txn<'_>, phys: u64) -> Result<()> {
         match self.unjournaled {
             true => txn.unjournaled_mut(phys)?.fill(0),
