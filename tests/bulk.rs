@@ -89,13 +89,6 @@ fn shape(fs: &Fs) -> (u64, u64, Vec<u64>, String) {
     )
 }
 
-fn closed_and_clean(fs: Fs, path: &std::path::Path) {
-    fs.close().unwrap();
-    drop(fs);
-    let r = fsck(path).unwrap();
-    assert!(r.is_clean(), "fsck: {:#?}", r.problems);
-}
-
 #[test]
 fn a_bulk_load_builds_the_graph_set_vector_builds() {
     let mut data = clustered(2_000 + 30, DIM, 20, 31);

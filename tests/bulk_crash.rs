@@ -64,21 +64,7 @@ fn answers(fs: &Fs, queries: &[Vec<f32>], inos: &[u32]) -> Result<String, String
             other => Err(format!("no file has a vector, yet the search gives {other:?}")),
         };
     }
-    let mut out = String::new();
-    for q in queries {
-        let mut req = SearchRequest::new("t", q.clone(), 5);
-        req.with_paths = false;
-        let r = fs.search(&req).map_err(|e| format!("search: {e}"))?;
-        let hits: Vec<(u32, u32)> = r.hits.iter().map(|h| (h.ino, h.distance.to_bits())).collect();
-        out += &format!("{hits:?}\n");
-    }
-    for &i in inos {
-        let v = fs
-            .get_vector(&ctx, i.into(), "t")
-            .map_err(|e| format!("vector of {i}: {e}"))?;
-        out += &format!("{v:?}\n");
-    }
-    Ok(out)
+    Ok(hits_text(fs, "t", queries, 5)? + &vectors_text(fs, "t", inos)?)
 }
 
 #[test]
@@ -107,27 +93,14 @@ fn a_crash_anywhere_in_a_bulk_load_leaves_no_vector_or_all() {
 
     let epochs = std::mem::take(&mut *shared.epochs.lock().unwrap());
     assert!(epochs.len() >= 6, "{} flush epochs", epochs.len());
-    let (mut cur, mut states, mut failures, mut empty) = (img, 0, Vec::new(), 0);
-    for (n, e) in epochs.iter().enumerate() {
-        for recipe in recipes(e, 12, n as u64 + 1) {
-            states += 1;
-            let (media, shared) = RecMedia::new(build(&cur, e, &recipe), false);
-            let checked = Fs::from_media(Box::new(media), false)
-                .map_err(|e| format!("recovery: {e}"))
-                .and_then(|fs| {
-                    let got = answers(&fs, &queries, &inos)?;
-                    close_and_fsck(fs, &shared, dir.path())?;
-                    empty += usize::from(got == "empty");
-                    (got == want || got == "empty")
-                        .then_some(())
-                        .ok_or("answers differ".to_string())
-                });
-            if let Err(why) = checked {
-                failures.push(format!("epoch {n}, {}: {why}", recipe.show()));
-            }
+    let (states, labels, failures) = check_crash_states(img, &epochs, (12, dir.path()), |fs| {
+        let got = answers(fs, &queries, &inos)?;
+        match got == want || got == "empty" {
+            true => Ok(got),
+            false => Err("answers differ".to_string()),
         }
-        advance(&mut cur, e);
-    }
+    });
+    let empty = labels.iter().filter(|l| *l == "empty").count();
     assert!(
         failures.is_empty(),
         "{} of {states} crash states: {:#?}",

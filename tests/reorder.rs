@@ -62,13 +62,6 @@ fn slot_spread(fs: &Fs, queries: &[Vec<f32>]) -> f64 {
     total as f64 / queries.len() as f64
 }
 
-fn closed_and_clean(fs: Fs, path: &std::path::Path) {
-    fs.close().unwrap();
-    drop(fs);
-    let r = fsck(path).unwrap();
-    assert!(r.is_clean(), "fsck: {:#?}", r.problems);
-}
-
 #[test]
 fn a_reorder_keeps_every_answer_and_every_vector() {
     let mut data = clustered(3_000 + 40, DIM, 30, 11);

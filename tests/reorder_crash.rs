@@ -12,8 +12,7 @@ use common::*;
 use crash_support::*;
 use vexfs::format::vector::{ElemType, Metric};
 use vexfs::fs::core::Fs;
-use vexfs::fs::perm::Ctx;
-use vexfs::vector::{CollectionParams, SearchRequest};
+use vexfs::vector::CollectionParams;
 
 const DIM: usize = 4;
 const FILES: usize = 300;
@@ -32,22 +31,7 @@ fn base(dir: &std::path::Path, data: &[Vec<f32>]) -> (Vec<u8>, Vec<u32>) {
 
 /// Every query's hits (inode, distance bits) and every file's vector.
 fn answers(fs: &Fs, queries: &[Vec<f32>], inos: &[u32]) -> Result<String, String> {
-    let mut out = String::new();
-    for q in queries {
-        let mut req = SearchRequest::new("t", q.clone(), 5);
-        req.with_paths = false;
-        let r = fs.search(&req).map_err(|e| format!("search: {e}"))?;
-        let hits: Vec<(u32, u32)> = r.hits.iter().map(|h| (h.ino, h.distance.to_bits())).collect();
-        out += &format!("{hits:?}\n");
-    }
-    let ctx = Ctx::root();
-    for &i in inos {
-        let v = fs
-            .get_vector(&ctx, i.into(), "t")
-            .map_err(|e| format!("vector of {i}: {e}"))?;
-        out += &format!("{v:?}\n");
-    }
-    Ok(out)
+    Ok(hits_text(fs, "t", queries, 5)? + &vectors_text(fs, "t", inos)?)
 }
 
 #[test]
@@ -74,24 +58,12 @@ fn a_crash_anywhere_in_a_reorder_leaves_the_old_numbering_or_the_new() {
         "{} flush epochs: the batches' commits are crash points",
         epochs.len()
     );
-    let (mut cur, mut states, mut failures) = (img, 0, Vec::new());
-    for (n, e) in epochs.iter().enumerate() {
-        for recipe in recipes(e, 12, n as u64 + 1) {
-            states += 1;
-            let (media, shared) = RecMedia::new(build(&cur, e, &recipe), false);
-            let checked = Fs::from_media(Box::new(media), false)
-                .map_err(|e| format!("recovery: {e}"))
-                .and_then(|fs| {
-                    let got = answers(&fs, &queries, &inos)?;
-                    close_and_fsck(fs, &shared, dir.path())?;
-                    (got == want).then_some(()).ok_or("answers differ".to_string())
-                });
-            if let Err(why) = checked {
-                failures.push(format!("epoch {n}, {}: {why}", recipe.show()));
-            }
-        }
-        advance(&mut cur, e);
-    }
+    let (states, _, failures) = check_crash_states(img, &epochs, (12, dir.path()), |fs| {
+        let got = answers(fs, &queries, &inos)?;
+        (got == want)
+            .then_some(String::new())
+            .ok_or("answers differ".to_string())
+    });
     assert!(
         failures.is_empty(),
         "{} of {states} crash states: {:#?}",

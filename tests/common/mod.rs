@@ -43,6 +43,15 @@ pub fn fsck(path: &Path) -> Result<Report, String> {
     Ok(check::check(&img, CheckOptions::default()))
 }
 
+/// Close `fs` (commit, checkpoint, clean unmount) and require a clean fsck
+/// of its image.
+pub fn closed_and_clean(fs: vexfs::fs::core::Fs, path: &Path) {
+    fs.close().unwrap();
+    drop(fs);
+    let r = fsck(path).unwrap();
+    assert!(r.is_clean(), "fsck: {:#?}", r.problems);
+}
+
 /// Flip `mask` into the byte at `offset` of the file.
 pub fn flip(path: &Path, offset: u64, mask: u8) {
     use std::os::unix::fs::FileExt;

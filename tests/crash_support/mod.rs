@@ -550,6 +550,65 @@ pub fn close_and_fsck(fs: Fs, shared: &Shared, dir: &Path) -> Result<(), String>
     r
 }
 
+/// Every crash state of every epoch (at most `per_epoch` recipes each),
+/// recovered from `img` and checked: `check`'s verdict on the recovered
+/// filesystem ("ok" or a label the caller counts), then fsck after close.
+/// Returns the states tried, the labels returned, and the failures.
+pub fn check_crash_states(
+    img: Vec<u8>,
+    epochs: &[Epoch],
+    (per_epoch, dir): (usize, &Path),
+    check: impl Fn(&Fs) -> Result<String, String>,
+) -> (usize, Vec<String>, Vec<String>) {
+    let (mut cur, mut states, mut labels, mut failures) = (img, 0, Vec::new(), Vec::new());
+    for (n, e) in epochs.iter().enumerate() {
+        for recipe in recipes(e, per_epoch, n as u64 + 1) {
+            states += 1;
+            let (media, shared) = RecMedia::new(build(&cur, e, &recipe), false);
+            let checked = Fs::from_media(Box::new(media), false)
+                .map_err(|e| format!("recovery: {e}"))
+                .and_then(|fs| {
+                    let label = check(&fs)?;
+                    close_and_fsck(fs, &shared, dir)?;
+                    Ok(label)
+                });
+            match checked {
+                Ok(label) => labels.push(label),
+                Err(why) => failures.push(format!("epoch {n}, {}: {why}", recipe.show())),
+            }
+        }
+        advance(&mut cur, e);
+    }
+    (states, labels, failures)
+}
+
+/// The hits (inode, distance bits) of a k-nearest search for each query in
+/// collection `name`, one line per query.
+pub fn hits_text(fs: &Fs, name: &str, queries: &[Vec<f32>], k: usize) -> Result<String, String> {
+    let mut out = String::new();
+    for q in queries {
+        let mut req = vexfs::vector::SearchRequest::new(name, q.clone(), k);
+        req.with_paths = false;
+        let r = fs.search(&req).map_err(|e| format!("search: {e}"))?;
+        let hits: Vec<(u32, u32)> = r.hits.iter().map(|h| (h.ino, h.distance.to_bits())).collect();
+        out += &format!("{hits:?}\n");
+    }
+    Ok(out)
+}
+
+/// Each file's vector in collection `name`, one line per file.
+pub fn vectors_text(fs: &Fs, name: &str, inos: &[u32]) -> Result<String, String> {
+    let ctx = vexfs::fs::perm::Ctx::root();
+    let mut out = String::new();
+    for &i in inos {
+        let v = fs
+            .get_vector(&ctx, i.into(), name)
+            .map_err(|e| format!("vector of {i}: {e}"))?;
+        out += &format!("{v:?}\n");
+    }
+    Ok(out)
+}
+
 /// The operations sequences of up to three are built from.
 pub const OPS: &[Op] = &[
     Op::Create("d/B"),
