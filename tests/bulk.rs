@@ -15,7 +15,8 @@ use vexfs::fs::core::Fs;
 use vexfs::fs::namespace::NewNode;
 use vexfs::fs::perm::Ctx;
 use vexfs::mkfs::MkfsOptions;
-use vexfs::vector::{CollectionParams, SearchRequest};
+use vexfs::vector::search::Walk;
+use vexfs::vector::{Budget, CollectionParams, SearchRequest};
 
 const DIM: usize = 16;
 
@@ -78,6 +79,27 @@ fn answers(fs: &Fs, queries: &[Vec<f32>], inos: &[u32]) -> Answers {
     (hits, vectors)
 }
 
+/// Every slot's neighbour lists, level by level, as stored.
+fn lists(fs: &Fs) -> Vec<Vec<Vec<u32>>> {
+    let coll = fs.collection("t").unwrap();
+    fs.read(|txn, _| {
+        let walk = Walk::new(&coll, txn, Budget::default());
+        let mut out = Vec::new();
+        for s in 0..coll.slots() as u32 {
+            let node = coll.node(txn, s)?;
+            let mut levels = Vec::new();
+            for l in 0..=node.level() {
+                let mut ids = Vec::new();
+                walk.neighbours(s, &node, l, &mut ids)?;
+                levels.push(ids);
+            }
+            out.push(levels);
+        }
+        Ok(out)
+    })
+    .unwrap()
+}
+
 /// Graph shape: count, slots, nodes per level, mean level-0 degree.
 fn shape(fs: &Fs) -> (u64, u64, Vec<u64>, String) {
     let s = fs.collection_stats("t").unwrap();
@@ -106,7 +128,8 @@ fn a_bulk_load_builds_the_graph_set_vector_builds() {
     let want = answers(&one_by_one, &queries, &inos1);
     assert!(want.1.iter().all(Option::is_some));
     assert_eq!(answers(&bulk, &queries, &inos2), want, "same hits, distances, vectors");
-    assert_eq!(shape(&bulk), shape(&one_by_one), "the same graph");
+    assert_eq!(shape(&bulk), shape(&one_by_one));
+    assert_eq!(lists(&bulk), lists(&one_by_one), "the same graph: every list");
 
     // One attach event per file, in slot order, committed with the swap.
     bulk.sync().unwrap();
@@ -208,6 +231,7 @@ fn a_load_too_large_for_the_journal_attaches_one_by_one() {
     assert_eq!((r.attached, r.one_by_one), (2_500, true));
     assert_eq!(answers(&fs, &queries, &inos2), answers(&one_by_one, &queries, &inos1));
     assert_eq!(shape(&fs), shape(&one_by_one));
+    assert_eq!(lists(&fs), lists(&one_by_one));
     assert_eq!(
         fs.statfs().unwrap().free_files,
         space.free_files,

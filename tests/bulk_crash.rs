@@ -12,7 +12,6 @@ mod crash_support;
 use common::data::clustered;
 use common::*;
 use crash_support::*;
-use vexfs::error::FsError;
 use vexfs::format::vector::{ElemType, Metric};
 use vexfs::fs::core::Fs;
 use vexfs::fs::namespace::NewNode;
@@ -22,11 +21,11 @@ use vexfs::vector::{CollectionParams, SearchRequest};
 const DIM: usize = 4;
 const FILES: usize = 300;
 
-/// A 16 MiB image with the empty collection "t" and FILES files without
-/// vectors, closed. Its journal (4 MiB) holds the whole load's commits:
-/// no checkpoint flushes the graph's blocks by the way, so only the
-/// ordered-mode flush before the last commit makes them durable in time.
-fn base(dir: &std::path::Path) -> (Vec<u8>, Vec<u32>) {
+/// A 16 MiB image with the empty collection "t" and the directory /v,
+/// closed. Its journal (4 MiB) holds the whole load's commits: no
+/// checkpoint flushes the graph's blocks by the way, so only the
+/// ordered-mode flushes of the commits make them durable in time.
+fn base(dir: &std::path::Path) -> Vec<u8> {
     let p = dir.join("base.img");
     let mut opts = options(16 << 20, false);
     opts.sizing.journal_blocks = Some(1024);
@@ -34,28 +33,20 @@ fn base(dir: &std::path::Path) -> (Vec<u8>, Vec<u32>) {
     let fs = Fs::open(&p, false).unwrap();
     fs.create_collection(&CollectionParams::new("t", DIM as u32, Metric::L2, ElemType::F32))
         .unwrap();
-    let ctx = Ctx::root();
-    let d = fs.create(&ctx, 1, b"v", 0o755, NewNode::Dir).unwrap();
-    let inos = (0..FILES)
-        .map(|i| {
-            let name = format!("f{i}");
-            fs.create(&ctx, d.ino.into(), name.as_bytes(), 0o644, NewNode::File)
-                .unwrap()
-                .ino
-        })
-        .collect();
+    fs.create(&Ctx::root(), 1, b"v", 0o755, NewNode::Dir).unwrap();
     fs.close().unwrap();
     drop(fs);
-    (std::fs::read(&p).unwrap(), inos)
+    std::fs::read(&p).unwrap()
 }
 
 /// Every query's hits and every file's vector; "empty" when no file has
 /// one and searches find nothing.
 fn answers(fs: &Fs, queries: &[Vec<f32>], inos: &[u32]) -> Result<String, String> {
     let ctx = Ctx::root();
+    // Files created after the crash point are missing: they have no vector.
     let attached = inos
         .iter()
-        .filter(|&&i| !matches!(fs.get_vector(&ctx, i.into(), "t"), Err(FsError::NoData)))
+        .filter(|&&i| fs.get_vector(&ctx, i.into(), "t").is_ok())
         .count();
     if attached == 0 {
         let hits = fs.search(&SearchRequest::new("t", queries[0].clone(), 5));
@@ -72,16 +63,26 @@ fn a_crash_anywhere_in_a_bulk_load_leaves_no_vector_or_all() {
     let dir = tempfile::tempdir().unwrap();
     let mut data = clustered(FILES + 5, DIM, 6, 41);
     let queries = data.split_off(FILES);
-    let (img, inos) = base(dir.path());
+    let img = base(dir.path());
 
-    // The load over a recording media, committing every 25 rows so that
-    // the build's states are crash points too.
+    // The load over a recording media, each file created just before its
+    // row is added (as `vexctl import` does: those transactions commit
+    // between the adds), and a commit every 25 rows, but none after the
+    // last: the swap's own commit must flush the graph's last blocks.
     let (media, shared) = RecMedia::new(img.clone(), true);
     let fs = Fs::from_media(Box::new(media), false).unwrap();
-    let mut load = fs.bulk_load(&Ctx::root(), "t").unwrap().unwrap();
-    for (n, (&i, v)) in inos.iter().zip(&data).enumerate() {
-        load.add(i.into(), v).unwrap();
-        if n % 25 == 24 {
+    let ctx = Ctx::root();
+    let dir_ino = fs.lookup(&ctx, 1, b"v").unwrap().ino;
+    let mut load = fs.bulk_load(&ctx, "t").unwrap().unwrap();
+    let mut inos = Vec::new();
+    for (n, v) in data.iter().enumerate() {
+        let name = format!("f{n}");
+        let f = fs
+            .create(&ctx, dir_ino.into(), name.as_bytes(), 0o644, NewNode::File)
+            .unwrap();
+        load.add(f.ino.into(), v).unwrap();
+        inos.push(f.ino);
+        if n % 25 == 12 {
             fs.sync().unwrap();
         }
     }

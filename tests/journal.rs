@@ -134,6 +134,9 @@ fn revoked_blocks_are_not_replayed_over_newer_data() {
     assert_eq!(journal::recover(&mut c, &g, seed).unwrap(), 2);
     assert_eq!(block(&c.bytes, b), &[0x33; 4096][..], "the revoke kept the newer data");
     assert_eq!(block(&c.bytes, other), &[0x22; 4096][..]);
+    // Revoked, b may be written outside the journal; `other` may not.
+    assert!(!js.is_logged(b) && !js.logged().contains(&b));
+    assert!(js.is_logged(other));
 }
 
 #[test]

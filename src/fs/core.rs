@@ -361,10 +361,13 @@ impl Fs {
                 freed,
                 data_file,
                 data_written,
+                journal,
                 ..
             } = &mut *guard;
+            let logged = journal.as_ref().map(|j| j.logged());
             let mut txn = Txn::with_overlay(media.bytes_mut()?, blocks, staged)
                 .with_quarantine(freed)
+                .with_logged(logged)
                 .with_data_file(data_file.as_ref())
                 .with_block_limit(limit);
             let r = f(&mut txn, &self.geometry);

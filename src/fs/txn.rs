@@ -48,6 +48,9 @@ pub struct Txn<'a> {
     freed: BTreeSet<u64>,
     /// Blocks freed by staged transactions that are not durable yet.
     quarantine: Option<&'a BTreeSet<u64>>,
+    /// Blocks with a copy in the journal that replay could write (see
+    /// [`Txn::unjournaled_mut`]).
+    logged: Option<&'a std::collections::HashSet<u64>>,
     /// The file behind the map, for [`Txn::write_data`].
     data_file: Option<&'a std::fs::File>,
     /// File data was written (straight to the image, ordered mode): the
@@ -72,6 +75,7 @@ impl<'a> Txn<'a> {
             dirty: Staged::default(),
             freed: BTreeSet::new(),
             quarantine: None,
+            logged: None,
             data_file: None,
             wrote_data: false,
             block_limit: MAX_TXN_BLOCKS,
@@ -99,6 +103,13 @@ impl<'a> Txn<'a> {
     /// file (or directory) that owned it (jbd2 has the same rule).
     pub fn with_quarantine(mut self, blocks: &'a BTreeSet<u64>) -> Self {
         self.quarantine = Some(blocks);
+        self
+    }
+
+    /// The blocks the journal holds copies of that replay could write
+    /// home: never written outside the journal (see [`Txn::unjournaled_mut`]).
+    pub fn with_logged(mut self, blocks: Option<&'a std::collections::HashSet<u64>>) -> Self {
+        self.logged = blocks;
         self
     }
 
@@ -202,10 +213,11 @@ impl<'a> Txn<'a> {
     /// map as file data is: nothing committed points at it until the
     /// transaction that adopts the file, and that commit flushes the
     /// whole image first. Refused when the block has a private copy here
-    /// or a staged one: that copy would hide the write from every reader.
+    /// or a staged one (that copy would hide the write from every reader),
+    /// or a copy in the journal (replay after a crash would write it over
+    /// the block).
     pub fn unjournaled_mut(&mut self, block: u64) -> Result<&mut [u8]> {
-        let copied = self.dirty.contains_key(&block) || self.overlay.is_some_and(|o| o.contains_key(&block));
-        if copied {
+        if self.has_copy(block) || self.logged.is_some_and(|l| l.contains(&block)) {
             return Err(FsError::Invalid(format!(
                 "block {block} of a file built outside the journal has a journaled copy"
             )));
@@ -215,10 +227,17 @@ impl<'a> Txn<'a> {
 
     /// [`Txn::unjournaled_mut`] when `unjournaled`, else [`Txn::block_mut`].
     pub fn writable(&mut self, block: u64, unjournaled: bool) -> Result<&mut [u8]> {
-        match unjournaled {
-            true => self.unjournaled_mut(block),
-            false => self.block_mut(block),
+        if unjournaled {
+            self.unjournaled_mut(block)
+        } else {
+            self.block_mut(block)
         }
+    }
+
+    /// Has this transaction dirtied as many blocks as it may (the ENOSPC
+    /// [`Txn::block_mut`] gives then means "too large", not "disk full")?
+    pub fn at_block_limit(&self) -> bool {
+        self.dirty.len() >= self.block_limit
     }
 
     /// Write `data` at byte `at` of file data block `block` onwards (the
@@ -419,6 +438,10 @@ mod tests {
         t.writable(2, false).unwrap()[0] = 1;
         assert!(t.unjournaled_mut(2).is_err(), "block 2 has a private copy");
         assert!(t.unjournaled_mut(4).is_err(), "past the image");
+        let logged: std::collections::HashSet<u64> = [0u64].into_iter().collect();
+        let mut one = [0u8; BLOCK_SIZE];
+        let mut t2 = Txn::new(&mut one, 1).with_logged(Some(&logged));
+        assert!(t2.unjournaled_mut(0).is_err(), "replay would write block 0");
         drop(t);
         assert_eq!(map[3 * BLOCK_SIZE + 5], 7, "written without a commit");
         assert_eq!(map[2 * BLOCK_SIZE], 0, "the journaled write waits for its commit");

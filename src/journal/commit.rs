@@ -60,6 +60,12 @@ impl JournalState {
     pub fn is_logged(&self, block: u64) -> bool {
         self.logged.contains(&block)
     }
+
+    /// The blocks replay could still write (logged since the last
+    /// checkpoint and not revoked since).
+    pub fn logged(&self) -> &HashSet<u64> {
+        &self.logged
+    }
 }
 
 /// Write whole blocks: `writes` (block number, bytes), each run of
@@ -257,6 +263,12 @@ pub fn commit_ordered(
     js.next_seq += 1;
     let home: Vec<(u64, &[u8])> = entries.iter().map(|&(&b, d)| (b, &d[..])).collect();
     js.logged.extend(home.iter().map(|&(b, _)| b));
+    // A revoked block's older copies are never replayed again: it may be
+    // reused outside the journal (file data, a bulk load's files) without
+    // another revoke.
+    for b in &revokes {
+        js.logged.remove(b);
+    }
     write_blocks(media, &home)?;
     drop((home, entries));
     staged.clear();

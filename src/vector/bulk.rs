@@ -15,10 +15,14 @@
 //! commit flushes the whole image first, so the graph is durable before
 //! anything names it (ordered mode).
 //!
-//! The last transaction changes about one inode block per 16 files and
-//! must fit the journal. When it does not, the vectors are attached one
-//! by one from the built files instead (slower, the same graph), so a
-//! small journal costs time, never the load.
+//! The last transaction changes about one inode block per 16 files (and
+//! the event ring's blocks) and must fit the journal. When it does not,
+//! the vectors are attached one by one from the built files instead
+//! (slower, the same graph), so a small journal costs time, not the load;
+//! but that fallback is not all or nothing: an error part-way leaves the
+//! vectors attached so far (as `set_vector` calls would), and it needs
+//! room for the graph twice until the built files are freed. Any other
+//! failure of the last transaction (a full disk) fails the load cleanly.
 //!
 //! The caller is the only writer (an unmounted image): a change made to
 //! the collection meanwhile is detected at the end and fails the load.
@@ -28,14 +32,14 @@ use super::build;
 use super::cache::find;
 use super::catalog_io;
 use super::distance::Space;
-use super::rebuild::{orphan_file, swap_in};
+use super::rebuild::{new_files, swap_in};
 use super::refs;
 use super::store::Collection;
 use crate::bitset::BitSet;
 use crate::error::{FsError, Result};
 use crate::events::Op;
 use crate::format::inode::InodeNo;
-use crate::format::vector::{CollectionRecord, NodeLayout};
+use crate::format::vector::CollectionRecord;
 use crate::fs::core::{live, Fs};
 use crate::fs::perm::{Ctx, MAY_WRITE};
 use crate::fs::txn::Txn;
@@ -66,8 +70,9 @@ pub struct BulkLoad<'f> {
     /// Files given a vector by this load (a second one is refused).
     seen: BitSet,
     added: u64,
-    /// An insert failed after writing some of its blocks: the built files
-    /// are not a graph any more and the load can only be dropped.
+    /// An insert failed, perhaps after writing some of its blocks outside
+    /// the journal: the built files may not be a graph any more, and the
+    /// load can only be dropped.
     broken: bool,
     done: bool,
 }
@@ -84,14 +89,7 @@ impl Fs {
             if old.slots() > 0 {
                 return Ok(None);
             }
-            // A packed collection keeps the list bytes it was created with.
-            let list_bytes = (old.geo.layout == NodeLayout::Packed).then_some(old.geo.adj_capacity);
-            let (node, upper) = (orphan_file(txn, g)?, orphan_file(txn, g)?);
-            let new_rec = CollectionRecord {
-                node_ino: node.get(),
-                ..rec.clone()
-            };
-            super::api::write_empty_header(txn, g, &new_rec, (upper.get(), list_bytes), true)?;
+            let (new_rec, upper) = new_files(txn, g, &old, true)?;
             Ok(Some((rec, new_rec, upper, old.space)))
         })?;
         let Some((rec, new_rec, new_upper, space)) = started else {
@@ -163,14 +161,27 @@ impl BulkLoad<'_> {
         if self.broken {
             return Err(FsError::Invalid("an earlier insert of this bulk load failed".into()));
         }
-        let swapped = self.fs.write_large(|txn, g| self.swap(txn, g));
+        // ENOSPC means "larger than the journal" when the swap filled the
+        // transaction, or when it was complete (then the journal refused
+        // it); else the disk is full and nothing is retried.
+        let too_large = std::cell::Cell::new(false);
+        let swapped = self.fs.write_large(|txn, g| {
+            let r = self.swap(txn, g);
+            too_large.set(match &r {
+                Ok(()) => true,
+                Err(FsError::NoSpace) => txn.at_block_limit(),
+                Err(_) => false,
+            });
+            r
+        });
         let one_by_one = match swapped {
             Ok(()) => false,
-            Err(FsError::NoSpace) => {
+            Err(FsError::NoSpace) if too_large.get() => {
                 eprintln!(
-                    "vexfs: bulk load of {}: no space, or the files' references do not fit the \
-                     journal as one transaction (about one block per 16 files); attaching the \
-                     vectors one by one",
+                    "vexfs: bulk load of {}: the files' references do not fit the journal as one \
+                     transaction (about one block per 16 files); attaching the vectors one by one \
+                     instead (slower, and an error part-way leaves those attached so far; a larger \
+                     journal: mkfs.vexfs --journal-blocks)",
                     self.name
                 );
                 self.attach_one_by_one()?;
@@ -200,7 +211,15 @@ impl BulkLoad<'_> {
             )));
         }
         let new = Collection::load(txn, g, &self.new_rec)?;
-        for s in 0..new.slots() as u32 {
+        if new.slots() != self.added {
+            return Err(FsError::Invalid(format!(
+                "bulk load of {}: {} slots built for {} vectors",
+                self.name,
+                new.slots(),
+                self.added
+            )));
+        }
+        for s in 0..self.added as u32 {
             let ino = self.owner(txn, g, &new, s)?;
             let mut b = live(txn, g, ino)?;
             refs::set(txn, g, &mut b, &self.rec, s)?;

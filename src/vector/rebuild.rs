@@ -42,6 +42,27 @@ pub(super) fn orphan_file(txn: &mut Txn<'_>, g: &Geometry) -> Result<InodeNo> {
     Ok(ino)
 }
 
+/// New, empty node and upper files for collection `old`, on the orphan
+/// chain: `old`'s record naming the new node file, and the upper file.
+/// `unjournaled`: for files built outside the journal (see
+/// [`write_empty_header`]).
+pub(super) fn new_files(
+    txn: &mut Txn<'_>,
+    g: &Geometry,
+    old: &Collection,
+    unjournaled: bool,
+) -> Result<(CollectionRecord, InodeNo)> {
+    // A packed collection keeps the list bytes it was created with.
+    let list_bytes = (old.geo.layout == NodeLayout::Packed).then_some(old.geo.adj_capacity);
+    let (node, upper) = (orphan_file(txn, g)?, orphan_file(txn, g)?);
+    let new_rec = CollectionRecord {
+        node_ino: node.get(),
+        ..old.record.clone()
+    };
+    write_empty_header(txn, g, &new_rec, (upper.get(), list_bytes), unjournaled)?;
+    Ok((new_rec, upper))
+}
+
 /// Link a rebuilt file for good.
 fn adopt(txn: &mut Txn<'_>, g: &Geometry, ino: InodeNo) -> Result<()> {
     remove_orphan(txn, g, ino)?;
@@ -109,6 +130,19 @@ fn copy_batch(
 }
 
 impl Fs {
+    /// Free the unfinished new files now rather than at the next mount
+    /// (best effort: if this fails too, the mount's orphan pass does it).
+    pub(super) fn discard_orphans(&self, inos: &[u32]) {
+        let _ = self.write(|txn, g| {
+            for ino in inos.iter().filter_map(|&n| g.inode_no(n)) {
+                remove_orphan(txn, g, ino)?;
+                let b = ino_io::load(txn, g, ino)?;
+                destroy(txn, g, &b)?;
+            }
+            Ok(())
+        });
+    }
+
     /// Rebuild collection `name`'s graph; `progress(done, total)` after
     /// each batch.
     pub fn rebuild_collection(&self, name: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<RebuildReport> {
@@ -116,17 +150,8 @@ impl Fs {
             let cat = catalog_io::require(txn, g)?;
             let rec = find(&cat, name)?.clone();
             let old = Collection::load(txn, g, &rec)?;
-            let slots = old.slots();
-            // A packed collection keeps the list bytes it was created with.
-            let list_bytes = (old.geo.layout == NodeLayout::Packed).then_some(old.geo.adj_capacity);
-            let node = orphan_file(txn, g)?;
-            let upper = orphan_file(txn, g)?;
-            let new_rec = CollectionRecord {
-                node_ino: node.get(),
-                ..rec.clone()
-            };
-            write_empty_header(txn, g, &new_rec, (upper.get(), list_bytes), false)?;
-            Ok((rec, new_rec, upper, slots))
+            let (new_rec, upper) = new_files(txn, g, &old, false)?;
+            Ok((rec, new_rec, upper, old.slots()))
         })?;
         let mut report = RebuildReport { live: 0, freed: 0 };
         let mut next = 0u32;

@@ -22,22 +22,20 @@
 //! and the last transaction's copies of the inode blocks (at most the
 //! journal's size).
 
-use super::api::write_empty_header;
 use super::build;
 use super::cache::find;
 use super::catalog_io;
 use super::distance::Scorer;
-use super::rebuild::{orphan_file, swap_in};
+use super::rebuild::{new_files, swap_in};
 use super::refs;
 use super::search::{Budget, Walk};
 use super::store::Collection;
 use crate::bitset::BitSet;
 use crate::error::{FsError, Result};
 use crate::format::inode::InodeNo;
-use crate::format::vector::{CollectionRecord, NodeLayout, NODE_LIVE};
+use crate::format::vector::{CollectionRecord, NODE_LIVE};
 use crate::fs::core::Fs;
 use crate::fs::inode as ino_io;
-use crate::fs::lifecycle::{destroy, remove_orphan};
 use crate::fs::txn::Txn;
 use crate::layout::Geometry;
 
@@ -299,13 +297,7 @@ impl Fs {
             if old.slots() != order.len() as u64 {
                 return Err(FsError::Invalid("reorder: the collection changed meanwhile".into()));
             }
-            let list_bytes = (old.geo.layout == NodeLayout::Packed).then_some(old.geo.adj_capacity);
-            let (node, upper) = (orphan_file(txn, g)?, orphan_file(txn, g)?);
-            let new_rec = CollectionRecord {
-                node_ino: node.get(),
-                ..rec.clone()
-            };
-            write_empty_header(txn, g, &new_rec, (upper.get(), list_bytes), false)?;
+            let (new_rec, upper) = new_files(txn, g, &old, false)?;
             Ok((rec, new_rec, upper))
         })?;
         let new_of = inverse(&order);
@@ -333,19 +325,6 @@ impl Fs {
             progress(next.into(), slots.into());
         }
         Ok(dropped)
-    }
-
-    /// Free the unfinished new files now rather than at the next mount
-    /// (best effort: if this fails too, the mount's orphan pass does it).
-    pub(super) fn discard_orphans(&self, inos: &[u32]) {
-        let _ = self.write(|txn, g| {
-            for ino in inos.iter().filter_map(|&n| g.inode_no(n)) {
-                remove_orphan(txn, g, ino)?;
-                let b = ino_io::load(txn, g, ino)?;
-                destroy(txn, g, &b)?;
-            }
-            Ok(())
-        });
     }
 
     /// The last transaction: the new files replace the old ones and every

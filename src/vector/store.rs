@@ -536,11 +536,10 @@ impl Collection {
     /// A block just added to the node or upper file, zeroed: a private
     /// copy, or the map itself while the files are built unjournaled.
     pub(crate) fn block_new(&self, txn: &mut Txn<'_>, phys: u64) -> Result<()> {
-        match self.unjournaled {
-            true => txn.unjournaled_mut(phys)?.fill(0),
-            false => {
-                txn.block_new(phys)?;
-            }
+        if self.unjournaled {
+            txn.unjournaled_mut(phys)?.fill(0);
+        } else {
+            txn.block_new(phys)?;
         }
         Ok(())
     }

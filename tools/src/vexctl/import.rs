@@ -54,17 +54,11 @@ impl Sink<'_> {
         }
     }
 
-    /// Attach what a bulk load holds (nothing to do otherwise).
+    /// Attach what a bulk load holds (nothing to do otherwise; the core
+    /// says when the journal made it attach them one by one).
     fn finish(self) -> Outcome<()> {
         if let Sink::Bulk(_, load) = self {
-            let r = load.finish()?;
-            if r.one_by_one {
-                eprintln!(
-                    "vexctl: the journal could not take the whole import as one transaction; the \
-                     vectors were attached one by one (a larger journal makes this faster: \
-                     mkfs.vexfs --journal-blocks)"
-                );
-            }
+            load.finish()?;
         }
         Ok(())
     }
