@@ -1,6 +1,6 @@
 //! Bulk loading an empty collection (`vexctl import` on an unmounted
 //! image, `bench-ann`): many vectors inserted as fast as the graph walks
-//! allow, all or none of them attached.
+//! allow, all or none of them attached (but see the fallback below).
 //!
 //! Why: attaching vectors one by one journals every node block an insert
 //! changes (the new record and a dozen neighbours' lists), so a bulk build
@@ -8,9 +8,9 @@
 //! 100,000 vectors of 128 dimensions, a third of the build. Here the graph
 //! is built in new node and upper files on the orphan chain (as a rebuild
 //! builds them, [`super::rebuild`]), whose blocks are written straight to
-//! the map like file data ([`Txn::unjournaled_mut`]): nothing committed
-//! points at them, so a crash leaves the collection as it was and the
-//! next mount frees the partial files. One last transaction sets every
+//! the map like file data ([`Txn::unjournaled_mut`]): no live structure
+//! points at them (only the orphan chain), so a crash leaves the
+//! collection as it was and the next mount frees the partial files. One last transaction sets every
 //! file's reference, emits the attach events and swaps the files in; its
 //! commit flushes the whole image first, so the graph is durable before
 //! anything names it (ordered mode).
