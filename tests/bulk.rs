@@ -6,13 +6,12 @@
 
 mod common;
 
-use common::data::{clustered, files_with_vectors};
+use common::data::{clustered, empty_files, files_with_vectors};
 use common::*;
 use vexfs::error::FsError;
 use vexfs::events::{Filter, Op};
 use vexfs::format::vector::{ElemType, Metric};
 use vexfs::fs::core::Fs;
-use vexfs::fs::namespace::NewNode;
 use vexfs::fs::perm::Ctx;
 use vexfs::mkfs::MkfsOptions;
 use vexfs::vector::search::Walk;
@@ -29,21 +28,6 @@ fn image(opts: &MkfsOptions) -> (tempfile::TempDir, std::path::PathBuf, Fs) {
     fs.create_collection(&CollectionParams::new("t", DIM as u32, Metric::L2, ElemType::F32))
         .unwrap();
     (dir, path, fs)
-}
-
-/// Files `/v/f{i}` without vectors (the inode numbers
-/// `files_with_vectors` gives the same files).
-fn empty_files(fs: &Fs, n: usize) -> Vec<u32> {
-    let ctx = Ctx::root();
-    let d = fs.create(&ctx, 1, b"v", 0o755, NewNode::Dir).unwrap();
-    (0..n)
-        .map(|i| {
-            let name = format!("f{i}");
-            fs.create(&ctx, d.ino.into(), name.as_bytes(), 0o644, NewNode::File)
-                .unwrap()
-                .ino
-        })
-        .collect()
 }
 
 /// `data` bulk-loaded into "t", one file each; the files' inodes.

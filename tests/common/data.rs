@@ -30,20 +30,28 @@ pub fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<Vec<f3
         .collect()
 }
 
-/// A file `/v/f{i}` for each vector of `data`, attached in `collection`;
-/// their inode numbers.
-pub fn files_with_vectors(fs: &vexfs::fs::core::Fs, collection: &str, data: &[Vec<f32>]) -> Vec<u32> {
+/// Files `/v/f0` .. `/v/f{n-1}` without vectors; their inode numbers.
+pub fn empty_files(fs: &vexfs::fs::core::Fs, n: usize) -> Vec<u32> {
     use vexfs::fs::namespace::NewNode;
     let ctx = vexfs::fs::perm::Ctx::root();
     let d = fs.create(&ctx, 1, b"v", 0o755, NewNode::Dir).unwrap();
-    data.iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let f = fs
-                .create(&ctx, d.ino.into(), format!("f{i}").as_bytes(), 0o644, NewNode::File)
-                .unwrap();
-            fs.set_vector(&ctx, f.ino.into(), collection, v).unwrap();
-            f.ino
+    (0..n)
+        .map(|i| {
+            let name = format!("f{i}");
+            fs.create(&ctx, d.ino.into(), name.as_bytes(), 0o644, NewNode::File)
+                .unwrap()
+                .ino
         })
         .collect()
+}
+
+/// A file `/v/f{i}` for each vector of `data` ([`empty_files`]), attached
+/// in `collection` in order; their inode numbers.
+pub fn files_with_vectors(fs: &vexfs::fs::core::Fs, collection: &str, data: &[Vec<f32>]) -> Vec<u32> {
+    let ctx = vexfs::fs::perm::Ctx::root();
+    let inos = empty_files(fs, data.len());
+    for (&i, v) in inos.iter().zip(data) {
+        fs.set_vector(&ctx, i.into(), collection, v).unwrap();
+    }
+    inos
 }
